@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch goes in first: a bare `torch` requirement would pull a multi-GB CUDA build. GPU users:
+#   make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" demo
+TORCH_SPEC ?= torch==2.13.0
+TINY_T5 := .cache/tiny-t5
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv demo test clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+$(TINY_T5)/config.json: | $(VENV)/.installed
+	$(PY) scripts/make_tiny_model.py --kind t5 --out $(TINY_T5)
+
+demo: $(VENV)/.installed $(TINY_T5)/config.json
+	$(PY) scripts/train.py fit --config configs/demo.yaml
+	$(PY) scripts/train.py test --config configs/demo.yaml
+	$(PY) scripts/train.py predict --config configs/demo.yaml
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf runs .cache

@@ -1,0 +1,39 @@
+"""Instruction templates. A template is plain text with exactly one ``{text}`` placeholder."""
+
+from __future__ import annotations
+
+import string
+
+from lightning_modules.errors import ResumenError
+
+SUMMARY_TEMPLATE = "Resume el siguiente articulo:\n\n{text}"
+# FLAN-style variants, for instruction diversity or to probe a base model (scripts/compare.py).
+FLAN_SUMMARY_VARIANTS = (
+    SUMMARY_TEMPLATE,
+    "{text}\n\nResume el texto anterior en una frase.",
+    "Escribe un resumen breve de esta noticia:\n\n{text}",
+    "Artículo: {text}\n\nResumen:",
+)
+
+
+def validate_template(template: str) -> str:
+    """Return ``template`` if it has exactly the ``{text}`` placeholder, else raise with the fix."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ResumenError(
+            f"prompt template {template!r} is not a valid template ({error}): write literal braces as {{{{ and }}}}."
+        ) from error
+    unknown = sorted({field for field in fields if field != "text"})
+    if unknown:
+        raise ResumenError(
+            f"prompt template has unknown placeholder(s) {unknown}: only {{text}} is filled in "
+            "(write literal braces as {{ and }})."
+        )
+    if "text" not in fields:
+        raise ResumenError(f"prompt template {template!r} has no {{text}} placeholder: add it where the article goes.")
+    return template
+
+
+def format_prompt(template: str, text: str) -> str:
+    return template.format(text=text)

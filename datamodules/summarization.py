@@ -1,0 +1,273 @@
+"""The MLSUM-es instruction dataset: load -> clean -> select -> prompt -> tokenise (cached) -> pad/collate.
+
+    python scripts/train.py fit --config configs/mlsum_flan_t5_small.yaml
+
+Each article becomes ``"Resume el siguiente articulo:\\n\\n{text}"`` and its summary the target. Tokenisation
+runs through ``datasets.map`` (batched, cached on disk: a second run with the same settings does not tokenise
+again; a change of template, lengths or tokenizer does). Padding happens per batch in the collator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from datamodules.collate import Seq2SeqCollator
+from datamodules.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
+from datamodules.sources import load_predict_file, load_raw_dataset
+from lightning_modules.errors import ResumenError
+from lightning_modules.loading import load_tokenizer
+
+PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
+# Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while
+# never cutting text the tokenizer would keep (a token is at least one character).
+CHARS_PER_TOKEN_CAP = 16
+
+
+class SummarizationDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        tokenizer_name: str = "google/flan-t5-small",
+        dataset_name: str | None = "mteb/mlsum",
+        dataset_config: str | None = "es",
+        dataset_revision: str | None = None,
+        data_files: dict[str, str | list[str]] | None = None,
+        text_column: str = "text",
+        summary_column: str = "summary",
+        id_column: str | None = None,
+        max_train_samples: int | None = 1500,
+        max_val_samples: int | None = 500,
+        max_test_samples: int | None = 200,
+        prompt_template: str = SUMMARY_TEMPLATE,
+        max_source_length: int = 512,
+        max_target_length: int = 128,
+        padding: PaddingMode = "batch",
+        pad_to_multiple_of: int | None = None,
+        group_by_length: bool = False,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        preprocessing_num_workers: int | None = None,
+        predict_file: str | None = None,
+        seed: int = 42,
+        cache_dir: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        """Build the instruction dataset.
+
+        Args:
+            tokenizer_name: tokenizer hub id or local directory (linked to the model's name by the CLI).
+            dataset_name: hub dataset with parquet files (MLSUM: ``mteb/mlsum``); ignored when ``data_files`` is set.
+            dataset_config: the hub dataset's configuration (MLSUM's language, ``es``).
+            dataset_revision: a branch, tag or commit of the hub dataset (e.g. ``refs/convert/parquet``).
+            data_files: local files per split, ``{train: a.jsonl, validation: b.jsonl, test: c.jsonl}``
+                (json, jsonl, csv or parquet; a split may list several files).
+            text_column: column holding the article.
+            summary_column: column holding the reference summary.
+            id_column: column with a stable id per row; by default the row's position in its split.
+            max_train_samples: how many training rows to use (a seeded random subset); ``null`` for all.
+            max_val_samples: how many validation rows to use; ``null`` for all.
+            max_test_samples: how many test rows to use; ``null`` for all.
+            prompt_template: instruction with one ``{text}`` placeholder for the article.
+            max_source_length: prompt tokens kept (longer prompts are truncated).
+            max_target_length: summary tokens kept as labels.
+            padding: ``batch`` pads each batch to its longest example; ``longest_in_dataset`` pads every example
+                to the longest in its split (the course recipe); ``max_length`` pads to the maximum lengths.
+            pad_to_multiple_of: round padded lengths up to a multiple of this (8 helps tensor cores).
+            group_by_length: batch training examples of similar length together (less padding).
+            batch_size: training batch size per device.
+            eval_batch_size: validation/test/predict batch size per device; defaults to twice ``batch_size``.
+            num_workers: DataLoader worker processes.
+            preprocessing_num_workers: processes for tokenisation with ``datasets.map``.
+            predict_file: articles to summarise in ``predict`` (json/jsonl/csv/parquet with ``text_column``, or
+                .txt with one article per line); defaults to the test split.
+            seed: seed of the subset selection and of length grouping.
+            cache_dir: where ``datasets`` caches downloads and tokenised data (default: its own cache).
+            trust_remote_code: allow the tokenizer's repository to run its own code (off unless you trust it).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        validate_template(prompt_template)
+        for name in ("max_source_length", "max_target_length", "batch_size"):
+            if getattr(self.hparams, name) < 1:
+                raise ResumenError(f"data.{name} must be at least 1 (got {getattr(self.hparams, name)}).")
+        if not dataset_name and not data_files:
+            raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
+        self.tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code)
+        self.datasets: dict[str, Any] = {}
+        self.fixed_lengths: dict[str, tuple[int, int]] = {}
+
+    # ----------------------------------------------------------------------------------------------- loading
+    def _raw(self):
+        hp = self.hparams
+        return load_raw_dataset(hp.dataset_name, hp.dataset_config, hp.dataset_revision, hp.data_files, hp.cache_dir)
+
+    def prepare_data(self) -> None:
+        """Download (rank 0 only); ``setup`` then reads from the local cache."""
+        if self.hparams.predict_file is None or self.hparams.data_files or self.hparams.dataset_name:
+            self._raw()
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": [("train", self.hparams.max_train_samples), ("validation", self.hparams.max_val_samples)],
+            "validate": [("validation", self.hparams.max_val_samples)],
+            "test": [("test", self.hparams.max_test_samples)],
+            "predict": [("predict", self.hparams.max_test_samples)],
+            None: [
+                ("train", self.hparams.max_train_samples),
+                ("validation", self.hparams.max_val_samples),
+                ("test", self.hparams.max_test_samples),
+            ],
+        }[stage]
+        raw = None
+        for split, limit in wanted:
+            if split in self.datasets:
+                continue
+            if split == "predict" and self.hparams.predict_file:
+                source = load_predict_file(self.hparams.predict_file, self.hparams.cache_dir)
+                self.datasets[split] = self.build_split(source, split, limit=None, need_summary=False)
+                continue
+            raw = raw if raw is not None else self._raw()
+            source_split = "test" if split == "predict" else split
+            if source_split not in raw:
+                raise ResumenError(
+                    f"the data has no '{source_split}' split (it has {sorted(raw)}): add it to data.data_files, "
+                    f"e.g. --data.data_files.{source_split}=PATH."
+                )
+            self.datasets[split] = self.build_split(raw[source_split], split, limit, need_summary=split != "predict")
+
+    # ------------------------------------------------------------------------------------------- processing
+    def build_split(self, dataset, split: str, limit: int | None, need_summary: bool = True):
+        """Check columns, drop empty rows, take a deterministic subset, tokenise (cached)."""
+        hp = self.hparams
+        text_column = "text" if dataset.column_names == ["text"] else hp.text_column  # .txt files
+        has_summary = hp.summary_column in dataset.column_names
+        required = [text_column] + ([hp.summary_column] if need_summary else [])
+        if hp.id_column:
+            required.append(hp.id_column)
+        missing = [column for column in required if column not in dataset.column_names]
+        if missing:
+            raise ResumenError(
+                f"the {split} data has no column(s) {missing}; its columns are {dataset.column_names}: "
+                "set data.text_column / data.summary_column (or data.id_column) to the right names."
+            )
+        id_column = hp.id_column
+
+        def add_ids(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            ids = [str(v) for v in batch[id_column]] if id_column else [str(i) for i in indices]
+            return {"index": indices, "id": ids}
+
+        dataset = dataset.map(add_ids, with_indices=True, batched=True, desc=f"Indexing {split}")
+        checked = [text_column] + ([hp.summary_column] if has_summary else [])
+
+        def usable(batch: dict[str, list]) -> list[bool]:
+            return [
+                all(isinstance(value, str) and value.strip() for value in values)
+                for values in zip(*(batch[column] for column in checked))
+            ]
+
+        before = len(dataset)
+        dataset = dataset.filter(usable, batched=True, desc=f"Dropping empty {split} rows")
+        dropped = before - len(dataset)
+        if dropped:
+            rank_zero_warn(f"{split}: dropped {dropped} of {before} rows with an empty, null or non-text {checked}.")
+        if len(dataset) == 0:
+            raise ResumenError(
+                f"the {split} split is empty after dropping rows with empty {checked}: check the column names and data."
+            )
+        if limit is not None:
+            if limit > len(dataset):
+                rank_zero_info(f"{split}: asked for {limit} rows but only {len(dataset)} exist; using all of them.")
+            elif limit < len(dataset):
+                dataset = dataset.shuffle(seed=hp.seed).select(range(limit)).flatten_indices()
+        dataset = self.tokenize(dataset, text_column, hp.summary_column if has_summary else None, split)
+        rank_zero_info(f"{split}: {len(dataset)} examples")
+        if hp.padding != "batch":
+            self.fixed_lengths[split] = self._fixed_lengths(dataset)
+        return dataset
+
+    def tokenize(self, dataset, text_column: str, summary_column: str | None, split: str = "data"):
+        """Batched, cached tokenisation; keeps ``id``, ``index``, ``length`` and the raw ``reference``."""
+        hp = self.hparams
+        tokenizer, template = self.tokenizer, hp.prompt_template
+        max_source, max_target = hp.max_source_length, hp.max_target_length
+        char_cap = max_source * CHARS_PER_TOKEN_CAP
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            prompts = [format_prompt(template, text[:char_cap]) for text in batch[text_column]]
+            encoded = tokenizer(prompts, max_length=max_source, truncation=True)
+            features = {
+                "input_ids": encoded["input_ids"],
+                "attention_mask": encoded["attention_mask"],
+                "length": [len(ids) for ids in encoded["input_ids"]],
+            }
+            if summary_column:
+                targets = [text[:char_cap] for text in batch[summary_column]]
+                features["labels"] = tokenizer(text_target=targets, max_length=max_target, truncation=True)["input_ids"]
+                features["reference"] = batch[summary_column]
+            return features
+
+        keep = {"id", "index"}
+        return dataset.map(
+            encode,
+            batched=True,
+            num_proc=hp.preprocessing_num_workers,
+            remove_columns=[c for c in dataset.column_names if c not in keep],
+            desc=f"Tokenising {split}",
+        )
+
+    def _fixed_lengths(self, dataset) -> tuple[int, int]:
+        if self.hparams.padding == "max_length":
+            return self.hparams.max_source_length, self.hparams.max_target_length
+        source = max(dataset["length"])
+        target = max((len(labels) for labels in dataset["labels"]), default=1) if "labels" in dataset.column_names else 1
+        return source, target
+
+    # ---------------------------------------------------------------------------------------------- loaders
+    def collator(self, split: str) -> Seq2SeqCollator:
+        source, target = self.fixed_lengths.get(split, (None, None))
+        return Seq2SeqCollator(self.tokenizer, source, target, self.hparams.pad_to_multiple_of)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "validation": "validate"}.get(split, split))
+        import torch
+
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            collate_fn=self.collator(split),
+            num_workers=self.hparams.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = None
+        if self.hparams.group_by_length:
+            import torch
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            generator = torch.Generator().manual_seed(self.hparams.seed)
+            sampler = LengthGroupedSampler(
+                self.hparams.batch_size, lengths=self.datasets["train"]["length"], generator=generator
+            )
+        return self._loader("train", self.hparams.batch_size, shuffle=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", self.eval_batch_size)

@@ -1,0 +1,140 @@
+"""Model and tokenizer loading with one-line errors, and the precision guard.
+
+Every loader takes a hub id (``google/flan-t5-small``) or a local directory. Failures are turned into a
+:class:`ResumenError` that says what is wrong and what to do, before any expensive work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning_modules.errors import ResumenError
+
+T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
+
+
+def _causes(error: BaseException):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _explain_load_error(name: str, error: Exception) -> ResumenError:
+    """Translate the many ways ``from_pretrained`` fails into one sentence with the fix."""
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    path = Path(name).expanduser()
+    if path.is_dir() and not (path / "config.json").exists() and not (path / "tokenizer_config.json").exists():
+        return ResumenError(
+            f"'{name}' is a directory but holds no config.json: it is not a Hugging Face model directory "
+            "(export one with save_pretrained, or point at the export folder)."
+        )
+    for cause in _causes(error):
+        if isinstance(cause, LocalEntryNotFoundError) or "couldn't connect" in str(cause).lower():
+            if name.startswith((".", "/", "~")):
+                break
+            return ResumenError(
+                f"model '{name}' is not a local directory and the Hugging Face hub cannot be reached "
+                f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}): go online and unset HF_HUB_OFFLINE, "
+                f"or pre-download it with `hf download {name}` and pass the local directory."
+            )
+        if isinstance(cause, RepositoryNotFoundError):
+            return ResumenError(f"model '{name}' does not exist on the hub and is not a local directory: check the name.")
+        if isinstance(cause, HFValidationError):
+            break
+    if not path.exists():
+        return ResumenError(
+            f"model path '{name}' does not exist: pass an existing model directory or a hub id such as "
+            "google/flan-t5-small."
+        )
+    return ResumenError(f"could not load '{name}': {str(error).splitlines()[0]}")
+
+
+def load_config(name: str, trust_remote_code: bool = False):
+    """Read a model's config (cheap), so that the model type is checked before weights are loaded."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as error:
+        raise _explain_load_error(name, error) from error
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """Load a tokenizer from a hub id or a local directory."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as error:
+        raise _explain_load_error(name, error) from error
+
+
+def check_model_kind(name: str, config: Any, want_encoder_decoder: bool) -> None:
+    """Refuse a decoder-only model where a seq2seq one is needed, and the reverse."""
+    is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    if want_encoder_decoder and not is_seq2seq:
+        raise ResumenError(
+            f"model '{name}' ({config.model_type}) is decoder-only, but this needs an encoder-decoder model "
+            "(T5, Flan-T5, BART, Marian): use the causal-LM tools (scripts/generate.py) for it."
+        )
+    if not want_encoder_decoder and is_seq2seq:
+        raise ResumenError(
+            f"model '{name}' ({config.model_type}) is an encoder-decoder model, but this needs a decoder-only "
+            "(causal) model such as GPT-2 or Gemma: use the seq2seq tools for it."
+        )
+
+
+def load_seq2seq_model(name: str, trust_remote_code: bool = False, dtype: Any = None):
+    """Load an ``AutoModelForSeq2SeqLM`` after checking that ``name`` is one."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    config = load_config(name, trust_remote_code)
+    check_model_kind(name, config, want_encoder_decoder=True)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise _explain_load_error(name, error) from error
+
+
+def load_causal_model(name: str, trust_remote_code: bool = False, dtype: Any = None):
+    """Load an ``AutoModelForCausalLM`` after checking that ``name`` is one."""
+    from transformers import AutoModelForCausalLM
+
+    config = load_config(name, trust_remote_code)
+    check_model_kind(name, config, want_encoder_decoder=False)
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise _explain_load_error(name, error) from error
+
+
+def check_vocab_fits(name: str, tokenizer: Any, model: Any) -> None:
+    """Token ids beyond the embedding matrix crash deep inside the forward pass; refuse them up front."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise ResumenError(
+            f"the tokenizer of '{name}' has {len(tokenizer)} tokens but the model's embeddings only {rows}: "
+            "use the tokenizer saved with this model (or resize the embeddings with extend_vocabulary)."
+        )
+
+
+def is_t5_family(config: Any) -> bool:
+    return getattr(config, "model_type", None) in T5_FAMILY
+
+
+def check_precision(precision: str | int | None, config: Any, name: str) -> None:
+    """T5 activations overflow fp16 and the loss turns NaN (transformers #14189): refuse it early."""
+    if precision is None:
+        return
+    if str(precision) in {"16", "16-mixed", "16-true"} and is_t5_family(config):
+        raise ResumenError(
+            f"precision '{precision}' with the T5-family model '{name}' overflows to NaN: "
+            "use --trainer.precision=bf16-mixed on GPUs that support bf16, or 32-true."
+        )

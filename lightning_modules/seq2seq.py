@@ -1,0 +1,220 @@
+"""Fine-tune any ``AutoModelForSeq2SeqLM`` (default ``google/flan-t5-small``) to summarise, with Spanish ROUGE.
+
+    python scripts/train.py fit --config configs/demo.yaml
+
+Training logs the loss and learning rate; validation logs the loss on every batch and, on the first
+``val_generate_samples`` examples, generates greedily and scores ROUGE; test does the same with beams; predict
+returns one summary per input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from lightning_modules.errors import ResumenError
+from lightning_modules.generation import check_generation_settings, needs_synced_gpus
+from lightning_modules.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
+from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
+
+
+class Seq2SeqSummarizer(L.LightningModule):
+    def __init__(
+        self,
+        model_name_or_path: str = "google/flan-t5-small",
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_ratio: float = 0.0,
+        adam_epsilon: float = 1e-8,
+        fused_adamw: bool | None = None,
+        max_new_tokens: int = 128,
+        num_beams: int = 4,
+        val_num_beams: int = 1,
+        length_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        val_generate_samples: int = 64,
+        log_text_samples: int = 3,
+        trust_remote_code: bool = False,
+    ) -> None:
+        """Build the module and load the pretrained model.
+
+        Args:
+            model_name_or_path: seq2seq model hub id or local directory (an export of this tool works too).
+            learning_rate: peak AdamW learning rate.
+            weight_decay: AdamW weight decay (not applied to biases and normalisation weights).
+            warmup_steps: linear warm-up steps before the linear decay to 0.
+            warmup_ratio: warm-up as a share of all training steps (used when ``warmup_steps`` is 0).
+            adam_epsilon: AdamW epsilon.
+            fused_adamw: use the fused AdamW kernel; ``null`` picks it when all parameters are on a GPU.
+            max_new_tokens: generated summary length limit (always passed; without it generation stops near 20).
+            num_beams: beams for test and predict.
+            val_num_beams: beams during validation (1 = greedy, the fast choice while training).
+            length_penalty: beam-search length penalty (>1 favours longer summaries).
+            no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off).
+            val_generate_samples: how many validation examples are generated and scored each epoch (all ranks
+                together; the loss always covers every example).
+            log_text_samples: article / reference / generated triples written to TensorBoard each validation.
+            trust_remote_code: allow the model repository to run its own code (off unless you trust it).
+        """
+        super().__init__()
+        check_generation_settings(max_new_tokens, num_beams)
+        check_generation_settings(max_new_tokens, val_num_beams)
+        if learning_rate <= 0:
+            raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
+        self.save_hyperparameters()
+        self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code)
+        self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code)
+        check_vocab_fits(model_name_or_path, self.tokenizer, self.model)
+        self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
+        self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
+        self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
+        self.val_history: dict[int, dict[str, float]] = {}
+        self._generated_this_epoch = 0
+        self._text_samples: list[tuple[str, str, str]] = []
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def check_precision(self, precision: str | int | None) -> None:
+        check_precision(precision, self.model.config, self.hparams.model_name_or_path)
+
+    def setup(self, stage: str) -> None:
+        if self._trainer is not None:
+            self.check_precision(self.trainer.precision)
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+    def generation_kwargs(self, num_beams: int) -> dict[str, Any]:
+        hp = self.hparams
+        return {
+            "max_new_tokens": hp.max_new_tokens,
+            "num_beams": num_beams,
+            "length_penalty": hp.length_penalty,
+            "no_repeat_ngram_size": hp.no_repeat_ngram_size,
+            "synced_gpus": needs_synced_gpus(self._trainer),
+        }
+
+    def generate(self, batch: dict[str, Any], num_beams: int) -> tuple[list[str], torch.Tensor]:
+        """Summaries for a batch, and each summary's length in tokens."""
+        output = self.model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self.generation_kwargs(num_beams)
+        )
+        pad = self.model.generation_config.pad_token_id
+        lengths = (output != pad).sum(dim=1) if pad is not None else torch.full((output.shape[0],), output.shape[1])
+        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+        return [text.strip() for text in texts], lengths
+
+    # --------------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        if not torch.isfinite(loss):
+            raise ResumenError(
+                f"the training loss became {loss.item()} at step {self.global_step}: lower the learning rate "
+                f"(now {self.hparams.learning_rate}), use bf16-mixed or 32-true instead of fp16, and resume from "
+                "the last good checkpoint (--ckpt_path last)."
+            )
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        hp = self.hparams
+        decay, no_decay, seen = [], [], set()
+        for module in self.model.modules():
+            norm = "norm" in type(module).__name__.lower()
+            for name, parameter in module.named_parameters(recurse=False):
+                if parameter.requires_grad and id(parameter) not in seen:  # T5 shares its embedding 3 times
+                    seen.add(id(parameter))
+                    (no_decay if norm or name.endswith("bias") else decay).append(parameter)
+        fused = hp.fused_adamw
+        if fused is None:
+            fused = all(p.is_cuda for p in decay + no_decay) or None
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=hp.learning_rate,
+            eps=hp.adam_epsilon,
+            fused=fused,
+        )
+        total = self.trainer.estimated_stepping_batches
+        warmup = hp.warmup_steps or int(hp.warmup_ratio * total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._generated_this_epoch = 0
+        self._text_samples = []
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        size = batch["input_ids"].shape[0]
+        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=size)
+        per_rank = -(-self.hparams.val_generate_samples // max(self.trainer.world_size, 1))
+        if self._generated_this_epoch >= per_rank:
+            return
+        self._generated_this_epoch += size
+        summaries, lengths = self.generate(batch, self.hparams.val_num_beams)
+        self.val_rouge.update(summaries, batch["reference"], batch["index"])
+        self.val_gen_len.update(lengths.float(), batch["index"])
+        if len(self._text_samples) < self.hparams.log_text_samples:
+            articles = self.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
+            room = self.hparams.log_text_samples - len(self._text_samples)
+            self._text_samples += list(zip(articles, batch["reference"], summaries))[:room]
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._log_generation_metrics("val", self.val_rouge, self.val_gen_len)
+        if metrics and not self.trainer.sanity_checking:
+            metrics["val/loss"] = float(self.trainer.callback_metrics.get("val/loss", float("nan")))
+            self.val_history[self.current_epoch] = metrics
+        self._log_text_samples()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        size = batch["input_ids"].shape[0]
+        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=size)
+        summaries, lengths = self.generate(batch, self.hparams.num_beams)
+        self.test_rouge.update(summaries, batch["reference"], batch["index"])
+        self.test_gen_len.update(lengths.float(), batch["index"])
+
+    def on_test_epoch_end(self) -> None:
+        self._log_generation_metrics("test", self.test_rouge, self.test_gen_len)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+        summaries, _ = self.generate(batch, self.hparams.num_beams)
+        rows = []
+        for i, summary in enumerate(summaries):
+            row = {"id": batch["id"][i], "index": int(batch["index"][i]), "summary": summary}
+            if "reference" in batch:
+                row["reference"] = batch["reference"][i]
+            rows.append(row)
+        return rows
+
+    def _log_generation_metrics(self, stage: str, rouge: SpanishRouge, gen_len: IndexedMean) -> dict[str, float]:
+        if rouge.update_count == 0:
+            return {}
+        scores = rouge.compute()
+        metrics = {f"{stage}/{key}": float(scores[key]) for key in ROUGE_KEYS}
+        metrics[f"{stage}/gen_len"] = float(gen_len.compute())
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
+        rouge.reset()
+        gen_len.reset()
+        return metrics
+
+    @rank_zero_only
+    def _log_text_samples(self) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        if not self._text_samples or self.trainer.sanity_checking:
+            return
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                table = "\n\n---\n\n".join(
+                    f"**Article:** {article[:1000]}\n\n**Reference:** {reference}\n\n**Generated:** {generated}"
+                    for article, reference, generated in self._text_samples
+                )
+                logger.experiment.add_text("val/samples", table, global_step=self.global_step)

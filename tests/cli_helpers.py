@@ -1,0 +1,33 @@
+"""Run scripts/train.py in-process on the demo config, with a tiny model and outputs under a temp dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def demo_args(subcommand: str, model: str, runs: Path, *extra: str) -> list[str]:
+    return [
+        subcommand,
+        "--config", str(ROOT / "configs" / "demo.yaml"),
+        f"--model.model_name_or_path={model}",
+        f"--trainer.logger.init_args.save_dir={runs}",
+        *extra,
+    ]
+
+
+def run_train(*args: str):
+    from scripts.train import cli_main
+
+    return cli_main(list(args))
+
+
+def event_tags(log_dir: Path) -> dict[str, set[str]]:
+    """Scalar and text tags in a TensorBoard run directory."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"tensors": 0, "scalars": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    return {"scalars": set(tags.get("scalars", [])), "tensors": set(tags.get("tensors", []))}

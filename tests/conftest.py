@@ -1,0 +1,61 @@
+"""Offline test setup: the hub is off before transformers is imported; tiny models are built once per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="resumen-datasets-"))
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "datamodules" / "data"
+REAL_TOKENIZERS = ROOT.parent / "shared" / "fixtures" / "tokenizers"
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> str:
+    from lightning_modules.tiny import build_tiny_t5
+
+    return str(build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> str:
+    from lightning_modules.tiny import build_tiny_gpt2
+
+    return str(build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma2(tmp_path_factory) -> str:
+    from lightning_modules.tiny import build_tiny_gemma2
+
+    return str(build_tiny_gemma2(tmp_path_factory.mktemp("models") / "tiny-gemma2"))
+
+
+@pytest.fixture(scope="session")
+def sample_files() -> dict[str, str]:
+    return {split: str(SAMPLE / f"{split}.jsonl") for split in ("train", "validation", "test")}
+
+
+@pytest.fixture
+def real_t5_dir() -> Path:
+    path = REAL_TOKENIZERS / "t5"
+    if not path.is_dir():
+        pytest.skip("shared/fixtures/tokenizers/t5 is absent (only present beside the development checkout)")
+    return path
+
+
+@pytest.fixture
+def real_gpt2_dir() -> Path:
+    path = REAL_TOKENIZERS / "gpt2"
+    if not path.is_dir():
+        pytest.skip("shared/fixtures/tokenizers/gpt2 is absent (only present beside the development checkout)")
+    return path

@@ -1,0 +1,36 @@
+"""Deterministic synthetic Spanish data for tests: the summary is the article's first sentence."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+SUBJECTS = ["El alcalde", "La ministra", "El equipo", "La empresa", "El museo", "La universidad", "El gobierno", "La policía"]
+VERBS = ["anunció", "presentó", "celebró", "aprobó", "rechazó", "inauguró", "investigó", "defendió"]
+OBJECTS = ["un plan nuevo", "la reforma", "el acuerdo", "una exposición", "el presupuesto", "la campaña", "un estudio", "el proyecto"]
+PLACES = ["en Madrid", "en Sevilla", "en Bilbao", "en Valencia", "en Málaga", "en Zaragoza", "en Granada", "en Murcia"]
+FILLER = [
+    "Los vecinos siguieron la noticia con interés.",
+    "La oposición pidió más información.",
+    "Los detalles se conocerán la próxima semana.",
+    "Varios expertos valoraron la decisión.",
+    "El anuncio se hizo por la mañana.",
+    "La medida entrará en vigor en otoño.",
+]
+
+
+def first_sentence_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        first = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(PLACES)}."
+        rest = " ".join(rng.sample(FILLER, 2))
+        rows.append({"text": f"{first} {rest}", "summary": first})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path

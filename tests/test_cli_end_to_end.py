@@ -1,0 +1,116 @@
+"""fit -> validate -> test -> predict through the real CLI, on the shipped sample and a tiny T5."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cli_helpers import demo_args, event_tags, run_train
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_t5, tmp_path_factory):
+    import os
+
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        fit = run_train(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=3"))
+        validate = run_train(*demo_args("validate", tiny_t5, runs))
+        test = run_train(*demo_args("test", tiny_t5, runs))
+        predict = run_train(*demo_args("predict", tiny_t5, runs))
+    finally:
+        os.chdir(cwd)
+    return {"runs": runs, "fit": fit, "validate": validate, "test": test, "predict": predict}
+
+
+def test_fit_logs_every_tag_to_tensorboard(finished_run):
+    log_dir = finished_run["runs"] / "demo" / "version_0"
+    tags = event_tags(log_dir)
+    expected = {"train/loss_step", "val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len"}
+    assert expected <= tags["scalars"], tags
+    assert any(tag.startswith("lr-") for tag in tags["scalars"])
+    assert any("val/samples" in tag for tag in tags["tensors"])
+
+
+def test_fit_keeps_best_and_last_checkpoints_and_saves_config(finished_run):
+    checkpoints = finished_run["runs"] / "demo" / "version_0" / "checkpoints"
+    names = sorted(p.name for p in checkpoints.iterdir())
+    assert "last.ckpt" in names and any(n.startswith("best-epoch") for n in names)
+    config = yaml.safe_load((finished_run["runs"] / "demo" / "version_0" / "config.yaml").read_text())
+    fit = finished_run["fit"]
+    assert config["model"]["model_name_or_path"] == fit.model.hparams.model_name_or_path
+    assert fit.datamodule.hparams.tokenizer_name == fit.model.hparams.model_name_or_path  # linked
+
+
+def test_export_loads_with_auto_classes_and_generates(finished_run):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    export = finished_run["runs"] / "demo" / "version_0" / "export"
+    files = {p.name for p in export.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "README.md"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".ckpt")) for name in files)
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    model = AutoModelForSeq2SeqLM.from_pretrained(export)
+    ids = tokenizer("Resume el siguiente articulo:\n\nEl Betis ganó al Celta.", return_tensors="pt").input_ids
+    output = model.generate(ids, max_new_tokens=5)
+    assert output.shape[0] == 1 and 1 < output.shape[1] <= 6
+    assert "val/rougeL" in (export / "README.md").read_text()
+
+
+def test_export_holds_the_best_checkpoints_weights(finished_run):
+    import torch
+    from safetensors.torch import load_file
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    exported = load_file(run / "export" / "model.safetensors")
+    name = "shared.weight"
+    assert torch.equal(exported[name], state[f"model.{name}"])
+
+
+def test_validate_and_test_use_the_best_checkpoint(finished_run):
+    fit_cli, test_cli = finished_run["fit"], finished_run["test"]
+    best_score = float(fit_cli.trainer.checkpoint_callback.best_model_score)
+    validated = finished_run["validate"].trainer.callback_metrics
+    assert float(validated["val/rougeL"]) == pytest.approx(best_score, abs=1e-3)
+    tested = test_cli.trainer.callback_metrics
+    assert {"test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/gen_len", "test/loss"} <= set(tested)
+
+
+def test_predictions_one_line_per_input_in_input_order(finished_run):
+    writer = next(cb for cb in finished_run["predict"].trainer.callbacks if hasattr(cb, "written_to"))
+    lines = writer.written_to.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    references = [json.loads(line)["summary"] for line in (ROOT / "datamodules/data/test.jsonl").open(encoding="utf-8")]
+    assert [row["id"] for row in rows] == [str(i) for i in range(len(references))]
+    assert [row["reference"] for row in rows] == references
+    assert all(isinstance(row["summary"], str) for row in rows)
+
+
+RECIPES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*.yaml"))
+PRESETS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs" / "trainer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("configs", [[r] for r in RECIPES] + [["configs/mlsum_flan_t5_small.yaml", p] for p in PRESETS])
+def test_every_recipe_and_preset_parses_against_the_code(configs, capsys):
+    args = ["fit"] + [arg for config in configs for arg in ("--config", str(ROOT / config))] + ["--print_config"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_train(*args)
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["model_name_or_path"]
+
+
+def test_help_lists_documented_arguments():
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "--data.text_column" in result.stdout and "column holding the article" in result.stdout
+    assert "--model.max_new_tokens" in result.stdout and "--export.dirpath" in result.stdout

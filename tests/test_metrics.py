@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from lightning_modules.metrics import IndexedMean, SpanishRouge, split_sentences
+
+
+def rouge(pred: str, target: str) -> dict[str, float]:
+    metric = SpanishRouge()
+    metric.update([pred], [target])
+    return {k: float(v) for k, v in metric.compute().items()}
+
+
+def test_spanish_words_keep_accents_and_enye():
+    scores = rouge("El niño comió una canción española", "el niño cantó una canción española")
+    assert scores["rouge1"] == pytest.approx(83.333, abs=0.01)  # the default [a-z0-9] tokeniser gives 88.89
+
+
+def test_non_ascii_only_text_scores_100_against_itself():
+    assert rouge("ñ á", "ñ á") == {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rougeLsum": 100.0}
+
+
+def test_no_english_stemming():
+    # Porter would stem "running"/"runs" to "run"; Spanish text gets no English stemmer.
+    assert rouge("casas", "casa")["rouge1"] == 0.0
+
+
+def test_rouge_lsum_uses_sentence_split():
+    target = "El Betis ganó. El Celta perdió."
+    pred = "El Celta perdió. El Betis ganó."
+    scores = rouge(pred, target)
+    assert scores["rougeLsum"] == pytest.approx(100.0)
+    assert scores["rougeL"] < 100.0
+
+
+def test_sentence_split_handles_spanish_openers():
+    assert split_sentences("Hola a todos. ¿Qué tal? ¡Muy bien! 3 goles.\nOtra línea") == [
+        "Hola a todos.", "¿Qué tal?", "¡Muy bien!", "3 goles.", "Otra línea",
+    ]
+
+
+def test_repeated_indices_are_counted_once():
+    metric = SpanishRouge()
+    metric.update(["a b", "x"], ["a b", "y"], torch.tensor([0, 1]))
+    metric.update(["a b"], ["a b"], torch.tensor([0]))  # a DDP padding duplicate of example 0
+    assert float(metric.compute()["rouge1"]) == pytest.approx(50.0)
+    assert metric.count() == 2
+
+
+def test_indexed_mean_without_indices_counts_everything():
+    metric = IndexedMean()
+    metric.update(torch.tensor([1.0, 3.0]))
+    metric.update(torch.tensor([5.0]))
+    assert float(metric.compute()) == pytest.approx(3.0)
