@@ -1,0 +1,134 @@
+"""The companion scripts, in-process on tiny models."""
+
+import json
+import weakref
+
+import pytest
+import torch
+
+from lightning_modules.errors import ResumenError
+from scripts import compare, generate, next_token, translate
+
+
+def test_next_token_probabilities_equal_a_direct_forward_pass(tiny_gpt2, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = next_token.main(["--model", tiny_gpt2, "--top-k", "10", "El niño juega", "Hola"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2).eval()
+    for row, text in zip(rows, ["El niño juega", "Hola"]):
+        ids = tokenizer(text, return_tensors="pt").input_ids
+        with torch.no_grad():
+            logits = model(ids).logits[0, -1].float()
+        expected_p, expected_ids = torch.softmax(logits, -1).topk(10)
+        top = row["positions"][-1]["top"]
+        assert [t["token_id"] for t in top] == expected_ids.tolist()
+        assert [t["probability"] for t in top] == pytest.approx(expected_p.tolist(), rel=1e-5)
+        assert [t["logit"] for t in top] == pytest.approx(logits[expected_ids].tolist(), rel=1e-5)
+        probabilities = [t["probability"] for t in top]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert row["token_ids"] == ids[0].tolist()
+    printed = capsys.readouterr().out
+    assert "Most likely next token:" in printed and "probability" in printed
+
+
+def test_next_token_all_positions_and_plot(tiny_gpt2, tmp_path):
+    plot = tmp_path / "top.png"
+    rows = next_token.main(["--model", tiny_gpt2, "--positions", "all", "--top-k", "3", "--plot", str(plot), "Hola mundo"])
+    assert len(rows[0]["positions"]) == len(rows[0]["token_ids"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_next_token_on_real_gpt2_vocabulary_shows_spaces(real_gpt2_dir):
+    from transformers import GPT2TokenizerFast
+
+    from lightning_modules.tokens import display_token
+
+    tokenizer = GPT2TokenizerFast.from_pretrained(real_gpt2_dir)
+    assert tokenizer("The future of AI is").input_ids == [464, 2003, 286, 9552, 318]
+    assert display_token(tokenizer, 2003) == "' future'"
+    partial = tokenizer("ñ").input_ids  # one character, possibly split into bytes
+    shown = [display_token(tokenizer, i) for i in partial]
+    assert shown == ["'ñ'"] or all(s.startswith("<bytes 0x") for s in shown)
+
+
+def test_generation_with_a_seed_is_reproducible(tiny_gpt2):
+    args = ["--model", tiny_gpt2, "--do-sample", "--top-p", "0.9", "--max-new-tokens", "12", "--seed", "7", "Había una vez"]
+    first, second = generate.main(args), generate.main(args)
+    other = generate.main(args[:-2] + ["8", "Había una vez"])
+    assert first[0]["outputs"] == second[0]["outputs"]
+    assert first[0]["outputs"] != other[0]["outputs"]
+
+
+def test_greedy_equals_the_pipeline_and_batches_are_left_padded(tiny_gpt2):
+    prompts = ["El niño juega en el parque", "Hola"]
+    ours = generate.main(["--model", tiny_gpt2, "--max-new-tokens", "10", *prompts])
+    theirs = generate.main(["--model", tiny_gpt2, "--max-new-tokens", "10", "--pipeline", *prompts])
+    assert [r["outputs"] for r in ours] == [r["outputs"] for r in theirs]
+    alone = generate.main(["--model", tiny_gpt2, "--max-new-tokens", "10", "Hola"])
+    assert alone[0]["outputs"] == ours[1]["outputs"]  # padding in a batch does not change a prompt's output
+
+
+@pytest.mark.parametrize("flag,value", [("--top-p", "1.5"), ("--num-beams", "0"), ("--max-new-tokens", "0")])
+def test_generation_settings_are_checked(tiny_gpt2, flag, value):
+    with pytest.raises(ResumenError):
+        generate.main(["--model", tiny_gpt2, flag, value, "Hola"])
+
+
+def test_translation_builds_the_exact_prompt_and_strips_it(tiny_gemma2, capsys):
+    rows = translate.main(["--model", tiny_gemma2, "--source", "es", "--target", "zh", "--max-new-tokens", "8", "--json", "El niño"])
+    assert rows[0]["prompt"] == "Translate this from Spanish to Chinese:\nSpanish: El niño\nChinese:"
+    assert "Translate this" not in rows[0]["translation"] and "\n" not in rows[0]["translation"]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["translation"] == rows[0]["translation"]
+
+
+def test_translation_rejects_an_unknown_language(tiny_gemma2):
+    with pytest.raises(ResumenError, match="not one of GemmaX2's 28.*zh \\(Chinese\\)"):
+        translate.main(["--model", tiny_gemma2, "--source", "klingon", "--target", "en", "hola"])
+
+
+def test_chinese_round_trips_through_the_byte_fallback_tokenizer(tiny_gemma2):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gemma2)
+    text = "Translate this from Chinese to Spanish:\nChinese: 我爱你，世界！\nSpanish:"
+    ids = tokenizer(text).input_ids
+    assert tokenizer.unk_token_id not in ids
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_seq2seq_model_translates_through_the_same_command(tiny_t5):
+    rows = translate.main(["--model", tiny_t5, "--max-new-tokens", "4", "我爱你", "El niño"])
+    assert [r["text"] for r in rows] == ["我爱你", "El niño"] and all("translation" in r for r in rows)
+
+
+def test_compare_one_row_per_model_and_prompt_and_frees_models(tiny_t5, tiny_gpt2, tmp_path, monkeypatch):
+    loaded = []
+    real_load = compare.load_module
+
+    def tracking_load(*args, **kwargs):
+        assert all(ref() is None for ref in loaded), "the previous model is still in memory"
+        module, seconds = real_load(*args, **kwargs)
+        loaded.append(weakref.ref(module.model))
+        return module, seconds
+
+    monkeypatch.setattr(compare, "load_module", tracking_load)
+    json_out, md_out = tmp_path / "c.json", tmp_path / "c.md"
+    rows = compare.main(["--models", tiny_t5, tiny_gpt2, "--max-new-tokens", "4", "--json-output", str(json_out),
+                         "--markdown-output", str(md_out)])
+    assert len(rows) == 2 * len(compare.DEFAULT_PROMPTS)
+    assert {(r["model"], r["prompt"]) for r in rows} == {(m, p) for m in (tiny_t5, tiny_gpt2) for p in compare.DEFAULT_PROMPTS}
+    assert all(r["parameters"] > 0 and r["load_seconds"] >= 0 for r in rows)
+    assert json.loads(json_out.read_text()) == rows
+    assert md_out.read_text().startswith("| model | parameters |")
+
+
+def test_compare_dataset_mode_reports_rouge_per_model(tiny_t5, sample_files, tmp_path):
+    rows = compare.main(["--dataset", "--models", tiny_t5, tiny_t5, "--data-file", sample_files["test"], "--max-new-tokens", "4"])
+    assert len(rows) == 2
+    assert all({"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(r) and r["examples"] == 5 for r in rows)
+
+
+def test_scripts_refuse_the_wrong_model_kind(tiny_t5):
+    with pytest.raises(ResumenError, match="encoder-decoder"):
+        next_token.main(["--model", tiny_t5, "Hola"])
