@@ -7,6 +7,7 @@
 
 ``validate``/``test``/``predict`` default to the best checkpoint of the newest run under the logger's directory;
 ``--ckpt_path PATH`` picks another and ``--ckpt_path pretrained`` evaluates the model as loaded (no fine-tuning).
+``fit --ckpt_path last`` resumes from the newest run's ``last.ckpt`` (step, epoch, optimizer and scheduler state).
 Set RESUMEN_DEBUG=1 (or pass --debug) to see full tracebacks.
 """
 
@@ -28,6 +29,7 @@ def build_cli_class():
     from lightning.pytorch.utilities import rank_zero_info
 
     from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
+    from lightning_modules.errors import ResumenError
 
     class ResumenCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
@@ -47,14 +49,33 @@ def build_cli_class():
             parser.add_lightning_class_args(HFExport, "export")
             parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
 
-        def _check_settings(self) -> None:
+        def before_instantiate_classes(self) -> None:
+            # The requested precision, checked before any weights load (on CPU Lightning would silently turn
+            # 16-mixed into bf16-mixed, so the resolved value is not enough).
+            from lightning_modules.loading import check_precision, load_config
+
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            name = config.model.model_name_or_path
+            check_precision(config.trainer.precision, load_config(name, config.model.trust_remote_code), name)
+
+        def _check_settings(self, subcommand: str) -> None:
             self.model.check_precision(self.trainer.precision)
+            kwargs = self.config_init[subcommand]
+            if kwargs.get("weights_only") is None:  # our checkpoints hold tensors and plain values: unpickle nothing else
+                kwargs["weights_only"] = True
 
         def before_fit(self) -> None:
-            self._check_settings()
+            self._check_settings("fit")
+            kwargs = self.config_init["fit"]
+            if kwargs.get("ckpt_path") == "last":  # Lightning looks only in this (new) run's directory
+                last = find_run_checkpoint(self.trainer, "last.ckpt")
+                if last is None:
+                    raise ResumenError("--ckpt_path last: no last.ckpt found under the run directory to resume from.")
+                rank_zero_info(f"Resuming from {last}")
+                kwargs["ckpt_path"] = str(last)
 
         def _use_best_checkpoint(self, subcommand: str) -> None:
-            self._check_settings()
+            self._check_settings(subcommand)
             kwargs = self.config_init[subcommand]
             if kwargs.get("ckpt_path") == "pretrained":
                 kwargs["ckpt_path"] = None
@@ -62,7 +83,7 @@ def build_cli_class():
                 return
             if kwargs.get("ckpt_path"):
                 return
-            best = find_best_checkpoint(self.trainer)
+            best = find_run_checkpoint(self.trainer, "best-*.ckpt")
             if best is None:
                 rank_zero_info(
                     "No fine-tuned checkpoint found under the run directory: using the model as loaded from "
@@ -102,11 +123,11 @@ def build_cli_class():
     return ResumenCLI
 
 
-def find_best_checkpoint(trainer) -> Path | None:
-    """The ``best-*.ckpt`` of the newest run that has one (the checkpoint dir if set, else the logger's runs)."""
+def find_run_checkpoint(trainer, pattern: str) -> Path | None:
+    """The newest checkpoint matching ``pattern`` (the checkpoint dir if set, else the logger's newest run having one)."""
     callback = trainer.checkpoint_callback
     if callback is not None and callback.dirpath:
-        candidates = sorted(Path(callback.dirpath).glob("best-*.ckpt"), key=os.path.getmtime)
+        candidates = sorted(Path(callback.dirpath).glob(pattern), key=os.path.getmtime)
         return candidates[-1] if candidates else None
     if trainer.logger is None or trainer.logger.root_dir is None:
         return None
@@ -116,7 +137,7 @@ def find_best_checkpoint(trainer) -> Path | None:
         match = re.search(r"version_(\d+)", str(path))
         return int(match.group(1)) if match else -1
 
-    candidates = sorted(root.glob("version_*/checkpoints/best-*.ckpt"), key=lambda p: (version(p), os.path.getmtime(p)))
+    candidates = sorted(root.glob(f"version_*/checkpoints/{pattern}"), key=lambda p: (version(p), os.path.getmtime(p)))
     return candidates[-1] if candidates else None
 
 
