@@ -62,8 +62,9 @@ class HFExport(Callback):
                 f"the best checkpoint '{best}' is sharded; consolidate it first (see README, 'Exporting from a "
                 "sharded checkpoint'). Exporting the final weights instead."
             )
+        target = self.target(trainer)  # on every rank: trainer.log_dir is a collective under DDP
         if trainer.is_global_zero:
-            self.exported_to = export_model(pl_module, self.target(trainer), state_dict, epoch, best)
+            self.exported_to = export_model(pl_module, target, state_dict, epoch, best)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
         trainer.strategy.barrier()
 
