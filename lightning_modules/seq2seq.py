@@ -9,6 +9,7 @@ returns one summary per input.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -119,6 +120,25 @@ class Seq2SeqSummarizer(L.LightningModule):
             )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
+
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._batch_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
+        # Throughput of this rank's step, data loading excluded; tokens are the non-padding source tokens.
+        seconds = max(time.perf_counter() - self._batch_started, 1e-9)
+        size = batch["input_ids"].shape[0]
+        tokens = float(batch["attention_mask"].sum())
+        self.log_dict({"train/samples_per_sec": size / seconds, "train/tokens_per_sec": tokens / seconds}, on_step=True, batch_size=size)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        from lightning.pytorch.utilities import grad_norm
+
+        if self.global_step % max(self.trainer.log_every_n_steps, 1):  # only on steps that are logged
+            return
+        norms = grad_norm(self.model, norm_type=2)
+        if "grad_2.0_norm_total" in norms:
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True)
 
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup

@@ -31,7 +31,7 @@ def finished_run(tiny_t5, tmp_path_factory):
 def test_fit_logs_every_tag_to_tensorboard(finished_run):
     log_dir = finished_run["runs"] / "demo" / "version_0"
     tags = event_tags(log_dir)
-    expected = {"train/loss_step", "val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len"}
+    expected = {"train/loss_step", "train/grad_norm", "train/samples_per_sec", "train/tokens_per_sec", "val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len"}
     assert expected <= tags["scalars"], tags
     assert any(tag.startswith("lr-") for tag in tags["scalars"])
     assert any("val/samples" in tag for tag in tags["tensors"])
