@@ -107,7 +107,9 @@ class SummarizationDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download (rank 0 only); ``setup`` then reads from the local cache."""
-        if self.hparams.predict_file is None or self.hparams.data_files or self.hparams.dataset_name:
+        trainer = getattr(self, "trainer", None)
+        predicting_a_file = trainer is not None and trainer.predicting and self.hparams.predict_file
+        if not predicting_a_file:  # a predict file needs no training data (nor a hub download of it)
             self._raw()
 
     def setup(self, stage: str | None = None) -> None:

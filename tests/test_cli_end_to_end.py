@@ -114,3 +114,17 @@ def test_help_lists_documented_arguments():
     assert result.returncode == 0
     assert "--data.text_column" in result.stdout and "column holding the article" in result.stdout
     assert "--model.max_new_tokens" in result.stdout and "--export.dirpath" in result.stdout
+
+
+def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch):
+    """The hub recipe with --data.predict_file runs offline: MLSUM is not downloaded just to predict."""
+    monkeypatch.chdir(ROOT)
+    articles = tmp_path / "articles.txt"
+    articles.write_text("Una noticia sobre el tiempo en Madrid.\nOtra noticia, de deportes.\nLa tercera.\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    run_train(
+        "predict", "--config", str(ROOT / "configs" / "mlsum_flan_t5_small.yaml"), f"--model.model_name_or_path={tiny_t5}",
+        "--trainer.precision=32-true", f"--data.predict_file={articles}", f"--predictions.output_path={output}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--ckpt_path=pretrained", "--model.max_new_tokens=4",
+    )
+    assert [json.loads(line)["id"] for line in output.read_text(encoding="utf-8").splitlines()] == ["0", "1", "2"]
