@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from lightning_modules.errors import ResumenError
 from lightning_modules.files import atomic_directory, atomic_file
 
@@ -54,15 +54,17 @@ class HFExport(Callback):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         state_dict, epoch = None, pl_module.current_epoch
         if best and Path(best).is_file():
-            checkpoint = torch.load(best, map_location="cpu", weights_only=True)
-            state_dict = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-            epoch = checkpoint.get("epoch", epoch)
-        elif best:
-            rank_zero_warn(
-                f"the best checkpoint '{best}' is sharded; consolidate it first (see README, 'Exporting from a "
-                "sharded checkpoint'). Exporting the final weights instead."
-            )
+            checkpoint = load_full_checkpoint(best)
+            state_dict, epoch = model_state_dict(checkpoint), checkpoint.get("epoch", epoch)
         target = self.target(trainer)  # on every rank: trainer.log_dir is a collective under DDP
+        if best and Path(best).is_dir():
+            # FSDP/DeepSpeed shards: this process holds only its part of the weights, so consolidating belongs
+            # in a separate CPU step rather than here, where every GPU would wait.
+            rank_zero_warn(
+                f"the best checkpoint '{best}' is sharded, so it was not exported here. Export it with: "
+                f"python scripts/export.py {best} --output {target}"
+            )
+            return
         if trainer.is_global_zero:
             self.exported_to = export_model(pl_module, target, state_dict, epoch, best)
             rank_zero_info(f"Exported the best model to {self.exported_to}")

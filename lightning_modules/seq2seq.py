@@ -85,6 +85,13 @@ class Seq2SeqSummarizer(L.LightningModule):
         if self._trainer is not None:
             self.check_precision(self.trainer.precision)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
+        checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
+
     # ---------------------------------------------------------------------------------------------- helpers
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)

@@ -30,6 +30,7 @@ def build_cli_class():
 
     from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
     from lightning_modules.errors import ResumenError
+    from lightning_modules.run_report import RunReport
 
     class ResumenCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
@@ -48,6 +49,7 @@ def build_cli_class():
             )
             parser.add_lightning_class_args(HFExport, "export")
             parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
+            parser.add_lightning_class_args(RunReport, "report")
 
         def before_instantiate_classes(self) -> None:
             # The requested precision, checked before any weights load (on CPU Lightning would silently turn
@@ -55,6 +57,10 @@ def build_cli_class():
             from lightning_modules.loading import check_precision, load_config
 
             config = self.config[self.subcommand] if self.subcommand else self.config
+            if config.trainer.enable_progress_bar is False:
+                # Lightning refuses a progress-bar callback with the bar off; a log-only run (SLURM) should not fail.
+                defaults = self.trainer_defaults.get("callbacks", [])
+                self.trainer_defaults["callbacks"] = [c for c in defaults if "ProgressBar" not in type(c).__name__]
             name = config.model.model_name_or_path
             check_precision(config.trainer.precision, load_config(name, config.model.trust_remote_code), name)
 

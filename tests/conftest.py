@@ -64,3 +64,21 @@ def real_gpt2_dir() -> Path:
     if not path.is_dir():
         pytest.skip("shared/fixtures/tokenizers/gpt2 is absent (only present beside the development checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_t5, tmp_path_factory) -> dict:
+    """fit (3 epochs) -> validate -> test -> predict on the demo config, once per session: runs version_0..3."""
+    from cli_helpers import demo_args, run_train
+
+    runs = tmp_path_factory.mktemp("e2e") / "runs"
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        fit = run_train(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=3"))
+        validate = run_train(*demo_args("validate", tiny_t5, runs))
+        test = run_train(*demo_args("test", tiny_t5, runs))
+        predict = run_train(*demo_args("predict", tiny_t5, runs))
+    finally:
+        os.chdir(cwd)
+    return {"runs": runs, "fit": fit, "validate": validate, "test": test, "predict": predict}

@@ -7,34 +7,8 @@ import sys
 import pytest
 import yaml
 
-from cli_helpers import demo_args, event_tags, run_train
+from cli_helpers import run_train
 from conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def finished_run(tiny_t5, tmp_path_factory):
-    import os
-
-    runs = tmp_path_factory.mktemp("e2e") / "runs"
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        fit = run_train(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=3"))
-        validate = run_train(*demo_args("validate", tiny_t5, runs))
-        test = run_train(*demo_args("test", tiny_t5, runs))
-        predict = run_train(*demo_args("predict", tiny_t5, runs))
-    finally:
-        os.chdir(cwd)
-    return {"runs": runs, "fit": fit, "validate": validate, "test": test, "predict": predict}
-
-
-def test_fit_logs_every_tag_to_tensorboard(finished_run):
-    log_dir = finished_run["runs"] / "demo" / "version_0"
-    tags = event_tags(log_dir)
-    expected = {"train/loss_step", "train/grad_norm", "train/samples_per_sec", "train/tokens_per_sec", "val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len"}
-    assert expected <= tags["scalars"], tags
-    assert any(tag.startswith("lr-") for tag in tags["scalars"])
-    assert any("val/samples" in tag for tag in tags["tensors"])
 
 
 def test_fit_keeps_best_and_last_checkpoints_and_saves_config(finished_run):
@@ -128,3 +102,43 @@ def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--ckpt_path=pretrained", "--model.max_new_tokens=4",
     )
     assert [json.loads(line)["id"] for line in output.read_text(encoding="utf-8").splitlines()] == ["0", "1", "2"]
+
+
+def test_export_script_rebuilds_the_fit_export_from_a_checkpoint(finished_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from scripts.export import main as export_main
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    target = export_main([str(best), "--output", str(tmp_path / "model")])
+    ours, fits = load_file(target / "model.safetensors"), load_file(run / "export" / "model.safetensors")
+    assert ours.keys() == fits.keys() and all(ours[k].equal(fits[k]) for k in ours)
+    assert (target / "tokenizer.json").is_file() and "val/rougeL" in (target / "README.md").read_text()
+
+
+def test_export_script_refuses_bad_input(finished_run, tmp_path):
+    from lightning_modules.errors import ResumenError
+    from scripts.export import main as export_main
+
+    best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(ResumenError, match="already holds files"):
+        export_main([str(best), "--output", str(tmp_path / "taken")])
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ResumenError, match="does not exist"):
+        export_main([str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "out")])
+    with pytest.raises(ResumenError, match="neither an FSDP sharded checkpoint"):
+        export_main([str(tmp_path / "taken"), "--output", str(tmp_path / "out")])
+
+
+def test_progress_bar_can_be_turned_off_for_log_only_runs(tiny_t5, tmp_path, monkeypatch):
+    """--trainer.enable_progress_bar=false (SLURM logs) must not clash with the default rich progress bar."""
+    monkeypatch.chdir(ROOT)
+    cli = run_train(
+        "validate", "--config", str(ROOT / "configs" / "demo.yaml"), f"--model.model_name_or_path={tiny_t5}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}", "--ckpt_path=pretrained", "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false",
+    )
+    assert cli.trainer.progress_bar_callback is None and "val/loss" in cli.trainer.callback_metrics

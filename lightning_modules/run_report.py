@@ -1,0 +1,179 @@
+"""What a user needs to judge a finished run: hparams with final metrics in TensorBoard, and an end-of-fit report."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_modules.callbacks import run_dir
+from lightning_modules.files import atomic_file
+
+# Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
+HPARAM_METRICS = ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len")
+
+
+class RunReport(Callback):
+    """Hparams + best-epoch metrics for TensorBoard's HParams tab, and a short report printed at the end of ``fit``."""
+
+    def __init__(self, write_json: bool = True) -> None:
+        """Report settings.
+
+        Args:
+            write_json: also write the report to ``<run dir>/report.json`` (best metric, times, throughput, memory).
+        """
+        super().__init__()
+        self.write_json = write_json
+        self.report: dict[str, Any] = {}
+        self._fit_started = 0.0
+        self._validation_started = 0.0
+        self._validation_seconds = 0.0
+        self._samples = 0
+        self._tokens = 0
+
+    # ------------------------------------------------------------------------------------------- counting
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+        self._validation_seconds, self._samples, self._tokens = 0.0, 0, 0
+        if torch.cuda.is_available() and pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+        if trainer.is_global_zero:
+            self._log_hparams(trainer, pl_module)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_seconds += time.perf_counter() - self._validation_started  # sanity check included
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._samples += int(batch["input_ids"].shape[0])
+        self._tokens += int(batch["attention_mask"].sum())
+
+    # --------------------------------------------------------------------------------------------- report
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        directory = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
+        if not trainer.is_global_zero:
+            return
+        total = time.perf_counter() - self._fit_started
+        training = max(total - self._validation_seconds, 1e-9)
+        world = max(trainer.world_size, 1)  # every rank sees its own share of the batches
+        self.report = {
+            "interrupted": bool(trainer.interrupted),
+            "epochs": trainer.fit_loop.epoch_progress.current.completed,
+            "steps": trainer.global_step,
+            "seconds_total": round(total, 2),
+            "seconds_validation": round(self._validation_seconds, 2),
+            "train_samples_per_sec": round(self._samples * world / training, 2),
+            "train_tokens_per_sec": round(self._tokens * world / training, 1),
+            "peak_memory": peak_memory(pl_module.device),
+            **best_epoch(trainer, getattr(pl_module, "val_history", {})),
+        }
+        self._log_final_metrics(trainer)
+        if self.write_json:
+            with atomic_file(directory / "report.json") as handle:
+                json.dump(self.report, handle, indent=2)
+        rank_zero_info(format_report(self.report))
+
+    def _log_hparams(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Write the HParams-tab summary that declares which scalars are the run's metrics.
+
+        Lightning's ``log_hyperparams`` would also log a placeholder value for each metric at step 0 (a fake point
+        on every chart), so the summary is written directly and the real values follow in ``on_fit_end``.
+        """
+        from torch.utils.tensorboard.summary import hparams
+
+        params = flat_hparams(trainer, pl_module)
+        metrics = {f"hp/{name}": 0.0 for name in HPARAM_METRICS}
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                writer = logger.experiment._get_file_writer()  # SummaryWriter.add_hparams would open a new run dir
+                for summary in hparams(params, metrics):
+                    writer.add_summary(summary)
+
+    def _log_final_metrics(self, trainer: L.Trainer) -> None:
+        metrics = {f"hp/{name}": value for name, value in self.report.get("best_metrics", {}).items()}
+        if metrics:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+                logger.save()
+
+
+def flat_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """Model, data and trainer settings as the flat scalars TensorBoard's HParams tab accepts."""
+    params: dict[str, Any] = {}
+    sources = [("model", pl_module.hparams)]
+    if trainer.datamodule is not None:
+        sources.append(("data", trainer.datamodule.hparams))
+    for prefix, values in sources:
+        for key, value in values.items():
+            if key.startswith("_"):  # LightningCLI's bookkeeping (_instantiator), not a setting
+                continue
+            params[f"{prefix}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    batch = getattr(trainer.datamodule, "hparams", {}).get("batch_size", 0) if trainer.datamodule else 0
+    params.update(
+        {
+            "trainer.precision": str(trainer.precision),
+            "trainer.world_size": trainer.world_size,
+            "trainer.accumulate_grad_batches": trainer.accumulate_grad_batches,
+            "trainer.max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
+            "effective_batch_size": batch * trainer.world_size * trainer.accumulate_grad_batches,
+        }
+    )
+    return params
+
+
+def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """The epoch the checkpoint callback chose as best (by its monitor), and that epoch's validation metrics."""
+    if not history:
+        return {}
+    callback = trainer.checkpoint_callback
+    monitor = getattr(callback, "monitor", None) or "val/rougeL"
+    values = {epoch: metrics[monitor] for epoch, metrics in history.items() if monitor in metrics}
+    if not values:
+        return {}
+    epoch = (min if getattr(callback, "mode", "max") == "min" else max)(values, key=values.get)
+    result: dict[str, Any] = {"monitor": monitor, "best_epoch": epoch, "best_value": history[epoch].get(monitor)}
+    result["best_metrics"] = {name: history[epoch][name] for name in HPARAM_METRICS if name in history[epoch]}
+    if callback is not None and getattr(callback, "best_model_path", ""):
+        result["best_checkpoint"] = callback.best_model_path
+    return result
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (GiB) and, on CUDA, the peak allocated by torch."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
+    memory = {"process_rss_gib": round(rss_bytes / 2**30, 3)}
+    if device.type == "cuda":
+        memory["cuda_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    return memory
+
+
+def format_report(report: dict[str, Any]) -> str:
+    minutes, seconds = divmod(report["seconds_total"], 60)
+    lines = ["Run report" + (" (interrupted)" if report["interrupted"] else "")]
+    if "best_epoch" in report:
+        where = f" -> {report['best_checkpoint']}" if report.get("best_checkpoint") else ""
+        lines.append(f"  best {report['monitor']} = {report['best_value']:.2f} at epoch {report['best_epoch']}{where}")
+    lines.append(
+        f"  time {int(minutes)}m{seconds:04.1f}s for {report['epochs']} epoch(s), {report['steps']} steps "
+        f"(validation {report['seconds_validation']:.1f}s)"
+    )
+    lines.append(
+        f"  training {report['train_samples_per_sec']:.1f} samples/s, {report['train_tokens_per_sec']:.0f} "
+        "source tokens/s (all ranks)"
+    )
+    memory = report["peak_memory"]
+    gpu = f", CUDA allocated {memory['cuda_allocated_gib']:.2f} GiB" if "cuda_allocated_gib" in memory else ""
+    lines.append(f"  peak memory: process RSS {memory['process_rss_gib']:.2f} GiB{gpu}")
+    return "\n".join(lines)

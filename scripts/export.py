@@ -1,0 +1,58 @@
+"""Export a training checkpoint as a Hugging Face model directory (what ``fit`` does with its best checkpoint).
+
+    python scripts/export.py runs/mlsum_flan_t5_small/version_0/checkpoints/best-epoch03-rougeL21.40.ckpt --output my-model
+    python scripts/export.py runs/.../checkpoints/best-epoch03-rougeL21.40.ckpt/ --output my-model   # FSDP/DeepSpeed shards
+
+Sharded checkpoints (FSDP ``state_dict_type: sharded``, DeepSpeed) are consolidated on the CPU first. The base
+model named in the checkpoint's hyper-parameters is loaded for its config and tokenizer; ``--model`` overrides it
+(e.g. when the checkpoint was trained on another machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lightning_modules.cli_support import main_guard  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a .ckpt file, or a sharded checkpoint directory (FSDP, DeepSpeed)")
+    parser.add_argument("--output", required=True, help="model directory to write (must be empty or absent)")
+    parser.add_argument("--model", help="base model hub id or directory (default: the one in the checkpoint)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    from lightning_modules.callbacks import export_model
+    from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
+    from lightning_modules.errors import ResumenError
+    from lightning_modules.seq2seq import Seq2SeqSummarizer
+
+    output = Path(args.output)
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise ResumenError(f"'{output}' already holds files: choose another --output or pass --overwrite.")
+    checkpoint = load_full_checkpoint(args.checkpoint)
+    # LightningCLI stores its own bookkeeping (_instantiator) beside the module's arguments.
+    hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+    if args.model:
+        hparams["model_name_or_path"] = args.model
+    if "model_name_or_path" not in hparams:
+        raise ResumenError("the checkpoint does not name its base model: pass --model.")
+    module = Seq2SeqSummarizer(**hparams)
+    module.model.load_state_dict(model_state_dict(checkpoint))
+    module.on_load_checkpoint(checkpoint)  # the validation metrics for the model card
+    target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint))
+    print(f"Exported {args.checkpoint} to {target}")
+    return target
+
+
+if __name__ == "__main__":
+    main_guard(main)
