@@ -16,10 +16,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from datamodules.collate import Seq2SeqCollator
+from datamodules.coverage import CoverageReport, coverage_report
 from datamodules.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
 from datamodules.sources import load_predict_file, load_raw_dataset
 from lightning_modules.errors import ResumenError
 from lightning_modules.loading import load_tokenizer
+from lightning_modules.vocabulary import character_counts, extend_tokenizer, unknown_characters
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while
@@ -55,6 +57,8 @@ class SummarizationDataModule(L.LightningDataModule):
         seed: int = 42,
         cache_dir: str | None = None,
         trust_remote_code: bool = False,
+        coverage_samples: int = 1000,
+        extend_vocabulary: bool = False,
     ) -> None:
         """Build the instruction dataset.
 
@@ -87,6 +91,10 @@ class SummarizationDataModule(L.LightningDataModule):
             seed: seed of the subset selection and of length grouping.
             cache_dir: where ``datasets`` caches downloads and tokenised data (default: its own cache).
             trust_remote_code: allow the tokenizer's repository to run its own code (off unless you trust it).
+            coverage_samples: examples of the first split checked at setup for characters the tokenizer cannot
+                represent (a table in the log and TensorBoard, a warning when summaries lose characters); 0 = off.
+            extend_vocabulary: add the characters the data needs and the tokenizer lacks (T5: í ú ñ ¿ ¡ ...) as
+                tokens (linked to ``model.extend_vocabulary`` by the CLI, which grows the model to match).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -97,8 +105,11 @@ class SummarizationDataModule(L.LightningDataModule):
         if not dataset_name and not data_files:
             raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
         self.tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code)
+        self.base_tokenizer = self.tokenizer  # as loaded; ``tokenizer`` may become an extended copy
         self.datasets: dict[str, Any] = {}
         self.fixed_lengths: dict[str, tuple[int, int]] = {}
+        self.added_characters: list[str] | None = None  # set once the vocabulary is decided (see setup)
+        self.coverage: CoverageReport | None = None
 
     # ----------------------------------------------------------------------------------------------- loading
     def _raw(self):
@@ -124,13 +135,13 @@ class SummarizationDataModule(L.LightningDataModule):
                 ("test", self.hparams.max_test_samples),
             ],
         }[stage]
-        raw = None
+        raw, selected = None, {}
         for split, limit in wanted:
             if split in self.datasets:
                 continue
             if split == "predict" and self.hparams.predict_file:
                 source = load_predict_file(self.hparams.predict_file, self.hparams.cache_dir)
-                self.datasets[split] = self.build_split(source, split, limit=None, need_summary=False)
+                selected[split] = self.select_rows(source, split, limit=None, need_summary=False)
                 continue
             raw = raw if raw is not None else self._raw()
             source_split = "test" if split == "predict" else split
@@ -139,11 +150,67 @@ class SummarizationDataModule(L.LightningDataModule):
                     f"the data has no '{source_split}' split (it has {sorted(raw)}): add it to data.data_files, "
                     f"e.g. --data.data_files.{source_split}=PATH."
                 )
-            self.datasets[split] = self.build_split(raw[source_split], split, limit, need_summary=split != "predict")
+            selected[split] = self.select_rows(raw[source_split], split, limit, need_summary=split != "predict")
+        if selected:
+            self.prepare_vocabulary(selected)  # before tokenising: an extended tokenizer changes the ids
+        for split, (dataset, text_column, summary_column) in selected.items():
+            self.datasets[split] = self.tokenize_split(dataset, split, text_column, summary_column)
+
+    # ------------------------------------------------------------------------------------------- vocabulary
+    def use_added_characters(self, characters: list[str]) -> None:
+        """Extend the tokenizer with exactly these characters (a checkpoint's), instead of what the data needs."""
+        characters = sorted(set(characters))
+        if characters == self.added_characters:
+            return
+        if self.datasets:
+            raise ResumenError("the vocabulary must be decided before the data is tokenised (call before setup).")
+        self.tokenizer = extend_tokenizer(self.base_tokenizer, characters) if characters else self.base_tokenizer
+        self.added_characters = characters
+
+    def prepare_vocabulary(self, selected: dict[str, tuple]) -> None:
+        """Report the tokenizer's coverage of the data and, when asked, extend it with the characters it lacks."""
+        hp = self.hparams
+        first, (dataset, text_column, summary_column) = next(iter(selected.items()))
+        base = self.base_tokenizer
+        if hp.coverage_samples > 0 and self.coverage is None:
+            rows = dataset.select(range(min(hp.coverage_samples, len(dataset))))
+            summaries = list(rows[summary_column]) if summary_column else None
+            self.coverage = coverage_report(base, list(rows[text_column]), summaries)
+            self._publish_coverage(first)
+        if hp.extend_vocabulary and self.added_characters is None:
+            texts = [
+                text
+                for dataset, text_column, summary_column in selected.values()
+                for column in (text_column, summary_column)
+                if column
+                for text in dataset[column]
+            ]
+            lost = unknown_characters(base, character_counts(texts))
+            self.use_added_characters(lost)
+            rank_zero_info(f"extend_vocabulary: added {len(lost)} character token(s): {' '.join(lost) or '(none needed)'}")
+        if self.added_characters is None:
+            self.added_characters = []
+
+    def _publish_coverage(self, split: str) -> None:
+        report = self.coverage
+        table = report.table(f"Tokenizer coverage of the {split} data ({self.hparams.tokenizer_name})")
+        rank_zero_info(table)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if hasattr(getattr(logger, "experiment", None), "add_text"):
+                    logger.experiment.add_text("data/tokenizer_coverage", table, global_step=0)
+        if report.summaries_lose_characters and not self.hparams.extend_vocabulary:
+            lost = " ".join(report.unknown_characters) or "some characters"
+            rank_zero_warn(
+                f"the tokenizer cannot represent {lost}: {report.summaries_with_unknown:.0%} of the {split} summaries "
+                f"lose characters (only {report.summary_round_trip:.0%} survive encode -> decode), so the model can "
+                "never write them and ROUGE is computed on mangled text. Turn on --model.extend_vocabulary=true."
+            )
 
     # ------------------------------------------------------------------------------------------- processing
-    def build_split(self, dataset, split: str, limit: int | None, need_summary: bool = True):
-        """Check columns, drop empty rows, take a deterministic subset, tokenise (cached)."""
+    def select_rows(self, dataset, split: str, limit: int | None, need_summary: bool = True):
+        """Check columns, drop empty rows, take a deterministic subset: ``(rows, text_column, summary_column)``."""
         hp = self.hparams
         text_column = "text" if dataset.column_names == ["text"] else hp.text_column  # .txt files
         has_summary = hp.summary_column in dataset.column_names
@@ -185,9 +252,12 @@ class SummarizationDataModule(L.LightningDataModule):
                 rank_zero_info(f"{split}: asked for {limit} rows but only {len(dataset)} exist; using all of them.")
             elif limit < len(dataset):
                 dataset = dataset.shuffle(seed=hp.seed).select(range(limit)).flatten_indices()
-        dataset = self.tokenize(dataset, text_column, hp.summary_column if has_summary else None, split)
+        return dataset, text_column, hp.summary_column if has_summary else None
+
+    def tokenize_split(self, dataset, split: str, text_column: str, summary_column: str | None):
+        dataset = self.tokenize(dataset, text_column, summary_column, split)
         rank_zero_info(f"{split}: {len(dataset)} examples")
-        if hp.padding != "batch":
+        if self.hparams.padding != "batch":
             self.fixed_lengths[split] = self._fixed_lengths(dataset)
         return dataset
 

@@ -20,6 +20,7 @@ from lightning_modules.errors import ResumenError
 from lightning_modules.generation import check_generation_settings, needs_synced_gpus
 from lightning_modules.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
+from lightning_modules.vocabulary import decode_texts
 
 
 class Seq2SeqSummarizer(L.LightningModule):
@@ -40,6 +41,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         val_generate_samples: int = 64,
         log_text_samples: int = 3,
         trust_remote_code: bool = False,
+        extend_vocabulary: bool = False,
     ) -> None:
         """Build the module and load the pretrained model.
 
@@ -60,6 +62,9 @@ class Seq2SeqSummarizer(L.LightningModule):
                 together; the loss always covers every example).
             log_text_samples: article / reference / generated triples written to TensorBoard each validation.
             trust_remote_code: allow the model repository to run its own code (off unless you trust it).
+            extend_vocabulary: add the characters the data needs and the tokenizer lacks (T5 cannot write í ú ñ
+                ¿ ¡ ...) as tokens, growing the embeddings; each new row starts from a close character (ñ from n).
+                The data module decides the characters; a checkpoint remembers them.
         """
         super().__init__()
         check_generation_settings(max_new_tokens, num_beams)
@@ -70,6 +75,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code)
         self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code)
         check_vocab_fits(model_name_or_path, self.tokenizer, self.model)
+        self.base_tokenizer = self.tokenizer  # as loaded; ``tokenizer`` becomes an extended copy when asked
+        self.added_characters: list[str] = []
         self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
         self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
@@ -82,15 +89,46 @@ class Seq2SeqSummarizer(L.LightningModule):
         check_precision(precision, self.model.config, self.hparams.model_name_or_path)
 
     def setup(self, stage: str) -> None:
-        if self._trainer is not None:
-            self.check_precision(self.trainer.precision)
+        if self._trainer is None:
+            return
+        self.check_precision(self.trainer.precision)
+        # The data was tokenised with the data module's tokenizer: decode with the same one, and size the model to it.
+        data_characters = getattr(self.trainer.datamodule, "added_characters", None)
+        if data_characters:
+            self.use_added_characters(data_characters)
+        elif self.hparams.extend_vocabulary and data_characters is None:
+            raise ResumenError(
+                "model.extend_vocabulary needs the data module to decide the characters (SummarizationDataModule "
+                "with extend_vocabulary: true)."
+            )
+
+    def use_added_characters(self, characters: list[str]) -> None:
+        """Add these characters as tokens and grow the model's embeddings (idempotent for the same characters)."""
+        characters = sorted(set(characters))
+        if characters == self.added_characters:
+            return
+        if self.added_characters:
+            raise ResumenError(
+                f"this model's vocabulary was extended with {self.added_characters}, not {characters}: use the data "
+                "settings the checkpoint was trained with."
+            )
+        from lightning.pytorch.utilities import rank_zero_info
+
+        from lightning_modules.vocabulary import extend_embeddings, extend_tokenizer
+
+        self.tokenizer = extend_tokenizer(self.base_tokenizer, characters)
+        sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.base_tokenizer))
+        self.added_characters = characters
+        rank_zero_info("New token embeddings start from: " + ", ".join(f"{new} <- {old}" for new, old in sources.items()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
         checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
+        checkpoint["added_characters"] = list(self.added_characters)  # the embeddings' shape depends on them
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
+        self.use_added_characters(checkpoint.get("added_characters", []))  # before Lightning loads the weights
 
     # ---------------------------------------------------------------------------------------------- helpers
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
@@ -113,8 +151,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         )
         pad = self.model.generation_config.pad_token_id
         lengths = (output != pad).sum(dim=1) if pad is not None else torch.full((output.shape[0],), output.shape[1])
-        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True, clean_up_tokenization_spaces=True)
-        return [text.strip() for text in texts], lengths
+        return decode_texts(self.tokenizer, output), lengths
 
     # --------------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> Path:
     if "model_name_or_path" not in hparams:
         raise ResumenError("the checkpoint does not name its base model: pass --model.")
     module = Seq2SeqSummarizer(**hparams)
+    module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
     module.model.load_state_dict(model_state_dict(checkpoint))
-    module.on_load_checkpoint(checkpoint)  # the validation metrics for the model card
     target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint))
     print(f"Exported {args.checkpoint} to {target}")
     return target

@@ -36,6 +36,7 @@ def build_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             parser.link_arguments("model.model_name_or_path", "data.tokenizer_name")
             parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+            parser.link_arguments("model.extend_vocabulary", "data.extend_vocabulary")
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
                 {
@@ -79,6 +80,18 @@ def build_cli_class():
                     raise ResumenError("--ckpt_path last: no last.ckpt found under the run directory to resume from.")
                 rank_zero_info(f"Resuming from {last}")
                 kwargs["ckpt_path"] = str(last)
+            self._use_checkpoint_vocabulary(kwargs.get("ckpt_path"))
+
+        def _use_checkpoint_vocabulary(self, ckpt_path: str | None) -> None:
+            """A checkpoint trained with an extended vocabulary fixes the tokenizer before the data is tokenised."""
+            if not ckpt_path or not Path(ckpt_path).is_file():
+                return
+            import torch
+
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+            if "added_characters" in checkpoint:  # the checkpoint decides, extended or not
+                self.datamodule.use_added_characters(checkpoint["added_characters"])
+                self.model.use_added_characters(checkpoint["added_characters"])
 
         def _use_best_checkpoint(self, subcommand: str) -> None:
             self._check_settings(subcommand)
@@ -88,6 +101,7 @@ def build_cli_class():
                 rank_zero_info(f"Using the model as loaded from {self.model.hparams.model_name_or_path} (no checkpoint).")
                 return
             if kwargs.get("ckpt_path"):
+                self._use_checkpoint_vocabulary(kwargs["ckpt_path"])
                 return
             best = find_run_checkpoint(self.trainer, "best-*.ckpt")
             if best is None:
@@ -98,6 +112,7 @@ def build_cli_class():
             else:
                 rank_zero_info(f"Using the best checkpoint {best} (pass --ckpt_path to choose another).")
                 kwargs["ckpt_path"] = str(best)
+            self._use_checkpoint_vocabulary(kwargs.get("ckpt_path"))
 
         def before_validate(self) -> None:
             self._use_best_checkpoint("validate")

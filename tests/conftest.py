@@ -82,3 +82,13 @@ def finished_run(tiny_t5, tmp_path_factory) -> dict:
     finally:
         os.chdir(cwd)
     return {"runs": runs, "fit": fit, "validate": validate, "test": test, "predict": predict}
+
+
+@pytest.fixture
+def hub_t5_tokenizer_dir(real_t5_dir, tmp_path) -> Path:
+    """The real T5 vocabulary saved the way the hub ships google/flan-t5-small (tokenizer_config: T5Tokenizer)."""
+    from transformers import T5Tokenizer
+
+    target = tmp_path / "flan-t5-tokenizer"
+    T5Tokenizer.from_pretrained(real_t5_dir).save_pretrained(target)
+    return target

@@ -34,3 +34,18 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+ENYE_SUBJECTS = ["El niño", "La compañía", "El señor Muñoz", "La montaña", "El compañero", "La señora Peña"]
+ENYE_PLACES = ["en España", "en Logroño", "en A Coruña", "en Cataluña", "en Peñíscola", "en Ourense"]
+
+
+def enye_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
+    """Like :func:`first_sentence_rows`, but every summary holds "ñ" (T5's vocabulary cannot write it)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        first = f"{rng.choice(ENYE_SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENYE_PLACES)}."
+        rest = " ".join(rng.sample(FILLER, 2))
+        rows.append({"text": f"{first} {rest}", "summary": first})
+    return rows
