@@ -9,7 +9,7 @@ TINY_T5 := .cache/tiny-t5
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test bench clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,9 @@ demo: $(VENV)/.installed $(TINY_T5)/config.json
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed   # the full benchmark (tens of minutes on a CPU); see README "Performance"
+	$(PY) scripts/benchmark.py --output bench.json
 
 clean:
 	rm -rf runs .cache

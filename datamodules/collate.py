@@ -37,6 +37,7 @@ class Seq2SeqCollator:
         meta = {key: [f.pop(key) for f in features] for key in META_COLUMNS if key in features[0]}
         for feature in features:
             feature.pop("length", None)
+            feature.pop("target_length", None)
         if self.source_length is None:
             batch = dict(self._dynamic(features))
         else:

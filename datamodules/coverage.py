@@ -26,10 +26,6 @@ class CoverageReport:
     summary_tokens_unknown: float = 0.0
     summary_round_trip: float = 1.0
 
-    @property
-    def summaries_lose_characters(self) -> bool:
-        return self.summaries_with_unknown > 0 or self.summary_round_trip < 1.0
-
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

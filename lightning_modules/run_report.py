@@ -44,8 +44,9 @@ class RunReport(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_started = time.perf_counter()
         self._validation_seconds, self._samples, self._tokens = 0.0, 0, 0
-        if torch.cuda.is_available() and pl_module.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(pl_module.device)
+        device = trainer.strategy.root_device  # the module's own device may already be back on the CPU at the end
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         if trainer.is_global_zero:
             self._log_hparams(trainer, pl_module)
 
@@ -75,7 +76,7 @@ class RunReport(Callback):
             "seconds_validation": round(self._validation_seconds, 2),
             "train_samples_per_sec": round(self._samples * world / training, 2),
             "train_tokens_per_sec": round(self._tokens * world / training, 1),
-            "peak_memory": peak_memory(pl_module.device),
+            "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, getattr(pl_module, "val_history", {})),
         }
         self._log_final_metrics(trainer)

@@ -135,7 +135,7 @@ def test_parquet_with_mlsum_columns(tiny_t5, sample_files, tmp_path):
     dm = make_dm(tiny_t5, files)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 20
-    assert set(dm.datasets["train"].column_names) == {"id", "index", "input_ids", "attention_mask", "length", "labels", "reference"}
+    assert set(dm.datasets["train"].column_names) == {"id", "index", "input_ids", "attention_mask", "length", "labels", "target_length", "reference"}
 
 
 def test_length_grouping_reduces_padding(tiny_t5, tmp_path):

@@ -1,0 +1,110 @@
+"""Timing statistics, the machine's matrix-multiply peak, and analytic T5 training FLOPs."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of repeated runs (the figures every table row reports)."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float:
+    return ours["median"] / baseline["median"]
+
+
+def peak_rss_gib(children: bool = False) -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
+    return usage / 2**30 if sys.platform == "darwin" else usage / 2**20
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def matmul_peak_flops(dtype_name: str, device: str, size: int, repeats: int = 10) -> float:
+    """FLOP/s of a large square matrix multiply: the practical peak the MFU is measured against."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    torch.set_float32_matmul_precision("highest")  # true fp32, not TF32 (which an earlier run may have enabled)
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    for _ in range(2):
+        a @ b
+    synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def t5_training_flops(config: Any, source_tokens: int, target_tokens: int, source_len: int, target_len: int) -> float:
+    """Training FLOPs (forward + backward = 3 x forward) of one T5 example, counting matmuls and attention.
+
+    ``*_tokens`` are the non-padding tokens (model FLOPs, as in MFU); ``*_len`` the sequence lengths attended over.
+    """
+    d, f, inner = config.d_model, config.d_ff, config.num_heads * config.d_kv
+    ff_mats = 3 if "gated" in config.feed_forward_proj else 2
+    encoder_per_token = config.num_layers * (2 * (4 * d * inner + ff_mats * d * f) + 4 * source_len * inner)
+    decoder_per_token = config.num_decoder_layers * (
+        2 * (2 * d * inner) + 4 * target_len * inner  # self-attention
+        + 2 * (2 * d * inner) + 4 * source_len * inner  # cross-attention: queries and output projection
+        + 2 * ff_mats * d * f
+    ) + 2 * d * config.vocab_size  # output head
+    cross_keys_values = config.num_decoder_layers * 2 * (2 * d * inner) * source_tokens
+    forward = encoder_per_token * source_tokens + decoder_per_token * target_tokens + cross_keys_values
+    return 3.0 * forward
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    import datasets
+    import lightning
+    import torch
+    import transformers
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
