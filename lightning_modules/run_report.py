@@ -150,11 +150,26 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
     return result
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process.
+
+    Linux's VmHWM first: ``ru_maxrss`` survives ``exec``, so a process started from a big parent (a benchmark, a
+    notebook) would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
+
+
 def peak_memory(device: torch.device) -> dict[str, float]:
     """Peak resident memory of this process (GiB) and, on CUDA, the peak allocated by torch."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
-    memory = {"process_rss_gib": round(rss_bytes / 2**30, 3)}
+    memory = {"process_rss_gib": round(peak_rss_bytes() / 2**30, 3)}
     if device.type == "cuda":
         memory["cuda_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     return memory

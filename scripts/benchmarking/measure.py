@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import platform
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +18,11 @@ def ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float:
     return ours["median"] / baseline["median"]
 
 
-def peak_rss_gib(children: bool = False) -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
-    return usage / 2**30 if sys.platform == "darwin" else usage / 2**20
+def peak_rss_gib() -> float:
+    """This process's peak resident memory (see :func:`lightning_modules.run_report.peak_rss_bytes`)."""
+    from lightning_modules.run_report import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**30
 
 
 def synchronize() -> None:
