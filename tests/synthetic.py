@@ -20,11 +20,13 @@ FILLER = [
 ]
 
 
-def first_sentence_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
+def first_sentence_rows(
+    count: int, seed: int = 0, subjects: list[str] = SUBJECTS, places: list[str] = PLACES
+) -> list[dict[str, str]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(count):
-        first = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(PLACES)}."
+        first = f"{rng.choice(subjects)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(places)}."
         rest = " ".join(rng.sample(FILLER, 2))
         rows.append({"text": f"{first} {rest}", "summary": first})
     return rows
@@ -42,10 +44,4 @@ ENYE_PLACES = ["en España", "en Logroño", "en A Coruña", "en Cataluña", "en 
 
 def enye_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
     """Like :func:`first_sentence_rows`, but every summary holds "ñ" (T5's vocabulary cannot write it)."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(count):
-        first = f"{rng.choice(ENYE_SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENYE_PLACES)}."
-        rest = " ".join(rng.sample(FILLER, 2))
-        rows.append({"text": f"{first} {rest}", "summary": first})
-    return rows
+    return first_sentence_rows(count, seed, ENYE_SUBJECTS, ENYE_PLACES)
