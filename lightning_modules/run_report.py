@@ -58,7 +58,7 @@ class RunReport(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._samples += int(batch["input_ids"].shape[0])
-        self._tokens += int(batch["attention_mask"].sum())
+        self._tokens += batch["attention_mask"].sum()  # stays a tensor: int() here would sync the GPU every step
 
     # --------------------------------------------------------------------------------------------- report
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -75,7 +75,7 @@ class RunReport(Callback):
             "seconds_total": round(total, 2),
             "seconds_validation": round(self._validation_seconds, 2),
             "train_samples_per_sec": round(self._samples * world / training, 2),
-            "train_tokens_per_sec": round(self._tokens * world / training, 1),
+            "train_tokens_per_sec": round(float(self._tokens) * world / training, 1),
             "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, getattr(pl_module, "val_history", {})),
         }
