@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from datamodules.collate import Seq2SeqCollator
 from datamodules.coverage import CoverageReport, coverage_report
 from datamodules.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
+from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.sources import load_predict_file, load_raw_dataset
 from lightning_modules.errors import ResumenError
 from lightning_modules.loading import load_tokenizer
@@ -27,6 +28,8 @@ PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while
 # never cutting text the tokenizer would keep (a token is at least one character).
 CHARS_PER_TOKEN_CAP = 16
+# Beyond this a sequence's attention alone takes gigabytes per example: a typo, not a setting.
+MAX_SOURCE_LENGTH = 16384
 
 
 class SummarizationDataModule(L.LightningDataModule):
@@ -102,9 +105,7 @@ class SummarizationDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         validate_template(prompt_template)
-        for name in ("max_source_length", "max_target_length", "batch_size"):
-            if getattr(self.hparams, name) < 1:
-                raise ResumenError(f"data.{name} must be at least 1 (got {getattr(self.hparams, name)}).")
+        check_data_settings(self.hparams)
         if not dataset_name and not data_files:
             raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
         self.tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code)
@@ -177,7 +178,7 @@ class SummarizationDataModule(L.LightningDataModule):
         base = self.base_tokenizer
         if hp.coverage_samples > 0 and self.coverage is None:
             rows = dataset.select(range(min(hp.coverage_samples, len(dataset))))
-            summaries = list(rows[summary_column]) if summary_column else None
+            summaries = [s for s in rows[summary_column] if isinstance(s, str)] if summary_column else None
             self.coverage = coverage_report(base, list(rows[text_column]), summaries)
             self._publish_coverage(first)
         if hp.extend_vocabulary and self.added_characters is None:
@@ -231,7 +232,8 @@ class SummarizationDataModule(L.LightningDataModule):
             return {"index": indices, "id": ids}
 
         dataset = dataset.map(add_ids, with_indices=True, batched=True, desc=f"Indexing {split}")
-        checked = [text_column] + ([hp.summary_column] if has_summary else [])
+        # predict needs only the article: a missing reference does not drop the row
+        checked = [text_column] + ([hp.summary_column] if has_summary and need_summary else [])
 
         def usable(batch: dict[str, list]) -> list[bool]:
             return [
@@ -255,6 +257,7 @@ class SummarizationDataModule(L.LightningDataModule):
                 dataset = dataset.shuffle(seed=hp.seed).select(range(limit)).flatten_indices()
         return dataset, text_column, hp.summary_column if has_summary else None
 
+
     def tokenize_split(self, dataset, split: str, text_column: str, summary_column: str | None):
         dataset = self.tokenize(dataset, text_column, summary_column, split)
         rank_zero_info(f"{split}: {len(dataset)} examples")
@@ -277,11 +280,12 @@ class SummarizationDataModule(L.LightningDataModule):
                 "attention_mask": encoded["attention_mask"],
                 "length": [len(ids) for ids in encoded["input_ids"]],
             }
-            if summary_column:
+            if summary_column and split != "predict":
                 targets = [text[:char_cap] for text in batch[summary_column]]
                 features["labels"] = tokenizer(text_target=targets, max_length=max_target, truncation=True)["input_ids"]
                 features["target_length"] = [len(ids) for ids in features["labels"]]
-                features["reference"] = batch[summary_column]
+            if summary_column:  # predict keeps a reference when the row has one (null otherwise)
+                features["reference"] = [text if isinstance(text, str) and text.strip() else None for text in batch[summary_column]]
             return features
 
         keep = {"id", "index"}
@@ -305,39 +309,55 @@ class SummarizationDataModule(L.LightningDataModule):
         source, target = self.fixed_lengths.get(split, (None, None))
         return Seq2SeqCollator(self.tokenizer, source, target, self.hparams.pad_to_multiple_of)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
-        if split not in self.datasets:
-            self.setup({"train": "fit", "validation": "validate"}.get(split, split))
+    def _loader_kwargs(self, split: str, batch_size: int) -> dict[str, Any]:
         import torch
 
-        return DataLoader(
-            self.datasets[split],
-            batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            collate_fn=self.collator(split),
-            num_workers=self.hparams.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        return {
+            "batch_size": batch_size,
+            "collate_fn": self.collator(split),
+            "num_workers": self.hparams.num_workers,
+            "pin_memory": torch.cuda.is_available(),
+            "persistent_workers": self.hparams.num_workers > 0,
+            # Its own generator: creating an iterator would otherwise draw from the global RNG, so a resumed run's
+            # dropout masks would drift from the uninterrupted run's.
+            "generator": torch.Generator().manual_seed(self.hparams.seed),
+        }
+
+    def _loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"validation": "validate"}.get(split, split))
+        return DataLoader(self.datasets[split], sampler=sampler, **self._loader_kwargs(split, batch_size))
 
     @property
     def eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
 
     def train_dataloader(self) -> DataLoader:
-        sampler = None
-        if self.hparams.group_by_length:
-            import torch
-            from transformers.trainer_pt_utils import LengthGroupedSampler
-
+        if "train" not in self.datasets:
+            self.setup("fit")
+        hp, train = self.hparams, self.datasets["train"]
+        trainer = getattr(self, "trainer", None)
+        lengths = None
+        if hp.group_by_length:
             # Group by source + target length: news articles mostly hit max_source_length, so grouping by the
-            # source alone (the library default) leaves the summaries' padding untouched.
-            train = self.datasets["train"]
+            # source alone (the library's LengthGroupedSampler) leaves the summaries' padding untouched.
             lengths = [source + target for source, target in zip(train["length"], train["target_length"])]
-            generator = torch.Generator().manual_seed(self.hparams.seed)
-            sampler = LengthGroupedSampler(self.hparams.batch_size, lengths=lengths, generator=generator)
-        return self._loader("train", self.hparams.batch_size, shuffle=True, sampler=sampler)
+        sampler = ResumableSampler(
+            train,
+            batch_size=hp.batch_size,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+            seed=hp.seed,
+            lengths=lengths,
+            batches_done=self._train_batches_done,
+        )
+        return ResumableDataLoader(train, sampler=sampler, **self._loader_kwargs("train", hp.batch_size))
+
+    def _train_batches_done(self) -> int:
+        """Training batches already trained in the current epoch: 0 when an epoch starts, except in the epoch a
+        resumed run restarts in (the trainer's progress comes back from the checkpoint)."""
+        trainer = getattr(self, "trainer", None)
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready if trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("validation", self.eval_batch_size)
@@ -363,4 +383,21 @@ def _texts(selected: Any):
         columns = [column for column in (text_column, summary_column) if column]
         for batch in dataset.select_columns(columns).iter(batch_size=1000):
             for column in columns:
-                yield from batch[column]
+                yield from (text for text in batch[column] if isinstance(text, str))
+
+
+def check_data_settings(hp: Any) -> None:
+    """Refuse sizes that would fail late (an empty split, a zero batch) before anything is loaded."""
+    for name in ("max_source_length", "max_target_length", "batch_size", "eval_batch_size", "pad_to_multiple_of"):
+        value = hp.get(name)
+        if value is not None and value < 1:
+            raise ResumenError(f"data.{name} must be at least 1 (got {value}).")
+    for name in ("max_train_samples", "max_val_samples", "max_test_samples"):
+        value = hp.get(name)
+        if value is not None and value < 1:
+            raise ResumenError(f"data.{name} must be at least 1, or null for every row (got {value}).")
+    if hp.max_source_length > MAX_SOURCE_LENGTH:
+        raise ResumenError(
+            f"data.max_source_length={hp.max_source_length} is far beyond any summarisation model's input "
+            f"(T5 was trained on 512 tokens; attention memory grows with its square): use at most {MAX_SOURCE_LENGTH}."
+        )

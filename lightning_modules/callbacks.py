@@ -12,12 +12,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from lightning_modules.errors import ResumenError
-from lightning_modules.files import atomic_directory, atomic_file
-
-
-def run_dir(trainer: L.Trainer) -> Path:
-    """The directory of this run's logs (``runs/<name>/version_N``), or the trainer's root without a logger."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+from lightning_modules.files import atomic_directory, atomic_file, remove_stale_temporaries
+from lightning_modules.run_files import run_dir
 
 
 class HFExport(Callback):
@@ -34,6 +30,7 @@ class HFExport(Callback):
         self.dirpath = dirpath
         self.overwrite = overwrite
         self.exported_to: Path | None = None
+        self.resuming = False  # set by the CLI when fit resumes this run: its own export may be replaced
 
     def target(self, trainer: L.Trainer) -> Path:
         return Path(self.dirpath) if self.dirpath else run_dir(trainer) / "export"
@@ -42,7 +39,10 @@ class HFExport(Callback):
         if stage != "fit":
             return
         target = self.target(trainer)
-        if target.exists() and any(target.iterdir()) and not self.overwrite:
+        if trainer.is_global_zero:
+            remove_stale_temporaries(target.parent)
+        resuming_this_run = self.resuming and self.dirpath is None  # a resumed run replaces its own export
+        if target.exists() and any(target.iterdir()) and not self.overwrite and not resuming_this_run:
             raise ResumenError(
                 f"export directory '{target}' already holds files (a previous export?): choose another "
                 "--export.dirpath or pass --export.overwrite=true to replace it when this run finishes."
@@ -50,6 +50,9 @@ class HFExport(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.interrupted:
+            return
+        if trainer.global_step == 0:  # nothing was trained: the base model is not a fine-tuned export
+            rank_zero_warn("no training step ran, so nothing was exported.")
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         state_dict, epoch = None, pl_module.current_epoch
@@ -142,6 +145,7 @@ class JsonlPredictionWriter(BasePredictionWriter):
         unique = {row["index"]: row for row in rows}  # the distributed sampler repeats some inputs
         path = Path(self.output_path) if self.output_path else run_dir(trainer) / "predictions.jsonl"
         if trainer.is_global_zero:
+            remove_stale_temporaries(path.parent)
             with atomic_file(path) as handle:
                 for index in sorted(unique):
                     row = {k: v for k, v in unique[index].items() if k != "index"}

@@ -29,6 +29,10 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
         if debug:
             raise
         user_error = next((e for e in _chain(error) if isinstance(e, ResumenError)), None)
+        if user_error is None and type(error).__name__ == "ArgumentError":  # a config or option error (jsonargparse)
+            detail = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            print(f"error: {detail} (--help lists the options)", file=sys.stderr)
+            sys.exit(2)
         message = str(user_error) if user_error else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         print(f"error: {message}", file=sys.stderr)
         if user_error is None:

@@ -20,6 +20,7 @@ from lightning_modules.errors import ResumenError
 from lightning_modules.generation import check_generation_settings, needs_synced_gpus
 from lightning_modules.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
+from lightning_modules.rng import rng_states, set_rng_states
 from lightning_modules.vocabulary import decode_texts
 
 
@@ -86,6 +87,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.val_history: dict[int, dict[str, float]] = {}
         self._generated_this_epoch = 0
         self._text_samples: list[tuple[str, str, str]] = []
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------------ setup
     def check_precision(self, precision: str | int | None) -> None:
@@ -131,10 +133,14 @@ class Seq2SeqSummarizer(L.LightningModule):
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
         checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
         checkpoint["added_characters"] = list(self.added_characters)  # the embeddings' shape depends on them
+        checkpoint["rng_states"] = rng_states()  # dropout after a resume draws what the uninterrupted run drew
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
         self.use_added_characters(checkpoint.get("added_characters", []))  # before Lightning loads the weights
+        check_same_shapes(checkpoint.get("state_dict", {}), self.state_dict(), self.hparams.model_name_or_path)
+        # Restored right before the next training step, where the uninterrupted run stood when this was saved.
+        self._rng_to_restore = checkpoint.get("rng_states")
 
     # ---------------------------------------------------------------------------------------------- helpers
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
@@ -172,6 +178,9 @@ class Seq2SeqSummarizer(L.LightningModule):
         return loss
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
         self._batch_started = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
@@ -259,7 +268,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         rows = []
         for i, summary in enumerate(summaries):
             row = {"id": batch["id"][i], "index": int(batch["index"][i]), "summary": summary}
-            if "reference" in batch:
+            if batch.get("reference") and batch["reference"][i] is not None:
                 row["reference"] = batch["reference"][i]
             rows.append(row)
         return rows
@@ -288,3 +297,13 @@ class Seq2SeqSummarizer(L.LightningModule):
                     for article, reference, generated in self._text_samples
                 )
                 logger.experiment.add_text("val/samples", table, global_step=self.global_step)
+
+
+def check_same_shapes(saved: dict[str, Any], current: dict[str, Any], model_name: str) -> None:
+    """A checkpoint of another model size fails deep in ``load_state_dict``; name the first differing weight."""
+    for name, tensor in saved.items():
+        if name in current and tuple(tensor.shape) != tuple(current[name].shape):
+            raise ResumenError(
+                f"the checkpoint was trained from a model of another size: '{name}' is {list(tensor.shape)} there and "
+                f"{list(current[name].shape)} in '{model_name}': pass the --model.model_name_or_path it was trained from."
+            )

@@ -1,0 +1,107 @@
+"""Keep ``last.ckpt`` fresh: every epoch, every N steps if asked, and when the scheduler says the job must stop.
+
+Lightning's ``ModelCheckpoint`` rewrites ``last.ckpt`` only when a monitored top-k checkpoint is saved (so after a
+plateau it is stale) and cannot combine an every-epoch and an every-N-steps trigger; hence this small callback.
+The best checkpoint is still chosen by ``ModelCheckpoint`` on the monitored metric.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from lightning_modules.files import remove_stale_temporaries
+from lightning_modules.run_files import checkpoint_dir
+
+# Exit status of a preempted run: 128 + SIGTERM, what a shell reports for a process ended by SIGTERM.
+PREEMPTED_EXIT_CODE = 128 + signal.SIGTERM
+
+
+class LastCheckpoint(Checkpoint):
+    """Save ``last.ckpt`` (the full training state) at every epoch end, every N training steps, and on preemption."""
+
+    def __init__(self, every_n_train_steps: int = 0, save_on_preemption: bool = True) -> None:
+        """When ``last.ckpt`` is written (always after the epoch's validation, so it carries its metrics).
+
+        Args:
+            every_n_train_steps: also save every N optimizer steps (0 = epoch ends only). Long epochs (the full
+                MLSUM: 33k steps at batch 8) lose at most N steps to a kill.
+            save_on_preemption: on SIGTERM (SLURM, Kubernetes) or SIGUSR1, save at the end of the current batch,
+                print the resume command and exit with code 143. SIGUSR1 is left to Lightning when its SLURM
+                auto-requeue is on.
+        """
+        super().__init__()
+        if every_n_train_steps < 0:
+            from lightning_modules.errors import ResumenError
+
+            raise ResumenError(f"last_checkpoint.every_n_train_steps must be 0 (off) or more (got {every_n_train_steps}).")
+        self.every_n_train_steps = every_n_train_steps
+        self.save_on_preemption = save_on_preemption
+        self.path: Path | None = None
+        self.preempted = False
+        self._last_saved_step = -1
+        self._previous_sigusr1: Any = None
+
+    # --------------------------------------------------------------------------------------------- setup
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self.path = checkpoint_dir(trainer) / "last.ckpt"
+        if trainer.is_global_zero:
+            for leftover in remove_stale_temporaries(self.path.parent):
+                rank_zero_info(f"Removed {leftover}, left by a run that was killed while saving.")
+        if self.save_on_preemption and not _lightning_handles_sigusr1(trainer):
+            self._previous_sigusr1 = signal.getsignal(signal.SIGUSR1)
+            signal.signal(signal.SIGUSR1, _sigusr1_as_sigterm)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_sigusr1 is not None:
+            signal.signal(signal.SIGUSR1, self._previous_sigusr1)
+            self._previous_sigusr1 = None
+
+    # ---------------------------------------------------------------------------------------------- saves
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_train_steps and step % self.every_n_train_steps == 0 and step != self._last_saved_step:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)  # after validation and after ModelCheckpoint picked the best (callback order)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Lightning ends fit with SIGTERMException between two batches (or in validation): a consistent state.
+        if not isinstance(exception, SIGTERMException) or not self.save_on_preemption or self.path is None:
+            return
+        self.save(trainer)
+        self.preempted = True
+        rank_zero_info(
+            f"Preempted (SIGTERM/SIGUSR1) at epoch {trainer.current_epoch}, step {trainer.global_step}: saved "
+            f"{self.path}.\nResume with: python scripts/train.py fit --config {self.path.parent.parent / 'config.yaml'} "
+            "--ckpt_path last"
+        )
+
+    def save(self, trainer: L.Trainer) -> None:
+        if self.path is None or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)  # full training state; every rank: the strategy writes on rank 0 (or shards)
+        self._last_saved_step = trainer.global_step
+
+
+def _lightning_handles_sigusr1(trainer: L.Trainer) -> bool:
+    """Lightning's SLURM auto-requeue saves its own checkpoint and requeues on SIGUSR1: leave that to it."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    return isinstance(environment, SLURMEnvironment) and environment.auto_requeue
+
+
+def _sigusr1_as_sigterm(signum: int, frame: Any) -> None:
+    """SIGUSR1 (SLURM's advance warning) becomes SIGTERM, which Lightning turns into a graceful stop."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,137 @@
+"""Which run ``fit --ckpt_path last|auto`` may resume: the newest one of the same configuration, never another.
+
+A run is ``runs/<name>/version_N/`` with the ``config.yaml`` LightningCLI saved and ``checkpoints/last.ckpt``.
+Two runs are of the same configuration when their resolved configs agree on everything except the settings in
+:data:`FREE_ON_RESUME` (how long to train, on what hardware, how to log).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lightning_modules.errors import ResumenError
+
+# Dotted prefixes that may differ between a run and its resumption.
+FREE_ON_RESUME = (
+    "ckpt_path",
+    "config",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.max_time",
+    "trainer.min_epochs",
+    "trainer.min_steps",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.plugins",
+    "trainer.logger",
+    "trainer.callbacks",
+    "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.profiler",
+    "trainer.default_root_dir",
+    "data.num_workers",
+    "data.preprocessing_num_workers",
+    "data.cache_dir",
+    "last_checkpoint",
+    "export",
+    "predictions",
+    "report",
+)
+
+
+@dataclass
+class Run:
+    directory: Path
+    version: int | str
+    last: Path
+    config: dict[str, Any]
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(config, dict):
+        flat: dict[str, Any] = {}
+        for key, value in config.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: config}
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Settings that differ (dotted name, saved value, current value), ignoring those free on resume."""
+    saved_flat, current_flat = flatten(saved), flatten(current)
+    found = []
+    for key in sorted(set(saved_flat) | set(current_flat)):
+        if any(key == free or key.startswith(free + ".") for free in FREE_ON_RESUME):
+            continue
+        if saved_flat.get(key) != current_flat.get(key):
+            found.append((key, saved_flat.get(key), current_flat.get(key)))
+    return found
+
+
+def _version_key(directory: Path) -> tuple[int, float]:
+    match = re.fullmatch(r"version_(\d+)", directory.name)
+    return (int(match.group(1)) if match else -1, directory.stat().st_mtime)
+
+
+def runs_with_checkpoint(root: Path, checkpoint_dirpath: str | None, only: str | None = None) -> list[Run]:
+    """Runs under ``root`` that have a saved config and a ``last.ckpt``, newest first."""
+    if not root.is_dir():
+        return []
+    directories = [root / only] if only else [d for d in root.iterdir() if d.is_dir() and d.name.startswith("version_")]
+    runs = []
+    for directory in sorted(directories, key=_version_key, reverse=True):
+        last = (Path(checkpoint_dirpath) if checkpoint_dirpath else directory / "checkpoints") / "last.ckpt"
+        config_file = directory / "config.yaml"
+        if last.is_file() and config_file.is_file():
+            version: int | str = int(directory.name[8:]) if re.fullmatch(r"version_\d+", directory.name) else directory.name
+            config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            runs.append(Run(directory, version, last, config))
+    return runs
+
+
+def choose_run(runs: list[Run], current: dict[str, Any], mode: str, root: Path) -> Run | None:
+    """``last``: the newest run, refused when its configuration differs. ``auto``: the newest run of this
+    configuration, or ``None`` (start a new run)."""
+    if mode == "auto":
+        return next((run for run in runs if not differences(run.config, current)), None)
+    if not runs:
+        raise ResumenError(
+            f"--ckpt_path last: no run under '{root}' has a last.ckpt to resume: start a new run without --ckpt_path "
+            "(or use --ckpt_path auto, which resumes when there is something to resume)."
+        )
+    newest = runs[0]
+    changed = differences(newest.config, current)
+    if changed:
+        shown = "; ".join(f"{key}: {saved!r} there, {now!r} now" for key, saved, now in changed[:3])
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        matching = next((run for run in runs if not differences(run.config, current)), None)
+        hint = f" {matching.directory} matches this configuration: pass --ckpt_path {matching.last}." if matching else ""
+        raise ResumenError(
+            f"--ckpt_path last: the newest run with a checkpoint, '{newest.directory}', has another configuration "
+            f"({shown}{more}), so it was not resumed. Resume it with its own settings (--config "
+            f"{newest.directory / 'config.yaml'}), or start a new run without --ckpt_path.{hint}"
+        )
+    return newest
+
+
+def training_finished(checkpoint_path: Path, max_epochs: int | None, max_steps: int) -> str | None:
+    """Why the run saved in this checkpoint has nothing left to train, or ``None``."""
+    import torch
+
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    epochs = checkpoint.get("epoch", 0) + 1 if epochs is None else epochs
+    steps = int(checkpoint.get("global_step", 0))
+    if max_steps is not None and max_steps >= 0 and steps >= max_steps:
+        return f"it already ran {steps} of max_steps={max_steps} steps"
+    if max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs:
+        return f"it already trained {epochs} of max_epochs={max_epochs} epochs ({steps} steps)"
+    return None
