@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
 from lightning_modules.errors import ResumenError
 
@@ -22,46 +24,111 @@ def normalise_data_files(data_files: dict[str, str | list[str]]) -> dict[str, li
 
 
 def check_local_files(paths: list[str], allow_txt: bool = False) -> str:
-    """Check that files exist, share one supported format, are not empty and (JSONL) parse; return the builder."""
+    """Check that files exist, are regular files of one supported format with rows, and decode; return the builder."""
     builders = set()
+    allowed = {s: b for s, b in BUILDERS.items() if allow_txt or b != "text"}
     for path in paths:
         file = Path(path).expanduser()
         suffix = file.suffix.lower()
-        allowed = {s: b for s, b in BUILDERS.items() if allow_txt or b != "text"}
+        if file.is_dir():
+            raise ResumenError(f"data file '{path}' is a directory: pass the files inside it (json, jsonl, csv or parquet).")
         if suffix not in allowed:
             raise ResumenError(
                 f"data file '{path}' has an unsupported extension '{suffix or '(none)'}': use one of "
                 f"{', '.join(sorted(allowed))}."
             )
-        if not file.is_file():
+        if not file.exists():
             raise ResumenError(f"data file '{path}' does not exist: check the path (relative paths start from {os.getcwd()}).")
+        if not file.is_file():
+            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(file.stat().st_mode) else "not a regular file"
+            raise ResumenError(f"data file '{path}' is {kind}: write the data to a regular file first.")
         if file.stat().st_size == 0:
             raise ResumenError(f"data file '{path}' is empty: it needs at least one row.")
-        if suffix in {".json", ".jsonl"}:
-            _check_json_lines(file)
+        if suffix == ".parquet":
+            _check_parquet(file)
+        else:
+            text = _read_utf8(file)
+            if suffix in {".json", ".jsonl"}:
+                _check_json(file, text)
+            elif suffix == ".csv":
+                _check_csv(file, text)
+            elif not text.strip():
+                raise ResumenError(f"data file '{path}' is empty: it holds only blank lines.")
         builders.add(allowed[suffix])
     if len(builders) > 1:
         raise ResumenError(f"data files {paths} mix formats {sorted(builders)}: use one format per split.")
     return builders.pop()
 
 
-def _check_json_lines(file: Path) -> None:
-    """datasets reports a bad JSONL line as a pyarrow error without the line number; find it first."""
-    with file.open(encoding="utf-8") as handle:
-        first = handle.read(1)
-        while first and first.isspace():
-            first = handle.read(1)
-        if first == "[":  # a JSON array, not JSON lines: datasets parses it whole
-            return
-        handle.seek(0)
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ResumenError(
-                        f"data file '{file}' line {number} is not valid JSON ({error.msg}): fix or remove that line."
-                    ) from None
+def check_data_source(data: Any, predicting: bool) -> None:
+    """The files a command will read, checked before any model loads (``data`` is the data module's config)."""
+    if predicting:
+        check_local_files([data.predict_file], allow_txt=True)
+    elif data.data_files:
+        for paths in normalise_data_files(dict(data.data_files)).values():
+            check_local_files(paths)
+
+
+def _read_utf8(file: Path) -> str:
+    """The file's text; bytes that are not UTF-8 are named with their line (a UTF-8 BOM is accepted)."""
+    raw = file.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ResumenError(
+            f"data file '{file}' line {line} is not UTF-8 (byte 0x{raw[error.start]:02x}): re-save it as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)."
+        ) from None
+
+
+def _check_json(file: Path, text: str) -> None:
+    """Find a bad line or a cut-off array here: datasets reports them as pyarrow errors without a position."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    stripped = text.strip()
+    if not stripped:
+        raise ResumenError(f"data file '{file}' is empty: it holds only blank lines.")
+    if stripped[0] == "[":  # a JSON array, not JSON lines
+        try:
+            rows = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise ResumenError(
+                f"data file '{file}' is not valid JSON ({error.msg} at line {error.lineno}): is the array cut short?"
+            ) from None
+        if not rows:
+            raise ResumenError(f"data file '{file}' is empty: its JSON array has no rows.")
+        return
+    rows = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ResumenError(
+                    f"data file '{file}' line {number} is not valid JSON ({error.msg}): fix or remove that line."
+                ) from None
+            if value != {}:
+                rows += 1
+    if rows == 0:
+        raise ResumenError(f"data file '{file}' is empty: it holds no rows with fields.")
+
+
+def _check_csv(file: Path, text: str) -> None:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise ResumenError(f"data file '{file}' is empty: it has a header but no rows." if lines else f"data file '{file}' is empty.")
+
+
+def _check_parquet(file: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(file).metadata.num_rows
+    except Exception as error:  # pyarrow raises ArrowInvalid / OSError for anything that is not parquet
+        raise ResumenError(f"data file '{file}' is not a readable parquet file ({str(error).splitlines()[0]}).") from None
+    if rows == 0:
+        raise ResumenError(f"data file '{file}' is empty: its parquet table has no rows.")
 
 
 def load_raw_dataset(

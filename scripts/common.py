@@ -31,20 +31,38 @@ def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
 
 
 def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> list[str]:
-    """Inputs from arguments, ``--file`` (one per line) or stdin (``-``); blank lines are skipped."""
+    """Inputs from arguments, ``--file`` (one per line) or stdin (``-``); blank lines are skipped.
+
+    Lines end only at ``\n`` (a U+2028 or a form feed inside an article stays in it), and input must be UTF-8 text.
+    """
     texts = [t for t in args.texts if t != "-"]
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise ResumenError(f"input {number} is empty: pass some text (or --file FILE, or '-' for stdin).")
     if "-" in args.texts:
-        texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        texts += _lines(sys.stdin.buffer.read(), "standard input")
     if args.file:
         path = Path(args.file)
         if not path.is_file():
             raise ResumenError(f"input file '{args.file}' does not exist.")
-        texts += [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts += _lines(path.read_bytes(), f"input file '{args.file}'")
     if not texts:
         if default is None:
             raise ResumenError("no input: pass texts as arguments, --file FILE, or '-' to read stdin.")
         texts = list(default)
     return texts
+
+
+def _lines(raw: bytes, source: str) -> list[str]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ResumenError(
+            f"{source} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}): pass text, one input per line."
+        ) from None
+    if "\x00" in text:
+        raise ResumenError(f"{source} holds binary data (NUL bytes): pass text, one input per line.")
+    return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
 
 
 def make_trainer(args: argparse.Namespace):

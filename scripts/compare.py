@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lightning_modules.errors import ResumenError  # noqa: E402
 from scripts.common import base_parser, make_trainer, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
@@ -70,9 +71,23 @@ def release_memory() -> None:
 def compare_prompts(args, prompts: list[str]) -> list[dict]:
     rows = []
     for name in args.models:
-        rows += prompt_rows(args, name, prompts)  # the model lives only inside prompt_rows
-        release_memory()
+        rows += one_model(name, lambda: prompt_rows(args, name, prompts))  # the model lives only inside prompt_rows
     return rows
+
+
+def one_model(name: str, run) -> list[dict]:
+    """One model's rows; a model that fails (missing, offline, wrong kind, out of memory) becomes an error row
+    instead of losing the other models' results."""
+    try:
+        rows = run()
+    except Exception as error:  # noqa: BLE001 - each model is independent: report it and go on
+        from lightning_modules.errors import ResumenError
+
+        message = str(error) if isinstance(error, ResumenError) else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        print(f"error: {name}: {message}", file=sys.stderr)
+        rows = [{"model": name, "error": message}]
+    release_memory()
+    return rows if isinstance(rows, list) else [rows]
 
 
 def prompt_rows(args, name: str, prompts: list[str]) -> list[dict]:
@@ -97,8 +112,7 @@ def compare_dataset(args) -> list[dict]:
     """Spanish ROUGE of each model on the test split (or a file), via the seq2seq module's ``test``."""
     rows, settings = [], data_settings(args)
     for name in args.models:
-        rows.append(dataset_row(args, name, settings))
-        release_memory()
+        rows += one_model(name, lambda: dataset_row(args, name, settings))
     return rows
 
 
@@ -138,17 +152,20 @@ def data_settings(args) -> dict[str, Any]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(column for row in rows for column in row))  # error rows have fewer columns
     def cell(value: Any) -> str:
         return str(value).replace("\n", " ").replace("|", "\\|")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def text_report(rows: list[dict]) -> str:
-    if "prompt" not in rows[0]:
-        return markdown_table(rows)
+    failed = [row for row in rows if "error" in row]
+    rows = [row for row in rows if "error" not in row]
+    errors = "".join(f"\n{row['model']}: failed ({row['error']})" for row in failed)
+    if not rows or "prompt" not in rows[0]:
+        return (markdown_table(rows) if rows else "No model ran.") + errors
     models = list(dict.fromkeys(row["model"] for row in rows))
     lines = [f"{'model':<40} {'parameters':>12} {'load s':>8} {'generate s':>11}"]
     for name in models:
@@ -159,7 +176,7 @@ def text_report(rows: list[dict]) -> str:
         for row in rows:
             if row["prompt"] == prompt:
                 lines.append(f"  {row['model']:<38} {row['output']!r}")
-    return "\n".join(lines)
+    return "\n".join(lines) + errors
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -187,6 +204,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         with atomic_file(args.markdown_output) as handle:
             handle.write(markdown_table(rows) + "\n")
     print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows))
+    failed = [row["model"] for row in rows if "error" in row]
+    if failed:  # the others' results are printed and written; the exit code still tells a script
+        raise ResumenError(f"{len(failed)} of {len(args.models)} model(s) failed: {', '.join(failed)} (see above).")
     return rows
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lightning_modules.errors import ResumenError  # noqa: E402
 from scripts.common import base_parser, emit, make_trainer, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_TEXT = "The future of AI is"
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--positions", choices=["last", "all"], default="last", help="table after the last or every position")
     parser.add_argument("--plot", help="save a bar chart of the first input's top-k to this PNG")
     args = parser.parse_args(argv)
+    if args.top_k < 1:
+        raise ResumenError(f"--top-k must be at least 1 (got {args.top_k}).")
     from datamodules.text_prompts import prompt_loader
     from lightning_modules.causal_lm import CausalLMModule
 

@@ -2,14 +2,10 @@
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from cli_helpers import demo_args
 from conftest import ROOT
@@ -207,6 +203,26 @@ def test_atomic_writes_leave_the_previous_output_on_a_crash(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "predictions.jsonl"]
 
 
+def test_leftovers_of_killed_writers_are_cleaned_and_a_half_swapped_export_restored(tmp_path):
+    import subprocess
+
+    from lightning_modules.files import _HOST, remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".predictions.jsonl.tmp-{_HOST}-{dead}").write_text('{"id": "0", "summ')
+    (tmp_path / f".export.tmp-{_HOST}-{dead}").mkdir()
+    # killed between the two renames of an export swap: only the previous export, under its .old name, is whole
+    old = tmp_path / f".report.old-{_HOST}-{dead}"
+    old.mkdir()
+    (old / "config.json").write_text("{}")
+    alive = tmp_path / f".last.ckpt.tmp-{_HOST}-{os.getpid()}"  # a writer that is still running
+    alive.write_bytes(b"in progress")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([f".predictions.jsonl.tmp-{_HOST}-{dead}", f".export.tmp-{_HOST}-{dead}"])
+    assert (tmp_path / "report" / "config.json").read_text() == "{}"
+    assert alive.exists()
+
+
 def test_nan_loss_stops_with_the_step_and_the_fix(tiny_t5, tmp_path, capsys, in_root, monkeypatch):
     from lightning_modules.seq2seq import Seq2SeqSummarizer
 
@@ -238,33 +254,189 @@ def test_same_seed_same_losses_and_predictions(tiny_t5, tmp_path, in_root):
     assert results[0][1] == results[1][1]
 
 
-def test_kill_9_then_resume_from_last(tiny_t5, tmp_path):
-    runs = tmp_path / "runs"
-    epochs, batches = 6, 5  # 20 shipped training rows, batch 4
-    command = [sys.executable, "scripts/train.py", *demo_args("fit", tiny_t5, runs, f"--trainer.max_epochs={epochs}")]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = runs / "demo" / "version_0" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if last.exists() and torch.load(last, map_location="cpu", weights_only=True)["global_step"] >= batches:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    saved = torch.load(last, map_location="cpu", weights_only=True)
-    assert batches <= saved["global_step"] < epochs * batches
+# ------------------------------------------------------------------------------- bad input, the rest of the list
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
-    from scripts.train import cli_main
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _garbage_parquet(path: Path) -> Path:
+    return _bytes(path, b"PAR1 this is not a parquet file at all PAR1")
+
+
+@pytest.mark.parametrize(
+    "make_file,pattern",
+    [
+        (lambda d: _bytes(d / "latin1.jsonl", b'{"text": "a", "summary": "b"}\n{"text": "ni\xf1o", "summary": "c"}\n'),
+         r"line 2 is not UTF-8 \(byte 0xf1\)"),
+        (lambda d: _write(d / "header.csv", "text,summary\n"), r"is empty: it has a header but no rows"),
+        (lambda d: _write(d / "braces.jsonl", "{}\n{}\n"), r"is empty: it holds no rows with fields"),
+        (lambda d: _write(d / "blank.jsonl", "\n  \n\n"), r"is empty: it holds only blank lines"),
+        (lambda d: _write(d / "cut.json", '[{"text": "a", "summary": "b"}, {"text": "c", "sum'), r"not valid JSON .*cut short"),
+        (lambda d: _garbage_parquet(d / "garbage.parquet"), r"not a readable parquet file"),
+        (lambda d: (d / "folder.jsonl").mkdir() or d / "folder.jsonl", r"is a directory"),
+        (lambda d: _fifo(d / "pipe.jsonl"), r"is a FIFO"),
+    ],
+)
+def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, pattern, monkeypatch):
+    from lightning_modules import loading
+
+    path = make_file(tmp_path)
+    loaded = []
+    monkeypatch.setattr(loading, "load_seq2seq_model", lambda *a, **k: loaded.append(a) or pytest.fail("weights loaded"))
+    code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, f"--data.data_files.train={path}"), capsys)
+    assert_one_line_error(code, err, pattern)
+    assert not loaded, "the data is checked before any weights load"
+
+
+def test_a_utf8_bom_is_accepted(tiny_t5, tmp_path):
+    from datamodules.summarization import SummarizationDataModule
+
+    rows = '{"text": "El niño juega.", "summary": "Juega."}\n{"text": "Otra noticia.", "summary": "Otra."}\n'
+    path = _bytes(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + rows.encode())
+    dm = SummarizationDataModule(tiny_t5, data_files={"train": str(path), "validation": str(path)}, coverage_samples=0)
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra,pattern",
+    [
+        (["--data.max_train_samples=0"], r"data.max_train_samples must be at least 1, or null for every row"),
+        (["--data.max_val_samples=-3"], r"data.max_val_samples must be at least 1"),
+        (["--data.eval_batch_size=0"], r"data.eval_batch_size must be at least 1"),
+        (["--data.pad_to_multiple_of=0"], r"data.pad_to_multiple_of must be at least 1"),
+        (["--data.max_source_length=100000"], r"max_source_length=100000 is far beyond"),
+        (["--trainer.max_epochs=0"], r"trainer.max_epochs=0 trains nothing"),
+        (["--model.learning_rate=abc"], r'"model.learning_rate": Expected a .*float.*Got value: abc'),
+        (["--model.no_such_option=1"], r"unrecognized arguments: --model.no_such_option=1"),
+    ],
+)
+def test_more_bad_settings(tiny_t5, tmp_path, capsys, in_root, extra, pattern):
+    code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, *extra), capsys)
+    assert_one_line_error(code, err, pattern)
+    assert "usage:" not in err and len(err.strip().splitlines()) <= 3, err  # no 110 lines of usage first
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tiny_t5, tmp_path_factory) -> Path:
+    from cli_helpers import run_train
+
+    runs = tmp_path_factory.mktemp("one-epoch") / "runs"
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        resumed = cli_main(demo_args("fit", tiny_t5, runs, f"--trainer.max_epochs={epochs}", "--ckpt_path=last"))
+        run_train(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
     finally:
         os.chdir(cwd)
-    assert resumed.trainer.global_step == epochs * batches
-    # AdamW's per-parameter step counter continued from the checkpoint instead of restarting at 0
-    optimizer_state = next(iter(resumed.trainer.optimizers[0].state.values()))
-    assert int(optimizer_state["step"]) == epochs * batches
+    return runs
+
+
+def _last(runs: Path) -> Path:
+    return runs / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize(
+    "damage,pattern",
+    [
+        (lambda data: b"these are my notes, not a checkpoint\n", r"is not a torch checkpoint \(no zip archive"),
+        (lambda data: data[: len(data) // 2], r"is not a torch checkpoint .*cut short"),
+        (lambda data: data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1 :],
+         r"is corrupted \(checksum mismatch"),
+    ],
+    ids=["text-file", "truncated", "bit-flip"],
+)
+def test_a_damaged_checkpoint_is_one_line(one_epoch_run, tiny_t5, tmp_path, capsys, in_root, damage, pattern):
+    from scripts import export
+
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(damage(_last(one_epoch_run).read_bytes()))
+    for entry_point, args in [
+        (train_main, demo_args("test", tiny_t5, tmp_path / "runs", f"--ckpt_path={damaged}")),
+        (train_main, fit_args(tiny_t5, tmp_path, f"--ckpt_path={damaged}")),
+        (export.main, [str(damaged), "--output", str(tmp_path / "out")]),
+    ]:
+        code, err = run_guarded(entry_point, args, capsys)
+        assert_one_line_error(code, err, pattern)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_of_another_model_size_names_the_reason(one_epoch_run, tmp_path, capsys):
+    from lightning_modules.tiny import build_tiny_t5
+    from scripts import export
+
+    wider = build_tiny_t5(tmp_path / "wider-t5", d_model=96)
+    code, err = run_guarded(export.main, [str(_last(one_epoch_run)), "--model", str(wider), "--output", str(tmp_path / "out")], capsys)
+    assert_one_line_error(code, err, r"trained from a model of another size: 'model\..*' is \[\d+, 64\] there and \[\d+, 96\]")
+
+
+# ---------------------------------------------------------------------------------------- the smaller failures
+def test_predict_keeps_articles_without_a_reference(one_epoch_run, tiny_t5, tmp_path, in_root):
+    rows = [{"text": "El Betis ganó al Celta.", "summary": None}, {"text": "Llueve en Sevilla.", "summary": ""},
+            {"text": "Sube el pan.", "summary": "El pan sube."}]
+    articles = write_jsonl(tmp_path / "articles.jsonl", rows)
+    output = tmp_path / "predictions.jsonl"
+    train_main(demo_args("predict", tiny_t5, one_epoch_run, f"--data.predict_file={articles}",
+                         f"--predictions.output_path={output}", "--trainer.enable_progress_bar=false"))
+    predictions = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in predictions] == ["0", "1", "2"]
+    assert "reference" not in predictions[0] and "reference" not in predictions[1]
+    assert predictions[2]["reference"] == "El pan sube."
+
+
+def test_no_generation_in_validation_selects_the_best_by_loss(tiny_t5, tmp_path, in_root):
+    with pytest.warns(UserWarning, match="best checkpoint is chosen by the lowest val/loss instead"):
+        cli = train_main(fit_args(tiny_t5, tmp_path, "--model.val_generate_samples=0", "--trainer.enable_progress_bar=false"))
+    checkpoint = cli.trainer.checkpoint_callback
+    assert checkpoint.monitor == "val/loss" and Path(checkpoint.best_model_path).name.startswith("best-epoch00-loss")
+    assert (Path(cli.trainer.log_dir) / "export" / "model.safetensors").is_file()
+
+
+# --------------------------------------------------------------------------------------------- companion scripts
+def test_script_inputs_split_only_on_newlines_and_must_be_text(tiny_gpt2, tmp_path, capsys, monkeypatch):
+    import io
+
+    from scripts import next_token
+
+    inputs = _bytes(tmp_path / "inputs.txt", "uno\u2028dos\x0ctres\r\ncuatro\n\n".encode())
+    rows = next_token.main(["--model", tiny_gpt2, "--file", str(inputs), "--json", "--top-k", "2"])
+    assert [row["text"] for row in rows] == ["uno\u2028dos\x0ctres", "cuatro"]
+    capsys.readouterr()
+
+    binary = io.TextIOWrapper(io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe"))
+    monkeypatch.setattr(sys, "stdin", binary)
+    code, err = run_guarded(next_token.main, ["--model", tiny_gpt2, "-"], capsys)
+    assert_one_line_error(code, err, r"standard input is not UTF-8 text")
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [(["--top-k", "0", "hola"], r"--top-k must be at least 1"), ([""], r"input 1 is empty")],
+)
+def test_next_token_refuses_nothing_to_show(tiny_gpt2, capsys, args, pattern):
+    from scripts import next_token
+
+    code, err = run_guarded(next_token.main, ["--model", tiny_gpt2, *args], capsys)
+    assert_one_line_error(code, err, pattern)
+
+
+def test_compare_reports_a_bad_model_and_keeps_the_others(tiny_t5, tiny_gpt2, tmp_path, capsys):
+    from scripts import compare
+
+    output = tmp_path / "comparison.json"
+    args = ["--models", tiny_t5, "/nonexistent/model", tiny_gpt2, "--max-new-tokens", "3", "--json-output", str(output), "hola"]
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(compare.main, args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "error: /nonexistent/model: model path '/nonexistent/model' does not exist" in err
+    assert "1 of 3 model(s) failed: /nonexistent/model" in err
+    rows = json.loads(output.read_text(encoding="utf-8"))
+    assert [row["model"] for row in rows] == [tiny_t5, "/nonexistent/model", tiny_gpt2]
+    assert "output" in rows[0] and "error" in rows[1] and "output" in rows[2]
