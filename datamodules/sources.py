@@ -100,7 +100,7 @@ def _check_json(file: Path, text: str) -> None:
             raise ResumenError(f"data file '{file}' is empty: its JSON array has no rows.")
         return
     rows = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON lines end at \n only (U+2028 may sit in a string)
         if line.strip():
             try:
                 value = json.loads(line)
@@ -115,7 +115,7 @@ def _check_json(file: Path, text: str) -> None:
 
 
 def _check_csv(file: Path, text: str) -> None:
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.split("\n") if line.strip()]
     if len(lines) < 2:
         raise ResumenError(f"data file '{file}' is empty: it has a header but no rows." if lines else f"data file '{file}' is empty.")
 

@@ -24,11 +24,11 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
     try:
         return main(None if from_command_line else args)
     except Exception as error:  # noqa: BLE001 - the point is to turn any failure into one readable line
-        from lightning_modules.errors import ResumenError
+        from lightning_modules.errors import ResumenError, error_chain
 
         if debug:
             raise
-        user_error = next((e for e in _chain(error) if isinstance(e, ResumenError)), None)
+        user_error = next((e for e in error_chain(error) if isinstance(e, ResumenError)), None)
         if user_error is None and type(error).__name__ == "ArgumentError":  # a config or option error (jsonargparse)
             detail = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
             print(f"error: {detail} (--help lists the options)", file=sys.stderr)
@@ -38,11 +38,3 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
         if user_error is None:
             print("(set RESUMEN_DEBUG=1 or pass --debug for the full traceback)", file=sys.stderr)
         sys.exit(2)
-
-
-def _chain(error: BaseException):
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__

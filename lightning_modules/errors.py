@@ -1,5 +1,16 @@
 """One exception type for problems the user can fix; entry points print it as one line."""
 
+from __future__ import annotations
+
 
 class ResumenError(ValueError):
     """A bad input or setting, with a message that names the problem and the fix."""
+
+
+def error_chain(error: BaseException | None):
+    """The error, then its causes and contexts, each once."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__

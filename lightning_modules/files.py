@@ -15,7 +15,7 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-from lightning_modules.errors import ResumenError
+from lightning_modules.errors import ResumenError, error_chain
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)$")
@@ -39,25 +39,17 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _chain(error: BaseException):
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
 # How torch's zip writer reports a write that the OS refused (it wraps the OSError, or only says where it stopped).
 _TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "file write failed", "unexpected pos")
 
 
 def is_write_failure(error: BaseException) -> bool:
-    return any(isinstance(e, OSError) or any(text in str(e) for text in _TORCH_WRITE_FAILURES) for e in _chain(error))
+    return any(isinstance(e, OSError) or any(text in str(e) for text in _TORCH_WRITE_FAILURES) for e in error_chain(error))
 
 
 def write_failure(path: Path, error: BaseException) -> ResumenError:
     """One sentence for a failed write; a full disk is named as such."""
-    full = any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) for e in _chain(error))
+    full = any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) for e in error_chain(error))
     reason = "the disk is full" if full else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
     return ResumenError(
         f"could not write '{path}' ({reason}); the previous file, if any, is intact and no partial file was left: "

@@ -10,15 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning_modules.errors import ResumenError
+from lightning_modules.errors import ResumenError, error_chain
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
-
-
-def _causes(error: BaseException):
-    while error is not None:
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def _explain_load_error(name: str, error: Exception) -> ResumenError:
@@ -35,7 +29,7 @@ def _explain_load_error(name: str, error: Exception) -> ResumenError:
             f"'{name}' is a directory but holds no config.json: it is not a Hugging Face model directory "
             "(export one with save_pretrained, or point at the export folder)."
         )
-    for cause in _causes(error):
+    for cause in error_chain(error):
         if isinstance(cause, LocalEntryNotFoundError) or "couldn't connect" in str(cause).lower():
             if name.startswith((".", "/", "~")):
                 break

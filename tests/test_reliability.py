@@ -294,14 +294,24 @@ def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, patt
     assert not loaded, "the data is checked before any weights load"
 
 
-def test_a_utf8_bom_is_accepted(tiny_t5, tmp_path):
+def test_a_utf8_bom_and_a_line_separator_inside_a_row_are_accepted(tiny_t5, tmp_path):
     from datamodules.summarization import SummarizationDataModule
 
-    rows = '{"text": "El niño juega.", "summary": "Juega."}\n{"text": "Otra noticia.", "summary": "Otra."}\n'
+    rows = '{"text": "El niño juega.\u2028Y gana.", "summary": "Juega."}\n{"text": "Otra noticia.", "summary": "Otra."}\n'
     path = _bytes(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + rows.encode())
     dm = SummarizationDataModule(tiny_t5, data_files={"train": str(path), "validation": str(path)}, coverage_samples=0)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 2
+
+
+def test_a_bad_predict_file_keeps_the_earlier_predictions(one_epoch_run, tiny_t5, tmp_path, capsys, in_root):
+    output = tmp_path / "predictions.jsonl"
+    output.write_text('{"id": "0", "summary": "earlier"}\n', encoding="utf-8")
+    articles = _bytes(tmp_path / "articles.txt", b"Una noticia.\nOtra \xe1rbol.\n")
+    args = demo_args("predict", tiny_t5, one_epoch_run, f"--data.predict_file={articles}", f"--predictions.output_path={output}")
+    code, err = run_guarded(train_main, args, capsys)
+    assert_one_line_error(code, err, r"line 2 is not UTF-8")
+    assert output.read_text(encoding="utf-8") == '{"id": "0", "summary": "earlier"}\n'
 
 
 @pytest.mark.parametrize(
