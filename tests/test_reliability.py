@@ -334,6 +334,21 @@ def test_more_bad_settings(tiny_t5, tmp_path, capsys, in_root, extra, pattern):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_max_source_length_beyond_the_models_positions(tiny_t5, tmp_path, capsys, in_root):
+    """BART has learned positions (T5's are relative: no limit); the check reads only the model's config."""
+    from transformers import AutoTokenizer, BartConfig
+
+    bart = tmp_path / "tiny-bart"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_t5)
+    config = BartConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                        decoder_ffn_dim=32, max_position_embeddings=64)
+    config.save_pretrained(bart)  # no weights needed: the refusal comes before any load
+    tokenizer.save_pretrained(bart)
+    code, err = run_guarded(train_main, fit_args(str(bart), tmp_path, "--data.max_source_length=100"), capsys)
+    assert_one_line_error(code, err, r"data.max_source_length=100 exceeds the 64 positions of '.*tiny-bart': use at most 64")
+
+
 @pytest.fixture(scope="module")
 def one_epoch_run(tiny_t5, tmp_path_factory) -> Path:
     from cli_helpers import run_train
