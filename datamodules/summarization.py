@@ -257,7 +257,6 @@ class SummarizationDataModule(L.LightningDataModule):
                 dataset = dataset.shuffle(seed=hp.seed).select(range(limit)).flatten_indices()
         return dataset, text_column, hp.summary_column if has_summary else None
 
-
     def tokenize_split(self, dataset, split: str, text_column: str, summary_column: str | None):
         dataset = self.tokenize(dataset, text_column, summary_column, split)
         rank_zero_info(f"{split}: {len(dataset)} examples")
