@@ -7,13 +7,6 @@ import string
 from lightning_modules.errors import ResumenError
 
 SUMMARY_TEMPLATE = "Resume el siguiente articulo:\n\n{text}"
-# FLAN-style variants, for instruction diversity or to probe a base model (scripts/compare.py).
-FLAN_SUMMARY_VARIANTS = (
-    SUMMARY_TEMPLATE,
-    "{text}\n\nResume el texto anterior en una frase.",
-    "Escribe un resumen breve de esta noticia:\n\n{text}",
-    "Artículo: {text}\n\nResumen:",
-)
 
 
 def validate_template(template: str) -> str:

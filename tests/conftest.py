@@ -21,7 +21,7 @@ logging.raiseExceptions = False
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datamodules" / "data"
-REAL_TOKENIZERS = ROOT.parent / "shared" / "fixtures" / "tokenizers"
+REAL_TOKENIZERS = ROOT / "tests" / "fixtures" / "tokenizers"  # real T5 / GPT-2 vocabularies, in the repository
 
 
 @pytest.fixture(scope="session")
@@ -52,18 +52,12 @@ def sample_files() -> dict[str, str]:
 
 @pytest.fixture
 def real_t5_dir() -> Path:
-    path = REAL_TOKENIZERS / "t5"
-    if not path.is_dir():
-        pytest.skip("shared/fixtures/tokenizers/t5 is absent (only present beside the development checkout)")
-    return path
+    return REAL_TOKENIZERS / "t5"
 
 
 @pytest.fixture
 def real_gpt2_dir() -> Path:
-    path = REAL_TOKENIZERS / "gpt2"
-    if not path.is_dir():
-        pytest.skip("shared/fixtures/tokenizers/gpt2 is absent (only present beside the development checkout)")
-    return path
+    return REAL_TOKENIZERS / "gpt2"
 
 
 @pytest.fixture(scope="session")

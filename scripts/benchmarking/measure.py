@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 
@@ -103,8 +102,3 @@ def _cpu_name() -> str:
         pass
     return platform.processor() or "unknown"
 
-
-def timed(function: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
