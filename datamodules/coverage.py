@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lightning_modules.vocabulary import (
+from core.vocabulary import (
     character_counts,
     decode_texts,
     normalise_whitespace,

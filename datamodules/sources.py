@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}

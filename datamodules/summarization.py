@@ -17,12 +17,12 @@ from torch.utils.data import DataLoader
 
 from datamodules.collate import Seq2SeqCollator
 from datamodules.coverage import CoverageReport, coverage_report
-from datamodules.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
+from core.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
 from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.sources import load_predict_file, load_raw_dataset
-from lightning_modules.errors import ResumenError
-from lightning_modules.loading import load_tokenizer
-from lightning_modules.vocabulary import character_counts, extend_tokenizer, unknown_characters
+from core.errors import ResumenError
+from core.loading import load_tokenizer
+from core.vocabulary import character_counts, extend_tokenizer, unknown_characters
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while

@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-from lightning_modules.errors import ResumenError
-from lightning_modules.files import atomic_directory, atomic_file, remove_stale_temporaries
+from core.errors import ResumenError
+from core.files import atomic_directory, atomic_file, remove_stale_temporaries
 from lightning_modules.run_files import run_dir
 
 

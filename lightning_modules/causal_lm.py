@@ -16,8 +16,8 @@ import lightning as L
 import torch
 
 from lightning_modules.generation import check_generation_settings
-from lightning_modules.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
-from lightning_modules.tokens import display_token
+from core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
+from core.tokens import display_token
 
 Task = Literal["next_token", "generate", "translate"]
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lightning_modules.errors import ResumenError
-from lightning_modules.files import atomic_file
+from core.errors import ResumenError
+from core.files import atomic_file
 
 FSDP_EXTRA_FILE = "meta.pt"  # Lightning's file beside the shards with everything but weights and optimizer states
 

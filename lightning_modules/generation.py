@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 
 
 def check_generation_settings(

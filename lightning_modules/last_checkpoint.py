@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lightning_modules.files import remove_stale_temporaries
+from core.files import remove_stale_temporaries
 from lightning_modules.run_files import checkpoint_dir
 
 # Exit status of a preempted run: 128 + SIGTERM, what a shell reports for a process ended by SIGTERM.
@@ -39,7 +39,7 @@ class LastCheckpoint(Checkpoint):
         """
         super().__init__()
         if every_n_train_steps < 0:
-            from lightning_modules.errors import ResumenError
+            from core.errors import ResumenError
 
             raise ResumenError(f"last_checkpoint.every_n_train_steps must be 0 (off) or more (got {every_n_train_steps}).")
         self.every_n_train_steps = every_n_train_steps

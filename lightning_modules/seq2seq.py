@@ -16,12 +16,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 from lightning_modules.generation import check_generation_settings, needs_synced_gpus
-from lightning_modules.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
+from core.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 from lightning_modules.rng import rng_states, set_rng_states
-from lightning_modules.vocabulary import decode_texts
+from core.vocabulary import decode_texts
 
 
 class Seq2SeqSummarizer(L.LightningModule):
@@ -122,7 +122,7 @@ class Seq2SeqSummarizer(L.LightningModule):
             )
         from lightning.pytorch.utilities import rank_zero_info
 
-        from lightning_modules.vocabulary import extend_embeddings, extend_tokenizer
+        from core.vocabulary import extend_embeddings, extend_tokenizer
 
         self.tokenizer = extend_tokenizer(self.base_tokenizer, characters)
         sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.base_tokenizer))

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lightning_modules.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard  # noqa: E402
 
 PRESETS = {
     "small": {"repeats": 3, "warmup": 1, "steps": 4, "train_rows": 256, "eval_rows": 32, "max_new_tokens": 64,
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from lightning_modules.tiny import train_t5_tokenizer
+    from scripts.tiny_models import train_t5_tokenizer
     from scripts.benchmarking import runners
     from scripts.benchmarking.corpus import make_corpus, write_jsonl
     from scripts.benchmarking.measure import machine, matmul_peak_flops, ratio, summarise

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_rows(args: argparse.Namespace):
     from datamodules.sources import load_raw_dataset
-    from lightning_modules.errors import ResumenError
+    from core.errors import ResumenError
 
     if args.data:
         raw = load_raw_dataset(None, None, None, {"data": args.data}, None)
@@ -63,8 +63,8 @@ def load_rows(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     from datamodules.coverage import coverage_report
-    from lightning_modules.loading import load_tokenizer
-    from lightning_modules.vocabulary import extend_tokenizer
+    from core.loading import load_tokenizer
+    from core.vocabulary import extend_tokenizer
 
     tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     articles, summaries = load_rows(args)

@@ -8,10 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lightning_modules.errors import ResumenError  # noqa: E402
-from lightning_modules.files import atomic_file  # noqa: E402
+from core.errors import ResumenError
+from core.files import atomic_file
 
 
 def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.errors import ResumenError  # noqa: E402
+from core.errors import ResumenError  # noqa: E402
 from scripts.common import base_parser, make_trainer, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
@@ -41,7 +41,7 @@ DEFAULT_PROMPTS = [
 
 def load_module(name: str, max_new_tokens: int, num_beams: int, trust_remote_code: bool):
     """The project's module for this model's kind (seq2seq or causal), and the seconds it took to load."""
-    from lightning_modules.loading import load_config
+    from core.loading import load_config
 
     start = time.perf_counter()
     config = load_config(name, trust_remote_code=trust_remote_code)
@@ -81,7 +81,7 @@ def one_model(name: str, run) -> list[dict]:
     try:
         rows = run()
     except Exception as error:  # noqa: BLE001 - each model is independent: report it and go on
-        from lightning_modules.errors import ResumenError
+        from core.errors import ResumenError
 
         message = str(error) if isinstance(error, ResumenError) else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         print(f"error: {name}: {message}", file=sys.stderr)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     check_generation_settings(args.max_new_tokens, args.num_beams)
     rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
-    from lightning_modules.files import atomic_file
+    from core.files import atomic_file
 
     if args.json_output:
         with atomic_file(args.json_output) as handle:
@@ -211,6 +211,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
 
     main_guard(main)

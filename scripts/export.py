@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     from lightning_modules.callbacks import export_model
     from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-    from lightning_modules.errors import ResumenError
+    from core.errors import ResumenError
     from lightning_modules.seq2seq import Seq2SeqSummarizer
 
     output = Path(args.output)

@@ -49,7 +49,7 @@ def run_pipeline(args, texts: list[str]) -> list[dict]:
     """The same request through transformers' ``text-generation`` pipeline, for comparison."""
     from transformers import pipeline
 
-    from lightning_modules.loading import load_causal_model, load_tokenizer
+    from core.loading import load_causal_model, load_tokenizer
 
     tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     model = load_causal_model(args.model, trust_remote_code=args.trust_remote_code)
@@ -101,6 +101,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
 
     main_guard(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.tiny import BUILDERS  # noqa: E402
+from scripts.tiny_models import BUILDERS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.errors import ResumenError  # noqa: E402
+from core.errors import ResumenError  # noqa: E402
 from scripts.common import base_parser, emit, make_trainer, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_TEXT = "The future of AI is"
@@ -82,6 +82,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
 
     main_guard(main)

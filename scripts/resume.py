@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 
 # Dotted prefixes that may differ between a run and its resumption.
 FREE_ON_RESUME = (

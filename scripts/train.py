@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard  # noqa: E402
 
 
 def build_cli_class():
@@ -36,7 +36,7 @@ def build_cli_class():
 
     from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
     from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint, load_checkpoint_file
-    from lightning_modules.errors import ResumenError
+    from core.errors import ResumenError
     from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint
     from lightning_modules.run_report import RunReport
 
@@ -73,7 +73,7 @@ def build_cli_class():
         def before_instantiate_classes(self) -> None:
             # The requested precision, checked before any weights load (on CPU Lightning would silently turn
             # 16-mixed into bf16-mixed, so the resolved value is not enough).
-            from lightning_modules.loading import check_precision, load_config
+            from core.loading import check_precision, load_config
 
             config = self.config[self.subcommand] if self.subcommand else self.config
             if config.trainer.enable_progress_bar is False:

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     from datamodules.text_prompts import prompt_loader
     from lightning_modules.generation import check_generation_settings
-    from lightning_modules.loading import load_config
-    from lightning_modules.translation import gemmax2_prompt, language_name
+    from core.loading import load_config
+    from core.prompts import gemmax2_prompt, language_name
 
     check_generation_settings(args.max_new_tokens, args.num_beams)
     source, target = language_name(args.source), language_name(args.target)  # refuse before loading anything
@@ -73,6 +73,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
 
     main_guard(main)

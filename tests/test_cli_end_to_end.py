@@ -118,7 +118,7 @@ def test_export_script_rebuilds_the_fit_export_from_a_checkpoint(finished_run, t
 
 
 def test_export_script_refuses_bad_input(finished_run, tmp_path):
-    from lightning_modules.errors import ResumenError
+    from core.errors import ResumenError
     from scripts.export import main as export_main
 
     best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))

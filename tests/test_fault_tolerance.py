@@ -13,7 +13,7 @@ import torch
 from cli_helpers import demo_args
 from conftest import ROOT
 from lightning_modules.checkpoints import AtomicCheckpointIO, load_checkpoint_file
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE
 
 EPOCHS, BATCHES = 3, 5  # the shipped sample: 20 training rows, batch 4
@@ -118,7 +118,7 @@ def test_sigterm_saves_exits_non_zero_and_resumes_exactly(tiny_t5, tmp_path, uni
 
 
 def test_resume_refuses_a_run_of_another_configuration(tiny_t5, tmp_path, capsys):
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
     from scripts.train import cli_main
 
     runs = tmp_path / "runs"
@@ -217,7 +217,7 @@ def test_kill_during_a_checkpoint_save_on_another_filesystem_keeps_the_previous_
         leftovers = [p for p in target.parent.iterdir() if p.name != "last.ckpt"]
         assert leftovers, "the writer was killed before it started writing"
         assert load_checkpoint_file(target)["global_step"] == 1
-        from lightning_modules.files import remove_stale_temporaries
+        from core.files import remove_stale_temporaries
 
         assert remove_stale_temporaries(target.parent) == leftovers
         assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
@@ -230,7 +230,7 @@ def test_a_killed_saves_leftover_is_removed_when_the_run_resumes(tiny_t5, tmp_pa
     train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
     checkpoints = runs / "demo" / "version_0" / "checkpoints"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    from lightning_modules.files import _HOST
+    from core.files import _HOST
 
     leftover = checkpoints / f".last.ckpt.tmp-{_HOST}-{dead.stdout.strip()}"
     leftover.write_bytes(b"half a checkpoint")
@@ -273,7 +273,7 @@ def test_sharded_checkpoint_loads_tensors_only(fsdp_checkpoint):
 
 @pytest.mark.parametrize("part", [".metadata", "meta.pt"])
 def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint, tmp_path, tiny_t5, capsys, part):
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
     from scripts import export
     from scripts.train import cli_main
 
@@ -294,7 +294,7 @@ def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint,
 
 
 def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, capsys):
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
     from scripts import export
 
     marker = tmp_path / "pwned"
@@ -309,7 +309,7 @@ def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, caps
 
 
 def test_a_plain_checkpoint_with_code_is_refused(tmp_path, capsys):
-    from lightning_modules.cli_support import main_guard
+    from scripts.cli_support import main_guard
     from scripts import export
 
     marker = tmp_path / "pwned"

@@ -4,7 +4,7 @@ import lightning as L
 
 from datamodules.summarization import SummarizationDataModule
 from lightning_modules.seq2seq import Seq2SeqSummarizer
-from lightning_modules.tiny import build_tiny_t5
+from scripts.tiny_models import build_tiny_t5
 from synthetic import first_sentence_rows, write_jsonl
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from lightning_modules.errors import ResumenError
-from lightning_modules.loading import check_precision, load_config, load_seq2seq_model, load_tokenizer
+from core.errors import ResumenError
+from core.loading import check_precision, load_config, load_seq2seq_model, load_tokenizer
 from lightning_modules.seq2seq import Seq2SeqSummarizer
 
 

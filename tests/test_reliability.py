@@ -9,8 +9,8 @@ import pytest
 
 from cli_helpers import demo_args
 from conftest import ROOT
-from lightning_modules.cli_support import main_guard
-from lightning_modules.files import atomic_directory, atomic_file
+from scripts.cli_support import main_guard
+from core.files import atomic_directory, atomic_file
 from synthetic import write_jsonl
 
 
@@ -165,7 +165,7 @@ def test_top_p_out_of_range(tiny_gpt2, capsys):
 
 
 def test_debug_shows_the_traceback(tiny_gpt2):
-    from lightning_modules.errors import ResumenError
+    from core.errors import ResumenError
     from scripts import generate
 
     with pytest.raises(ResumenError):
@@ -206,7 +206,7 @@ def test_atomic_writes_leave_the_previous_output_on_a_crash(tmp_path):
 def test_leftovers_of_killed_writers_are_cleaned_and_a_half_swapped_export_restored(tmp_path):
     import subprocess
 
-    from lightning_modules.files import _HOST, remove_stale_temporaries
+    from core.files import _HOST, remove_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     (tmp_path / f".predictions.jsonl.tmp-{_HOST}-{dead}").write_text('{"id": "0", "summ')
@@ -284,11 +284,11 @@ def _garbage_parquet(path: Path) -> Path:
     ],
 )
 def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, pattern, monkeypatch):
-    from lightning_modules import loading
+    from lightning_modules import seq2seq
 
     path = make_file(tmp_path)
     loaded = []
-    monkeypatch.setattr(loading, "load_seq2seq_model", lambda *a, **k: loaded.append(a) or pytest.fail("weights loaded"))
+    monkeypatch.setattr(seq2seq, "load_seq2seq_model", lambda *a, **k: loaded.append(a) or pytest.fail("weights loaded"))
     code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, f"--data.data_files.train={path}"), capsys)
     assert_one_line_error(code, err, pattern)
     assert not loaded, "the data is checked before any weights load"
@@ -393,7 +393,7 @@ def test_a_damaged_checkpoint_is_one_line(one_epoch_run, tiny_t5, tmp_path, caps
 
 
 def test_a_checkpoint_of_another_model_size_names_the_reason(one_epoch_run, tmp_path, capsys):
-    from lightning_modules.tiny import build_tiny_t5
+    from scripts.tiny_models import build_tiny_t5
     from scripts import export
 
     wider = build_tiny_t5(tmp_path / "wider-t5", d_model=96)

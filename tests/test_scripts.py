@@ -6,7 +6,7 @@ import weakref
 import pytest
 import torch
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 from scripts import compare, generate, next_token, translate
 
 
@@ -42,7 +42,7 @@ def test_next_token_all_positions_and_plot(tiny_gpt2, tmp_path):
 def test_next_token_on_real_gpt2_vocabulary_shows_spaces(real_gpt2_dir):
     from transformers import GPT2TokenizerFast
 
-    from lightning_modules.tokens import display_token
+    from core.tokens import display_token
 
     tokenizer = GPT2TokenizerFast.from_pretrained(real_gpt2_dir)
     assert tokenizer("The future of AI is").input_ids == [464, 2003, 286, 9552, 318]

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ROOT, SAMPLE
 from datamodules.coverage import coverage_report
-from lightning_modules.vocabulary import decode_texts, extend_tokenizer, unknown_characters
+from core.vocabulary import decode_texts, extend_tokenizer, unknown_characters
 
 T5_LACKS = set("íúñÁÍÓÚÑ¿¡")
 SENTENCE = "El niño de año y medio, ¿Rodríguez? ¡Sí! España"
@@ -71,7 +71,7 @@ def test_extended_tokenizer_reloads_with_auto_tokenizer(hub_t5_tokenizer_dir, tm
 
 def test_new_embedding_rows_start_from_close_characters(hub_t5_tokenizer_dir, tmp_path):
     from lightning_modules.seq2seq import Seq2SeqSummarizer
-    from lightning_modules.tiny import build_tiny_t5
+    from scripts.tiny_models import build_tiny_t5
 
     model_dir = build_tiny_t5(tmp_path / "t5-real-vocab", tokenizer=load(hub_t5_tokenizer_dir), d_model=32, d_ff=64)
     module = Seq2SeqSummarizer(str(model_dir))
@@ -127,7 +127,7 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from cli_helpers import run_train
-    from lightning_modules.tiny import build_tiny_t5
+    from scripts.tiny_models import build_tiny_t5
     from synthetic import enye_rows, write_jsonl
 
     model_dir = build_tiny_t5(tmp_path / "t5-real-vocab", tokenizer=load(hub_t5_tokenizer_dir))

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from datamodules.prompts import SUMMARY_TEMPLATE, format_prompt
+from core.prompts import SUMMARY_TEMPLATE, format_prompt
 from scripts.benchmarking.measure import synchronize, t5_training_flops
 
 MAX_SOURCE, MAX_TARGET = 512, 128

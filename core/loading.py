@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning_modules.errors import ResumenError, error_chain
+from core.errors import ResumenError, error_chain
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 

@@ -24,7 +24,7 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
     try:
         return main(None if from_command_line else args)
     except Exception as error:  # noqa: BLE001 - the point is to turn any failure into one readable line
-        from lightning_modules.errors import ResumenError, error_chain
+        from core.errors import ResumenError, error_chain
 
         if debug:
             raise

@@ -15,7 +15,7 @@ import socket
 from contextlib import contextmanager
 from pathlib import Path
 
-from lightning_modules.errors import ResumenError, error_chain
+from core.errors import ResumenError, error_chain
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)$")

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from lightning_modules.errors import ResumenError
+from core.errors import ResumenError
 
 # Close known characters for those NFD cannot reduce to a base letter.
 CLOSE_CHARACTERS = {"¿": "?", "¡": "!", "«": '"', "»": '"', "“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "–": "-", "…": "."}

@@ -1,9 +1,38 @@
-"""GemmaX2-28's prompt and languages (ModelSpace/GemmaX2-28-2B-v0.1 model card)."""
+"""Instruction templates. A template is plain text with exactly one ``{text}`` placeholder."""
 
 from __future__ import annotations
 
-from lightning_modules.errors import ResumenError
+import string
 
+from core.errors import ResumenError
+
+SUMMARY_TEMPLATE = "Resume el siguiente articulo:\n\n{text}"
+
+
+def validate_template(template: str) -> str:
+    """Return ``template`` if it has exactly the ``{text}`` placeholder, else raise with the fix."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ResumenError(
+            f"prompt template {template!r} is not a valid template ({error}): write literal braces as {{{{ and }}}}."
+        ) from error
+    unknown = sorted({field for field in fields if field != "text"})
+    if unknown:
+        raise ResumenError(
+            f"prompt template has unknown placeholder(s) {unknown}: only {{text}} is filled in "
+            "(write literal braces as {{ and }})."
+        )
+    if "text" not in fields:
+        raise ResumenError(f"prompt template {template!r} has no {{text}} placeholder: add it where the article goes.")
+    return template
+
+
+def format_prompt(template: str, text: str) -> str:
+    return template.format(text=text)
+
+
+# GemmaX2-28's translation prompt and languages (ModelSpace/GemmaX2-28-2B-v0.1 model card).
 GEMMAX2_LANGUAGES = {
     "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish",
     "fa": "Persian", "fr": "French", "he": "Hebrew", "hi": "Hindi", "id": "Indonesian", "it": "Italian",

@@ -1,0 +1,71 @@
+"""The house: data and model stand side by side on ``core/`` and meet only in ``scripts/``."""
+
+import ast
+import re
+
+import pytest
+
+from conftest import ROOT
+
+# package -> packages it may import (besides itself and third-party libraries)
+ALLOWED = {
+    "core": set(),
+    "datamodules": {"core"},
+    "lightning_modules": {"core"},
+    "scripts": {"core", "datamodules", "lightning_modules"},
+}
+
+
+def imported_packages(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module.split(".")[0]
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_package_imports_only_the_floor_below_it(package):
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / package).rglob("*.py")
+        for name in imported_packages(path)
+        if name in ALLOWED and name != package and name not in ALLOWED[package]
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_sys_path_is_edited_only_by_entry_points():
+    editors = sorted(
+        str(path.relative_to(ROOT))
+        for package in ALLOWED
+        for path in (ROOT / package).rglob("*.py")
+        if "sys.path.insert" in path.read_text(encoding="utf-8")
+    )
+    entry_points = [e for e in editors if "if __name__ == \"__main__\"" in (ROOT / e).read_text(encoding="utf-8")]
+    assert editors == entry_points and all(e.startswith("scripts/") for e in editors), editors
+
+
+def test_readme_layout_names_only_files_that_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    named = re.findall(r"([\w/]+\.(?:py|yaml))", layout)
+    current = None
+    missing = []
+    for line in layout.splitlines():
+        folder = re.match(r"^(\w+)/", line)
+        current = folder.group(1) if folder else current
+        for name in re.findall(r"([\w/{},]+\.(?:py|yaml))", line):
+            for expanded in _expand(name):
+                candidates = [ROOT / current / expanded, ROOT / expanded] if current else [ROOT / expanded]
+                if not any(candidate.exists() for candidate in candidates):
+                    missing.append(f"{current}/{expanded}")
+    assert named and not missing, missing
+
+
+def _expand(name):
+    braces = re.search(r"\{([^}]*)\}", name)
+    if not braces:
+        return [name]
+    return [name[: braces.start()] + option + name[braces.end():] for option in braces.group(1).split(",")]
