@@ -78,11 +78,7 @@ def export_model(pl_module: Any, target: Path, state_dict: dict | None, epoch: i
     """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing."""
     hp = pl_module.hparams
     model = pl_module.model
-    generation_config = model.generation_config
-    generation_config.max_new_tokens = hp.max_new_tokens
-    generation_config.num_beams = hp.num_beams
-    generation_config.length_penalty = hp.length_penalty
-    generation_config.no_repeat_ngram_size = hp.no_repeat_ngram_size
+    pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         pl_module.tokenizer.save_pretrained(tmp)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from lightning_modules.generation import check_generation_settings
+from lightning_modules.generation import GenerationSettings
 from core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
 from core.tokens import display_token
 
@@ -59,7 +59,11 @@ class CausalLMModule(L.LightningModule):
             trust_remote_code: allow the model repository to run its own code.
         """
         super().__init__()
-        check_generation_settings(max_new_tokens, num_beams, top_p, temperature, num_return_sequences)
+        self.generation = GenerationSettings(
+            max_new_tokens=max_new_tokens, num_beams=num_beams, no_repeat_ngram_size=no_repeat_ngram_size,
+            repetition_penalty=repetition_penalty, do_sample=do_sample, temperature=temperature, top_k=top_k,
+            top_p=top_p, num_return_sequences=num_return_sequences,
+        )
         self.save_hyperparameters()
         self.model = load_causal_model(model_name_or_path, trust_remote_code=trust_remote_code)
         self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code)
@@ -69,21 +73,6 @@ class CausalLMModule(L.LightningModule):
 
     def check_precision(self, precision: str | int | None) -> None:
         check_precision(precision, self.model.config, self.hparams.model_name_or_path)
-
-    def generation_kwargs(self) -> dict[str, Any]:
-        hp = self.hparams
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": hp.max_new_tokens,
-            "num_beams": hp.num_beams,
-            "repetition_penalty": hp.repetition_penalty,
-            "no_repeat_ngram_size": hp.no_repeat_ngram_size,
-            "num_return_sequences": hp.num_return_sequences,
-            "do_sample": hp.do_sample,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
-        if hp.do_sample:
-            kwargs.update(temperature=hp.temperature, top_k=hp.top_k, top_p=hp.top_p)
-        return kwargs
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
         if self.hparams.task == "next_token":
@@ -137,7 +126,8 @@ class CausalLMModule(L.LightningModule):
     @torch.no_grad()
     def generation_rows(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         output = self.model.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self.generation_kwargs()
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            pad_token_id=self.tokenizer.pad_token_id, **self.generation.generate_kwargs()
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]  # left padding: every prompt ends at the same column
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

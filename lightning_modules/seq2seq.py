@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from core.errors import ResumenError
-from lightning_modules.generation import check_generation_settings, needs_synced_gpus
+from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from core.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 from lightning_modules.rng import rng_states, set_rng_states
@@ -71,8 +71,11 @@ class Seq2SeqSummarizer(L.LightningModule):
                 ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already).
         """
         super().__init__()
-        check_generation_settings(max_new_tokens, num_beams)
-        check_generation_settings(max_new_tokens, val_num_beams)
+        self.generation = GenerationSettings(
+            max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+        )
+        self.val_generation = self.generation.with_beams(val_num_beams)  # greedy by default: the fast choice
         if learning_rate <= 0:
             raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
         self.save_hyperparameters()
@@ -146,20 +149,11 @@ class Seq2SeqSummarizer(L.LightningModule):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
-    def generation_kwargs(self, num_beams: int) -> dict[str, Any]:
-        hp = self.hparams
-        return {
-            "max_new_tokens": hp.max_new_tokens,
-            "num_beams": num_beams,
-            "length_penalty": hp.length_penalty,
-            "no_repeat_ngram_size": hp.no_repeat_ngram_size,
-            "synced_gpus": needs_synced_gpus(self._trainer),
-        }
-
-    def generate(self, batch: dict[str, Any], num_beams: int) -> tuple[list[str], torch.Tensor]:
+    def generate(self, batch: dict[str, Any], settings: GenerationSettings) -> tuple[list[str], torch.Tensor]:
         """Summaries for a batch, and each summary's length in tokens."""
         output = self.model.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self.generation_kwargs(num_beams)
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            synced_gpus=needs_synced_gpus(self._trainer), **settings.generate_kwargs(),
         )
         pad = self.model.generation_config.pad_token_id
         lengths = (output != pad).sum(dim=1) if pad is not None else torch.full((output.shape[0],), output.shape[1])
@@ -229,21 +223,27 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._generated_this_epoch = 0
         self._text_samples = []
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def evaluation_step(self, batch: dict[str, Any], stage: str) -> None:
+        """Validation and test: the loss on every example; generation and ROUGE on the examples to be scored."""
         size = batch["input_ids"].shape[0]
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=size)
-        per_rank = -(-self.hparams.val_generate_samples // max(self.trainer.world_size, 1))
-        if self._generated_this_epoch >= per_rank:
-            return
-        self._generated_this_epoch += size
-        summaries, lengths = self.generate(batch, self.hparams.val_num_beams)
-        self.val_rouge.update(summaries, batch["reference"], batch["index"])
-        self.val_gen_len.update(lengths.float(), batch["index"])
-        if len(self._text_samples) < self.hparams.log_text_samples:
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", sync_dist=True, batch_size=size)
+        if stage == "val":
+            per_rank = -(-self.hparams.val_generate_samples // max(self.trainer.world_size, 1))
+            if self._generated_this_epoch >= per_rank:
+                return
+            self._generated_this_epoch += size
+        summaries, lengths = self.generate(batch, self.val_generation if stage == "val" else self.generation)
+        rouge, gen_len = (self.val_rouge, self.val_gen_len) if stage == "val" else (self.test_rouge, self.test_gen_len)
+        rouge.update(summaries, batch["reference"], batch["index"])
+        gen_len.update(lengths.float(), batch["index"])
+        if stage == "val" and len(self._text_samples) < self.hparams.log_text_samples:
             articles = self.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
             room = self.hparams.log_text_samples - len(self._text_samples)
             self._text_samples += list(zip(articles, batch["reference"], summaries))[:room]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.evaluation_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._log_generation_metrics("val", self.val_rouge, self.val_gen_len)
@@ -253,18 +253,13 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._log_text_samples()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        size = batch["input_ids"].shape[0]
-        loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
-        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=size)
-        summaries, lengths = self.generate(batch, self.hparams.num_beams)
-        self.test_rouge.update(summaries, batch["reference"], batch["index"])
-        self.test_gen_len.update(lengths.float(), batch["index"])
+        self.evaluation_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_generation_metrics("test", self.test_rouge, self.test_gen_len)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
-        summaries, _ = self.generate(batch, self.hparams.num_beams)
+        summaries, _ = self.generate(batch, self.generation)
         rows = []
         for i, summary in enumerate(summaries):
             row = {"id": batch["id"][i], "index": int(batch["index"][i]), "summary": summary}

@@ -191,9 +191,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json-output", help="write the comparison as JSON")
     parser.add_argument("--markdown-output", help="write the comparison as a Markdown table")
     args = parser.parse_args(argv)
-    from lightning_modules.generation import check_generation_settings
+    from lightning_modules.generation import GenerationSettings
 
-    check_generation_settings(args.max_new_tokens, args.num_beams)
+    GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked before any model loads
     rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
     from core.files import atomic_file
 

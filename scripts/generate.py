@@ -45,7 +45,18 @@ def format_report(rows: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
-def run_pipeline(args, texts: list[str]) -> list[dict]:
+def decoding_settings(args):
+    """The command line's decoding options as the one settings object the module and the pipeline both take."""
+    from lightning_modules.generation import GenerationSettings
+
+    return GenerationSettings(
+        max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, num_beams=args.num_beams, repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size, num_return_sequences=args.num_return_sequences,
+    )
+
+
+def run_pipeline(args, settings, texts: list[str]) -> list[dict]:
     """The same request through transformers' ``text-generation`` pipeline, for comparison."""
     from transformers import pipeline
 
@@ -57,14 +68,10 @@ def run_pipeline(args, texts: list[str]) -> list[dict]:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    kwargs = dict(
-        max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, num_beams=args.num_beams,
-        repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
-        num_return_sequences=args.num_return_sequences, return_full_text=False, pad_token_id=tokenizer.pad_token_id,
+    results = generator(
+        texts, batch_size=args.batch_size, return_full_text=False, pad_token_id=tokenizer.pad_token_id,
+        **settings.generate_kwargs(),
     )
-    if args.do_sample:
-        kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    results = generator(texts, batch_size=args.batch_size, **kwargs)
     return [
         {"id": str(i), "index": i, "prompt": text, "outputs": [r["generated_text"] for r in result]}
         for i, (text, result) in enumerate(zip(texts, results))
@@ -72,6 +79,8 @@ def run_pipeline(args, texts: list[str]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    from dataclasses import asdict
+
     parser = base_parser(__doc__, "gpt2")
     add_decoding_args(parser)
     parser.add_argument("--pipeline", action="store_true", help="run through transformers' text-generation pipeline")
@@ -80,21 +89,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from datamodules.text_prompts import prompt_loader
     from lightning_modules.causal_lm import CausalLMModule
-    from lightning_modules.generation import check_generation_settings
 
-    check_generation_settings(args.max_new_tokens, args.num_beams, args.top_p, args.temperature, args.num_return_sequences)
+    settings = decoding_settings(args)  # checked here, before any model loads
     texts = read_inputs(args, default=[DEFAULT_TEXT])
     if args.seed is not None:
         L.seed_everything(args.seed, verbose=False)
     if args.pipeline:
-        rows = run_pipeline(args, texts)
+        rows = run_pipeline(args, settings, texts)
     else:
-        module = CausalLMModule(
-            args.model, task="generate", max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-            repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
-            num_return_sequences=args.num_return_sequences, trust_remote_code=args.trust_remote_code,
-        )
+        decoding = {k: v for k, v in asdict(settings).items() if k != "length_penalty"}
+        module = CausalLMModule(args.model, task="generate", trust_remote_code=args.trust_remote_code, **decoding)
         rows = predict_rows(make_trainer(args), module, prompt_loader(texts, module.tokenizer, args.batch_size))
     emit(rows, args, format_report)
     return rows

@@ -61,6 +61,23 @@ def build_cli_class():
             parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
             parser.add_lightning_class_args(RunReport, "report")
 
+        def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            for action in parser._actions:  # Lightning's help for ckpt_path describes Lightning's values, not ours
+                if action.dest == "ckpt_path":
+                    action.help = CKPT_PATH_HELP[subcommand]
+            return parser
+
+        def parse_arguments(self, parser, args) -> None:
+            argv = sys.argv[1:] if args is None else args
+            if isinstance(argv, list) and any(str(a).split("=")[0] in ("--optimizer", "--lr_scheduler") for a in argv):
+                raise ResumenError(
+                    "the model owns its optimizer (AdamW without decay on biases and norms, linear warm-up and decay): "
+                    "set --model.learning_rate, --model.weight_decay, --model.warmup_steps or --model.warmup_ratio, "
+                    "--model.adam_epsilon and --model.fused_adamw instead of --optimizer / --lr_scheduler."
+                )
+            super().parse_arguments(parser, args)
+
         def _parse_ckpt_path(self) -> None:
             # LightningCLI reads a --ckpt_path file's hyper-parameters right after parsing: check the file first, so
             # a text file or a damaged copy is one line instead of a KeyError from torch.load.
@@ -196,7 +213,7 @@ def build_cli_class():
                 kwargs["ckpt_path"] = None
                 rank_zero_info(f"Using the model as loaded from {self.model.hparams.model_name_or_path} (no checkpoint).")
                 return
-            if kwargs.get("ckpt_path"):
+            if kwargs.get("ckpt_path") and kwargs["ckpt_path"] != "best":  # best: the newest run's, below
                 check_any_checkpoint(kwargs["ckpt_path"])
                 self._use_checkpoint_vocabulary(kwargs["ckpt_path"])
                 return
@@ -243,8 +260,22 @@ def build_cli_class():
     return ResumenCLI
 
 
-# --ckpt_path values that name no file: resolved by the CLI (last, auto, pretrained) or by Lightning (best, hpc).
+# --ckpt_path values that name no file: resolved by the CLI (last, auto, pretrained, best) or by Lightning (hpc).
 CKPT_KEYWORDS = {"last", "auto", "pretrained", "best", "hpc"}
+_EVALUATE_HELP = (
+    "Checkpoint to evaluate: a .ckpt file or sharded directory; 'best' (the default) for the best-*.ckpt of the newest "
+    "run under the logger's directory; 'pretrained' for the model as loaded, without fine-tuning. (type: str | None)"
+)
+CKPT_PATH_HELP = {
+    "fit": (
+        "Resume training: 'last' resumes the newest run's last.ckpt into that run's directory (refused when its "
+        "configuration differs); 'auto' resumes the newest run of this configuration, or starts a new run when there "
+        "is none; or a .ckpt file / sharded directory. Default: a new run. (type: str | None)"
+    ),
+    "validate": _EVALUATE_HELP,
+    "test": _EVALUATE_HELP,
+    "predict": _EVALUATE_HELP,
+}
 
 
 def find_run_checkpoint(trainer, pattern: str) -> Path | None:
@@ -286,6 +317,7 @@ def cli_main(args: list[str] | None = None, run: bool = True):
         SummarizationDataModule,
         trainer_defaults=trainer_defaults(),
         save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,  # the module's configure_optimizers is the one (parameter groups, schedule)
         parser_kwargs={"exit_on_error": False},  # a config error is one line (main_guard), not 110 lines of usage
         args=args,
         run=run,

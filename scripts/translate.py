@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--max-new-tokens", type=int, default=256, help="translation length limit (default: 256)")
     parser.add_argument("--num-beams", type=int, default=1, help="beam search width (default: 1, greedy)")
     args = parser.parse_args(argv)
-    from datamodules.text_prompts import prompt_loader
-    from lightning_modules.generation import check_generation_settings
     from core.loading import load_config
     from core.prompts import gemmax2_prompt, language_name
+    from datamodules.text_prompts import prompt_loader
+    from lightning_modules.generation import GenerationSettings
 
-    check_generation_settings(args.max_new_tokens, args.num_beams)
+    GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked before any model loads
     source, target = language_name(args.source), language_name(args.target)  # refuse before loading anything
     texts = read_inputs(args)
     config = load_config(args.model, trust_remote_code=args.trust_remote_code)

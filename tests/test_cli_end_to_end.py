@@ -142,3 +142,40 @@ def test_progress_bar_can_be_turned_off_for_log_only_runs(tiny_t5, tmp_path, mon
         "--trainer.enable_progress_bar=false",
     )
     assert cli.trainer.progress_bar_callback is None and "val/loss" in cli.trainer.callback_metrics
+
+
+def test_the_module_owns_its_optimizer(capsys):
+    from scripts.cli_support import main_guard
+    from scripts.train import cli_main
+
+    for option in ("--optimizer=SGD", "--lr_scheduler=StepLR"):
+        with pytest.raises(SystemExit) as exit_info:
+            main_guard(cli_main, ["fit", "--config", str(ROOT / "configs" / "demo.yaml"), option])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "the model owns its optimizer" in err and "--model.learning_rate" in err
+    with pytest.raises(SystemExit):
+        run_train("fit", "--help")
+    assert "--optimizer" not in capsys.readouterr().out
+
+
+def test_ckpt_path_help_describes_our_values(capsys):
+    for subcommand, words in [("fit", ["'last'", "'auto'"]), ("test", ["'best'", "'pretrained'"])]:
+        with pytest.raises(SystemExit):
+            run_train(subcommand, "--help")
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert all(word in help_text for word in words), subcommand
+
+
+def test_test_with_ckpt_path_best_uses_the_newest_runs_best(finished_run, tiny_t5):
+    import os
+
+    from cli_helpers import demo_args
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        tested = run_train(*demo_args("test", tiny_t5, finished_run["runs"], "--ckpt_path=best"))
+    finally:
+        os.chdir(cwd)
+    best = finished_run["fit"].trainer.checkpoint_callback.best_model_path
+    assert tested.trainer.ckpt_path == best
