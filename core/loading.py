@@ -6,6 +6,7 @@ Every loader takes a hub id (``google/flan-t5-small``) or a local directory. Fai
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,21 @@ def _explain_load_error(name: str, error: Exception) -> ResumenError:
 
 
 def load_config(name: str, trust_remote_code: bool = False):
-    """Read a model's config (cheap), so that the model type is checked before weights are loaded."""
+    """A model's config, read once per process (the CLI's checks and the module share it) and returned as a copy,
+    so that one model resizing its embeddings never changes another's config."""
+    import copy
+
+    return copy.deepcopy(_read_config(name, trust_remote_code, _config_stamp(name)))
+
+
+def _config_stamp(name: str) -> float | None:
+    """A local config.json's modification time: a rewritten model directory is read again."""
+    path = Path(name).expanduser() / "config.json"
+    return path.stat().st_mtime if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=8)
+def _read_config(name: str, trust_remote_code: bool, stamp: float | None):
     from transformers import AutoConfig
 
     try:
@@ -60,12 +75,12 @@ def load_config(name: str, trust_remote_code: bool = False):
         raise _explain_load_error(name, error) from error
 
 
-def load_tokenizer(name: str, trust_remote_code: bool = False):
-    """Load a tokenizer from a hub id or a local directory."""
+def load_tokenizer(name: str, trust_remote_code: bool = False, config: Any = None):
+    """Load a tokenizer from a hub id or a local directory (``config``: the model's, if already read)."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, config=config)
     except (OSError, ValueError, KeyError) as error:
         raise _explain_load_error(name, error) from error
 
@@ -85,26 +100,26 @@ def check_model_kind(name: str, config: Any, want_encoder_decoder: bool) -> None
         )
 
 
-def load_seq2seq_model(name: str, trust_remote_code: bool = False, dtype: Any = None):
-    """Load an ``AutoModelForSeq2SeqLM`` after checking that ``name`` is one."""
+def load_seq2seq_model(name: str, trust_remote_code: bool = False, dtype: Any = None, config: Any = None):
+    """Load an ``AutoModelForSeq2SeqLM`` after checking that ``name`` is one (``config``: if already read)."""
     from transformers import AutoModelForSeq2SeqLM
 
-    config = load_config(name, trust_remote_code)
+    config = config if config is not None else load_config(name, trust_remote_code)
     check_model_kind(name, config, want_encoder_decoder=True)
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype)
+        return AutoModelForSeq2SeqLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype, config=config)
     except (OSError, ValueError) as error:
         raise _explain_load_error(name, error) from error
 
 
-def load_causal_model(name: str, trust_remote_code: bool = False, dtype: Any = None):
-    """Load an ``AutoModelForCausalLM`` after checking that ``name`` is one."""
+def load_causal_model(name: str, trust_remote_code: bool = False, dtype: Any = None, config: Any = None):
+    """Load an ``AutoModelForCausalLM`` after checking that ``name`` is one (``config``: if already read)."""
     from transformers import AutoModelForCausalLM
 
-    config = load_config(name, trust_remote_code)
+    config = config if config is not None else load_config(name, trust_remote_code)
     check_model_kind(name, config, want_encoder_decoder=False)
     try:
-        return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype, config=config)
     except (OSError, ValueError) as error:
         raise _explain_load_error(name, error) from error
 

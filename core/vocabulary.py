@@ -146,3 +146,40 @@ def extend_embeddings(model: Any, tokenizer: Any, characters: list[str], known_r
                 outputs[new_id] = outputs[source] if source is not None else mean_output
             sources[character] = tokenizer.convert_ids_to_tokens(source) if source is not None else "(mean)"
     return sources
+
+
+class Vocabulary:
+    """The one tokenizer data and model share, and the characters added to it: decided once, restored from a
+    checkpoint by the same object, so the data is tokenised and the model sized with the same ids."""
+
+    def __init__(self, base_tokenizer: Any) -> None:
+        self.base = base_tokenizer
+        self.tokenizer = base_tokenizer
+        self.added_characters: list[str] | None = None  # None until decided (by the data, or a checkpoint)
+
+    def use(self, characters: Iterable[str]) -> None:
+        """Extend with exactly these characters (idempotent; another set after a decision is refused)."""
+        characters = sorted(set(characters))
+        if characters == self.added_characters:
+            return
+        if self.added_characters is not None:
+            raise ResumenError(
+                f"the vocabulary was extended with {self.added_characters}, not {characters}: use the data settings "
+                "the checkpoint was trained with."
+            )
+        self.tokenizer = extend_tokenizer(self.base, characters) if characters else self.base
+        self.added_characters = characters
+
+    def decide(self, texts: Iterable[str], extend: bool) -> list[str]:
+        """Once: add the characters of ``texts`` the tokenizer lacks (when ``extend``), else add none."""
+        if self.added_characters is None:
+            self.use(unknown_characters(self.base, character_counts(texts)) if extend else [])
+        return list(self.added_characters or [])
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take the characters a training checkpoint was extended with (before any data is tokenised)."""
+        import torch
+
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        if "added_characters" in checkpoint:  # the checkpoint decides, extended or not
+            self.use(checkpoint["added_characters"])

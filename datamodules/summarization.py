@@ -22,7 +22,7 @@ from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.sources import load_predict_file, load_raw_dataset
 from core.errors import ResumenError
 from core.loading import load_tokenizer
-from core.vocabulary import character_counts, extend_tokenizer, unknown_characters
+from core.vocabulary import Vocabulary
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while
@@ -46,7 +46,7 @@ class SummarizationDataModule(L.LightningDataModule):
         max_train_samples: int | None = 1500,
         max_val_samples: int | None = 500,
         max_test_samples: int | None = 200,
-        prompt_template: str = SUMMARY_TEMPLATE,
+        prompt_template: str | None = None,
         max_source_length: int = 512,
         max_target_length: int = 128,
         padding: PaddingMode = "batch",
@@ -79,7 +79,9 @@ class SummarizationDataModule(L.LightningDataModule):
             max_train_samples: how many training rows to use (a seeded random subset); ``null`` for all.
             max_val_samples: how many validation rows to use; ``null`` for all.
             max_test_samples: how many test rows to use; ``null`` for all.
-            prompt_template: instruction with one ``{text}`` placeholder for the article.
+            prompt_template: instruction with one ``{text}`` placeholder for the article; ``null`` uses the template
+                the model was trained with (an export of this tool carries it), else "Resume el siguiente
+                articulo:\\n\\n{text}".
             max_source_length: prompt tokens kept (longer prompts are truncated).
             max_target_length: summary tokens kept as labels.
             padding: ``batch`` pads each batch to its longest example; ``longest_in_dataset`` pads every example
@@ -104,16 +106,46 @@ class SummarizationDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        validate_template(prompt_template)
+        if prompt_template is not None:
+            validate_template(prompt_template)
         check_data_settings(self.hparams)
         if not dataset_name and not data_files:
             raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
-        self.tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code)
-        self.base_tokenizer = self.tokenizer  # as loaded; ``tokenizer`` may become an extended copy
         self.datasets: dict[str, Any] = {}
         self.fixed_lengths: dict[str, tuple[int, int]] = {}
-        self.added_characters: list[str] | None = None  # set once the vocabulary is decided (see setup)
         self.coverage: CoverageReport | None = None
+        self._vocabulary: Vocabulary | None = None  # the model's, through connect(); else loaded on first use
+        self._trained_template: str | None = None
+
+    def connect(self, vocabulary: Vocabulary, trained_template: str | None = None) -> None:
+        """Use the model's tokenizer (one object, one set of ids) and the template the model was trained with."""
+        if self.datasets and vocabulary is not self._vocabulary:
+            raise ResumenError("connect the data module to the model before its data is tokenised (before setup).")
+        self._vocabulary, self._trained_template = vocabulary, trained_template
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:  # used on its own (tests, benchmarks): load the tokenizer by name
+            hp = self.hparams
+            self._vocabulary = Vocabulary(load_tokenizer(hp.tokenizer_name, trust_remote_code=hp.trust_remote_code))
+        return self._vocabulary
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.vocabulary.tokenizer
+
+    @property
+    def base_tokenizer(self) -> Any:
+        return self.vocabulary.base
+
+    @property
+    def added_characters(self) -> list[str] | None:
+        return self.vocabulary.added_characters
+
+    @property
+    def prompt_template(self) -> str:
+        """The instruction in use: this setting, else the one the model was trained with, else the recipe's."""
+        return self.hparams.prompt_template or self._trained_template or SUMMARY_TEMPLATE
 
     # ----------------------------------------------------------------------------------------------- loading
     def _raw(self):
@@ -163,30 +195,23 @@ class SummarizationDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------------------- vocabulary
     def use_added_characters(self, characters: list[str]) -> None:
         """Extend the tokenizer with exactly these characters (a checkpoint's), instead of what the data needs."""
-        characters = sorted(set(characters))
-        if characters == self.added_characters:
-            return
-        if self.datasets:
+        if self.datasets and sorted(set(characters)) != self.added_characters:
             raise ResumenError("the vocabulary must be decided before the data is tokenised (call before setup).")
-        self.tokenizer = extend_tokenizer(self.base_tokenizer, characters) if characters else self.base_tokenizer
-        self.added_characters = characters
+        self.vocabulary.use(characters)
 
     def prepare_vocabulary(self, selected: dict[str, tuple]) -> None:
         """Report the tokenizer's coverage of the data and, when asked, extend it with the characters it lacks."""
         hp = self.hparams
         first, (dataset, text_column, summary_column) = next(iter(selected.items()))
-        base = self.base_tokenizer
         if hp.coverage_samples > 0 and self.coverage is None:
             rows = dataset.select(range(min(hp.coverage_samples, len(dataset))))
             summaries = [s for s in rows[summary_column] if isinstance(s, str)] if summary_column else None
-            self.coverage = coverage_report(base, list(rows[text_column]), summaries)
+            self.coverage = coverage_report(self.base_tokenizer, list(rows[text_column]), summaries)
             self._publish_coverage(first)
-        if hp.extend_vocabulary and self.added_characters is None:
-            lost = unknown_characters(base, character_counts(_texts(selected.values())))
-            self.use_added_characters(lost)
-            rank_zero_info(f"extend_vocabulary: added {len(lost)} character token(s): {' '.join(lost) or '(none needed)'}")
         if self.added_characters is None:
-            self.added_characters = []
+            added = self.vocabulary.decide(_texts(selected.values()), extend=hp.extend_vocabulary)
+            if hp.extend_vocabulary:
+                rank_zero_info(f"extend_vocabulary: added {len(added)} character token(s): {' '.join(added) or '(none needed)'}")
 
     def _publish_coverage(self, split: str) -> None:
         report = self.coverage
@@ -267,7 +292,7 @@ class SummarizationDataModule(L.LightningDataModule):
     def tokenize(self, dataset, text_column: str, summary_column: str | None, split: str = "data"):
         """Batched, cached tokenisation; keeps ``id``, ``index``, ``length`` and the raw ``reference``."""
         hp = self.hparams
-        tokenizer, template = self.tokenizer, hp.prompt_template
+        tokenizer, template = self.tokenizer, self.prompt_template
         max_source, max_target = hp.max_source_length, hp.max_target_length
         char_cap = max_source * CHARS_PER_TOKEN_CAP
 

@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from core.prompts import SUMMARY_TEMPLATE
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries
@@ -68,26 +69,36 @@ class HFExport(Callback):
                 f"python scripts/export.py {best} --output {target}"
             )
             return
+        datamodule = trainer.datamodule
+        template = getattr(datamodule, "prompt_template", None) or pl_module.trained_prompt_template or SUMMARY_TEMPLATE
         if trainer.is_global_zero:
-            self.exported_to = export_model(pl_module, target, state_dict, epoch, best)
+            self.exported_to = export_model(pl_module, target, state_dict, epoch, best, template)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
         trainer.strategy.barrier()
 
 
-def export_model(pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str) -> Path:
-    """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing."""
+def export_model(pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, prompt_template: str) -> Path:
+    """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing.
+
+    The prompt the model was trained with travels in ``config.json`` (``prompt_template``, kept by every
+    ``from_pretrained``/``save_pretrained`` round trip) and in the card; ``predict`` and ``compare.py`` use it.
+    """
     hp = pl_module.hparams
     model = pl_module.model
     pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
+    model.config.prompt_template = prompt_template
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         pl_module.tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(model_card(hp, pl_module.val_history.get(epoch, {}), epoch, checkpoint), "utf-8")
+        card = model_card(hp, pl_module.val_history.get(epoch, {}), epoch, checkpoint, prompt_template)
+        (tmp / "README.md").write_text(card, "utf-8")
     return target
 
 
-def model_card(hparams: Any, metrics: dict[str, float], epoch: int, checkpoint: str) -> str:
+def model_card(hparams: Any, metrics: dict[str, float], epoch: int, checkpoint: str, prompt_template: str) -> str:
     rows = "\n".join(f"| {name} | {value:.2f} |" for name, value in sorted(metrics.items())) or "| (none) | |"
+    shown = prompt_template.replace("\n", "\\n")
+    prefix, _, suffix = prompt_template.partition("{text}")
     return f"""---
 language: es
 tags: [summarization, resumen]
@@ -95,8 +106,8 @@ base_model: {hparams.model_name_or_path}
 ---
 # Spanish news summariser (fine-tuned with resumen)
 
-Fine-tuned from `{hparams.model_name_or_path}` to summarise Spanish news. Prompt the model with
-`Resume el siguiente articulo:\\n\\n<article>`.
+Fine-tuned from `{hparams.model_name_or_path}` to summarise Spanish news. It was trained with the prompt
+`{shown}` (`{{text}}` is the article); `config.json` keeps it as `prompt_template`.
 
 Best checkpoint: epoch {epoch} (`{Path(checkpoint).name if checkpoint else 'final weights'}`).
 
@@ -110,8 +121,8 @@ ROUGE is F-measure in 0-100 on Unicode words (accents kept, no stemming).
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 tokenizer = AutoTokenizer.from_pretrained("<this directory>")
 model = AutoModelForSeq2SeqLM.from_pretrained("<this directory>")
-ids = tokenizer("Resume el siguiente articulo:\\n\\n" + article, return_tensors="pt").input_ids
-print(tokenizer.decode(model.generate(ids)[0], skip_special_tokens=True))
+prompt = model.config.prompt_template.format(text=article)  # {prefix!r} + article + {suffix!r}
+print(tokenizer.decode(model.generate(**tokenizer(prompt, return_tensors="pt"))[0], skip_special_tokens=True))
 ```
 """
 

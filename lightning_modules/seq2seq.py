@@ -18,7 +18,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from core.errors import ResumenError
 from lightning_modules.generation import GenerationSettings, needs_synced_gpus
-from core.loading import check_precision, check_vocab_fits, load_seq2seq_model, load_tokenizer
+from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
+from core.vocabulary import Vocabulary
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 from lightning_modules.rng import rng_states, set_rng_states
 from core.vocabulary import decode_texts
@@ -79,11 +80,13 @@ class Seq2SeqSummarizer(L.LightningModule):
         if learning_rate <= 0:
             raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
         self.save_hyperparameters()
-        self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code)
-        self.tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code)
-        check_vocab_fits(model_name_or_path, self.tokenizer, self.model)
-        self.base_tokenizer = self.tokenizer  # as loaded; ``tokenizer`` becomes an extended copy when asked
-        self.added_characters: list[str] = []
+        config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
+        self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        check_vocab_fits(model_name_or_path, tokenizer, self.model)
+        # The one tokenizer: the CLI hands this object to the data module (connect), so both use the same ids.
+        self.vocabulary = Vocabulary(tokenizer)
+        self._embedding_characters: list[str] = []  # the characters the embeddings were grown for
         self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
         self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
@@ -103,39 +106,51 @@ class Seq2SeqSummarizer(L.LightningModule):
         root = self.trainer.strategy.root_device
         if self.hparams.allow_tf32 and root.type == "cuda" and torch.cuda.get_device_capability(root)[0] >= 8:
             torch.set_float32_matmul_precision("high")
-        # The data was tokenised with the data module's tokenizer: decode with the same one, and size the model to it.
-        data_characters = getattr(self.trainer.datamodule, "added_characters", None)
-        if data_characters:
-            self.use_added_characters(data_characters)
-        elif self.hparams.extend_vocabulary and data_characters is None:
+        if self.hparams.extend_vocabulary and self.vocabulary.added_characters is None:
             raise ResumenError(
                 "model.extend_vocabulary needs the data module to decide the characters (SummarizationDataModule "
-                "with extend_vocabulary: true)."
+                "with extend_vocabulary: true, connected to this model)."
             )
+        self.grow_embeddings()
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.vocabulary.tokenizer
+
+    @property
+    def added_characters(self) -> list[str]:
+        return list(self.vocabulary.added_characters or [])
+
+    @property
+    def trained_prompt_template(self) -> str | None:
+        """The template an export of this tool was trained with (``config.json``'s ``prompt_template``)."""
+        return getattr(self.model.config, "prompt_template", None)
 
     def use_added_characters(self, characters: list[str]) -> None:
-        """Add these characters as tokens and grow the model's embeddings (idempotent for the same characters)."""
-        characters = sorted(set(characters))
-        if characters == self.added_characters:
+        """Extend the shared vocabulary with these characters and grow the embeddings (idempotent)."""
+        self.vocabulary.use(characters)
+        self.grow_embeddings()
+
+    def grow_embeddings(self) -> None:
+        """Give the vocabulary's added characters embedding rows, each starting from a close character."""
+        characters = self.added_characters
+        if characters == self._embedding_characters:
             return
-        if self.added_characters:
-            raise ResumenError(
-                f"this model's vocabulary was extended with {self.added_characters}, not {characters}: use the data "
-                "settings the checkpoint was trained with."
-            )
         from lightning.pytorch.utilities import rank_zero_info
 
-        from core.vocabulary import extend_embeddings, extend_tokenizer
+        from core.vocabulary import extend_embeddings
 
-        self.tokenizer = extend_tokenizer(self.base_tokenizer, characters)
-        sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.base_tokenizer))
-        self.added_characters = characters
+        sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.vocabulary.base))
+        self._embedding_characters = characters
         rank_zero_info("New token embeddings start from: " + ", ".join(f"{new} <- {old}" for new, old in sources.items()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
         checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
-        checkpoint["added_characters"] = list(self.added_characters)  # the embeddings' shape depends on them
+        checkpoint["added_characters"] = self.added_characters  # the embeddings' shape depends on them
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if getattr(datamodule, "prompt_template", None):  # travels to exports made later from this checkpoint
+            checkpoint["prompt_template"] = datamodule.prompt_template
         checkpoint["rng_states"] = rng_states()  # dropout after a resume draws what the uninterrupted run drew
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

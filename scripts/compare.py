@@ -23,15 +23,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.errors import ResumenError  # noqa: E402
+from core.prompts import SUMMARY_TEMPLATE, format_prompt  # noqa: E402
 from scripts.common import base_parser, make_trainer, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
 DEFAULT_PROMPTS = [
     "The best thing about living near the sea is",
     "Lo mejor de vivir cerca del mar es",
-    "Resume el siguiente articulo:\n\nEl Ayuntamiento de Valencia ha anunciado que las doce bibliotecas municipales "
-    "abrirán hasta la medianoche durante los meses de mayo y junio. La medida, reclamada por las asociaciones de "
-    "estudiantes, costará unos 180.000 euros.",
+    format_prompt(
+        SUMMARY_TEMPLATE,
+        "El Ayuntamiento de Valencia ha anunciado que las doce bibliotecas municipales abrirán hasta la medianoche "
+        "durante los meses de mayo y junio. La medida, reclamada por las asociaciones de estudiantes, costará unos "
+        "180.000 euros.",
+    ),
     "Why do leaves change colour in autumn?",
     "Review: The food was cold and the waiter was rude. Sentiment: negative\n"
     "Review: A wonderful evening, we will come back. Sentiment: positive\n"
@@ -121,6 +125,7 @@ def dataset_row(args, name: str, data_kwargs: dict[str, Any]) -> dict:
 
     module, load_seconds = load_module(name, args.max_new_tokens, args.num_beams, args.trust_remote_code)
     data = SummarizationDataModule(name, **data_kwargs)
+    data.connect(module.vocabulary, module.trained_prompt_template)  # an export's own prompt, unless the recipe sets one
     trainer = make_trainer(args)
     module.check_precision(trainer.precision)
     start = time.perf_counter()

@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    from core.prompts import SUMMARY_TEMPLATE
     from lightning_modules.callbacks import export_model
     from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
     from core.errors import ResumenError
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> Path:
     module = Seq2SeqSummarizer(**hparams)
     module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
     module.model.load_state_dict(model_state_dict(checkpoint))
-    target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint))
+    template = checkpoint.get("prompt_template") or module.trained_prompt_template or SUMMARY_TEMPLATE
+    target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint), template)
     print(f"Exported {args.checkpoint} to {target}")
     return target
 

@@ -10,13 +10,15 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.prompts import SUMMARY_TEMPLATE
+
 SPANISH_ALPHABET = list("abcdefghijklmnopqrstuvwxyzáéíóúüñABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÜÑ¿¡0123456789.,;:%-")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "datamodules" / "data"
 
 
 def sample_corpus() -> list[str]:
     """Articles, summaries and the instruction text of the shipped Spanish sample."""
-    lines = ["Resume el siguiente articulo:"]
+    lines = [SUMMARY_TEMPLATE.format(text="").strip()]  # the instruction's words
     for path in sorted(SAMPLE_DIR.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)

@@ -35,7 +35,7 @@ def build_cli_class():
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
-    from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint, load_checkpoint_file
+    from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint
     from core.errors import ResumenError
     from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint
     from lightning_modules.run_report import RunReport
@@ -133,11 +133,16 @@ def build_cli_class():
                 config.checkpoint.monitor, config.checkpoint.mode = "val/loss", "min"
                 config.checkpoint.filename = "best-epoch{epoch:02d}-loss{val/loss:.3f}"
 
-        def _check_settings(self, subcommand: str) -> None:
-            self.model.check_precision(self.trainer.precision)
+        def _load_weights_only(self, subcommand: str) -> None:
+            # (precision was checked once, before any weights loaded: before_instantiate_classes)
             kwargs = self.config_init[subcommand]
             if kwargs.get("weights_only") is None:  # our checkpoints hold tensors and plain values: unpickle nothing else
                 kwargs["weights_only"] = True
+
+        def instantiate_classes(self) -> None:
+            super().instantiate_classes()
+            # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
+            self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
 
         def _prepare_trainer(self) -> None:
             # Checkpoints are written next to their target and renamed (Lightning stages them in /tmp).
@@ -146,7 +151,7 @@ def build_cli_class():
                 strategy.checkpoint_io = AtomicCheckpointIO()
 
         def before_fit(self) -> None:
-            self._check_settings("fit")
+            self._load_weights_only("fit")
             self._prepare_trainer()
             self._finished_reason = None
             kwargs = self.config_init["fit"]
@@ -198,15 +203,11 @@ def build_cli_class():
 
         def _use_checkpoint_vocabulary(self, ckpt_path: str | None) -> None:
             """A checkpoint trained with an extended vocabulary fixes the tokenizer before the data is tokenised."""
-            if not ckpt_path or not Path(ckpt_path).is_file():
-                return
-            checkpoint = load_checkpoint_file(ckpt_path)
-            if "added_characters" in checkpoint:  # the checkpoint decides, extended or not
-                self.datamodule.use_added_characters(checkpoint["added_characters"])
-                self.model.use_added_characters(checkpoint["added_characters"])
+            if ckpt_path and Path(ckpt_path).is_file():
+                self.model.vocabulary.restore(ckpt_path)  # the data module shares this vocabulary
 
         def _use_best_checkpoint(self, subcommand: str) -> None:
-            self._check_settings(subcommand)
+            self._load_weights_only(subcommand)
             self._prepare_trainer()
             kwargs = self.config_init[subcommand]
             if kwargs.get("ckpt_path") == "pretrained":
