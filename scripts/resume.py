@@ -1,4 +1,5 @@
-"""Which run ``fit --ckpt_path last|auto`` may resume: the newest one of the same configuration, never another.
+"""Which checkpoint a command uses: the run ``fit --ckpt_path last|auto`` resumes (the newest one of the same
+configuration, never another), and the best checkpoint ``validate``/``test``/``predict`` evaluate.
 
 A run is ``runs/<name>/version_N/`` with the ``config.yaml`` LightningCLI saved and ``checkpoints/last.ckpt``.
 Two runs are of the same configuration when their resolved configs agree on everything except the settings in
@@ -7,6 +8,7 @@ Two runs are of the same configuration when their resolved configs agree on ever
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +137,74 @@ def training_finished(checkpoint_path: Path, max_epochs: int | None, max_steps: 
     if max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs:
         return f"it already trained {epochs} of max_epochs={max_epochs} epochs ({steps} steps)"
     return None
+
+
+def resume_checkpoint(trainer: Any, current: dict[str, Any], checkpoint_dirpath: str | None, mode: str) -> tuple[str | None, str | None]:
+    """``(last.ckpt to resume or None for a new run, why the run is already finished or None)``.
+
+    The trainer's logger is pointed at the resumed run's directory, so its logs, checkpoints and export continue there.
+    """
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from lightning_modules.checkpoints import check_any_checkpoint
+
+    logger = trainer.logger
+    if logger is None or logger.root_dir is None:
+        raise ResumenError(f"--ckpt_path {mode} needs a logger (runs/<name>/version_N) to find the run to resume.")
+    root = Path(logger.root_dir)
+    explicit = getattr(logger, "_version", None)  # a version set in the config: only that run
+    only = (explicit if isinstance(explicit, str) else f"version_{explicit}") if explicit is not None else None
+    run = choose_run(runs_with_checkpoint(root, checkpoint_dirpath, only), current, mode, root)
+    if run is None:
+        rank_zero_info(f"--ckpt_path auto: no run of this configuration under {root} to resume; starting a new run.")
+        return None, None
+    check_any_checkpoint(run.last)
+    if hasattr(logger, "_version"):  # the logger has not made its directory yet: make it the resumed run's
+        logger._version = run.version
+    for callback in trainer.callbacks:
+        if hasattr(callback, "resuming"):  # the export of the run being resumed may be replaced at its end
+            callback.resuming = True
+    rank_zero_info(f"Resuming {run.directory} from {run.last}")
+    return str(run.last), training_finished(run.last, trainer.max_epochs, trainer.max_steps)
+
+
+def evaluation_checkpoint(trainer: Any, ckpt_path: str | None, model_name: str) -> str | None:
+    """The checkpoint ``validate``/``test``/``predict`` load: a given path, the newest run's best (default and
+    ``best``), or none for ``pretrained`` (the model as loaded)."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from lightning_modules.checkpoints import check_any_checkpoint
+
+    if ckpt_path == "pretrained":
+        rank_zero_info(f"Using the model as loaded from {model_name} (no checkpoint).")
+        return None
+    if ckpt_path and ckpt_path != "best":
+        check_any_checkpoint(ckpt_path)
+        return ckpt_path
+    best = find_run_checkpoint(trainer, "best-*.ckpt")
+    if best is None:
+        rank_zero_info(
+            f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. "
+            "Pass --ckpt_path to choose one."
+        )
+        return None
+    rank_zero_info(f"Using the best checkpoint {best} (pass --ckpt_path to choose another).")
+    return str(best)
+
+
+def find_run_checkpoint(trainer: Any, pattern: str) -> Path | None:
+    """The newest checkpoint matching ``pattern`` (the checkpoint dir if set, else the logger's newest run having one)."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        candidates = sorted(Path(callback.dirpath).glob(pattern), key=os.path.getmtime)
+        return candidates[-1] if candidates else None
+    if trainer.logger is None or trainer.logger.root_dir is None:
+        return None
+    root = Path(trainer.logger.root_dir)
+
+    def version(path: Path) -> int:
+        match = re.search(r"version_(\d+)", str(path))
+        return int(match.group(1)) if match else -1
+
+    candidates = sorted(root.glob(f"version_*/checkpoints/{pattern}"), key=lambda p: (version(p), os.path.getmtime(p)))
+    return candidates[-1] if candidates else None

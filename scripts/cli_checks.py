@@ -1,0 +1,78 @@
+"""What ``scripts/train.py`` checks before anything heavy loads: options, data files, sizes, precision, positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import ResumenError
+
+# --ckpt_path values that name no file: resolved by the CLI (last, auto, pretrained, best) or by Lightning (hpc).
+CKPT_KEYWORDS = {"last", "auto", "pretrained", "best", "hpc"}
+_EVALUATE_HELP = (
+    "Checkpoint to evaluate: a .ckpt file or sharded directory; 'best' (the default) for the best-*.ckpt of the newest "
+    "run under the logger's directory; 'pretrained' for the model as loaded, without fine-tuning. (type: str | None)"
+)
+CKPT_PATH_HELP = {
+    "fit": (
+        "Resume training: 'last' resumes the newest run's last.ckpt into that run's directory (refused when its "
+        "configuration differs); 'auto' resumes the newest run of this configuration, or starts a new run when there "
+        "is none; or a .ckpt file / sharded directory. Default: a new run. (type: str | None)"
+    ),
+    "validate": _EVALUATE_HELP,
+    "test": _EVALUATE_HELP,
+    "predict": _EVALUATE_HELP,
+}
+
+
+def refuse_optimizer_options(argv: Any) -> None:
+    """The module builds its own optimizer and schedule: a swapped-in ``--optimizer`` would silently drop them."""
+    if isinstance(argv, list) and any(str(a).split("=")[0] in ("--optimizer", "--lr_scheduler") for a in argv):
+        raise ResumenError(
+            "the model owns its optimizer (AdamW without decay on biases and norms, linear warm-up and decay): "
+            "set --model.learning_rate, --model.weight_decay, --model.warmup_steps or --model.warmup_ratio, "
+            "--model.adam_epsilon and --model.fused_adamw instead of --optimizer / --lr_scheduler."
+        )
+
+
+def check_before_loading(config: Any, subcommand: str | None) -> None:
+    """Data first, then settings, then the model's config: all before any weights load or any tokenisation."""
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    from core.loading import check_precision, load_config
+    from datamodules.sources import check_data_source
+    from datamodules.summarization import check_data_settings
+
+    check_data_settings(config.data)
+    if subcommand in (None, "fit"):
+        check_data_source(config.data, predicting=False)
+        check_fit_settings(config, rank_zero_warn)
+    elif subcommand == "predict" and config.data.predict_file:
+        check_data_source(config.data, predicting=True)
+    name = config.model.model_name_or_path
+    model_config = load_config(name, config.model.trust_remote_code)  # read once: the model reuses it
+    # The requested precision (on CPU Lightning would silently turn 16-mixed into bf16-mixed).
+    check_precision(config.trainer.precision, model_config, name)
+    positions = getattr(model_config, "max_position_embeddings", None)  # T5's relative positions have none
+    if positions and config.data.max_source_length > positions:
+        raise ResumenError(
+            f"data.max_source_length={config.data.max_source_length} exceeds the {positions} positions of "
+            f"'{name}': use at most {positions}."
+        )
+
+
+def check_fit_settings(config: Any, warn: Any) -> None:
+    """Settings that would train nothing, or crash after a whole epoch, are refused or fixed up front."""
+    for limit in ("max_epochs", "max_steps"):
+        if config.trainer.get(limit) == 0:
+            raise ResumenError(
+                f"trainer.{limit}=0 trains nothing (and would export the base model as if fine-tuned): use at "
+                "least 1, or evaluate the base model with `validate --ckpt_path pretrained`."
+            )
+    monitor = config.checkpoint.monitor or ""
+    if config.model.val_generate_samples == 0 and monitor.startswith("val/rouge"):
+        warn(
+            f"model.val_generate_samples=0 generates no validation summaries, so there is no {monitor}: the "
+            "best checkpoint is chosen by the lowest val/loss instead."
+        )
+        config.checkpoint.monitor, config.checkpoint.mode = "val/loss", "min"
+        config.checkpoint.filename = "best-epoch{epoch:02d}-loss{val/loss:.3f}"
