@@ -15,14 +15,14 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from datamodules.collate import Seq2SeqCollator
-from datamodules.coverage import CoverageReport, coverage_report
-from core.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
-from datamodules.sampling import ResumableDataLoader, ResumableSampler
-from datamodules.sources import load_predict_file, load_raw_dataset
 from core.errors import ResumenError
 from core.loading import load_tokenizer
+from core.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
 from core.vocabulary import Vocabulary
+from datamodules.collate import Seq2SeqCollator
+from datamodules.coverage import CoverageReport, coverage_report
+from datamodules.sampling import ResumableDataLoader, ResumableSampler
+from datamodules.sources import load_predict_file, load_raw_dataset
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while

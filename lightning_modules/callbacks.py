@@ -10,10 +10,10 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from core.prompts import SUMMARY_TEMPLATE
-from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries
+from core.prompts import SUMMARY_TEMPLATE
+from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from lightning_modules.run_files import run_dir
 
 

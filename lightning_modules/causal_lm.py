@@ -15,9 +15,9 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from lightning_modules.generation import GenerationSettings
 from core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
 from core.tokens import display_token
+from lightning_modules.generation import GenerationSettings
 
 Task = Literal["next_token", "generate", "translate"]
 

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from core.files import remove_stale_temporaries
-from lightning_modules.run_files import checkpoint_dir
+from lightning_modules.run_files import checkpoint_dir, run_dir
 
 # Exit status of a preempted run: 128 + SIGTERM, what a shell reports for a process ended by SIGTERM.
 PREEMPTED_EXIT_CODE = 128 + signal.SIGTERM
@@ -45,6 +45,7 @@ class LastCheckpoint(Checkpoint):
         self.every_n_train_steps = every_n_train_steps
         self.save_on_preemption = save_on_preemption
         self.path: Path | None = None
+        self.config_path: Path | None = None
         self.preempted = False
         self._last_saved_step = -1
         self._previous_sigusr1: Any = None
@@ -54,6 +55,7 @@ class LastCheckpoint(Checkpoint):
         if stage != "fit":
             return
         self.path = checkpoint_dir(trainer) / "last.ckpt"
+        self.config_path = run_dir(trainer) / "config.yaml"  # what LightningCLI saved: the resume command uses it
         if trainer.is_global_zero:
             for leftover in remove_stale_temporaries(self.path.parent):
                 rank_zero_info(f"Removed {leftover}, left by a run that was killed while saving.")
@@ -82,15 +84,15 @@ class LastCheckpoint(Checkpoint):
         self.save(trainer)
         self.preempted = True
         rank_zero_info(
-            f"Preempted (SIGTERM/SIGUSR1) at epoch {trainer.current_epoch}, step {trainer.global_step}: saved "
-            f"{self.path}.\nResume with: python scripts/train.py fit --config {self.path.parent.parent / 'config.yaml'} "
-            "--ckpt_path last"
+            f"Preempted (SIGTERM/SIGUSR1) at step {trainer.global_step}: saved {self.path}.\n"
+            f"Resume with: python scripts/train.py fit --config {self.config_path} --ckpt_path last"
         )
 
     def save(self, trainer: L.Trainer) -> None:
         if self.path is None or trainer.sanity_checking or trainer.fast_dev_run:
             return
-        trainer.save_checkpoint(self.path, weights_only=False)  # full training state; every rank: the strategy writes on rank 0 (or shards)
+        # The full training state; called on every rank, the strategy writes on rank 0 (or each rank its shard).
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._last_saved_step = trainer.global_step
 
 

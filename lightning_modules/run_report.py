@@ -15,8 +15,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.run_files import run_dir
 from core.files import atomic_file
+from lightning_modules.run_files import run_dir
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
 HPARAM_METRICS = ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len")

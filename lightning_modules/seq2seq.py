@@ -17,12 +17,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from core.errors import ResumenError
-from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
-from core.vocabulary import Vocabulary
+from core.vocabulary import Vocabulary, decode_texts
+from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 from lightning_modules.rng import rng_states, set_rng_states
-from core.vocabulary import decode_texts
 
 
 class Seq2SeqSummarizer(L.LightningModule):

@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from scripts.tiny_models import train_t5_tokenizer
     from scripts.benchmarking import runners
     from scripts.benchmarking.corpus import make_corpus, write_jsonl
     from scripts.benchmarking.measure import machine, matmul_peak_flops, ratio, summarise
+    from scripts.tiny_models import train_t5_tokenizer
 
     results: dict[str, Any] = {"machine": machine(), "settings": {k: v for k, v in vars(args).items() if k != "debug"}}
     results["settings"]["cuda"] = torch.cuda.is_available()

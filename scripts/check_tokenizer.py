@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_rows(args: argparse.Namespace):
-    from datamodules.sources import load_raw_dataset
     from core.errors import ResumenError
+    from datamodules.sources import load_raw_dataset
 
     if args.data:
         raw = load_raw_dataset(None, None, None, {"data": args.data}, None)
@@ -62,9 +62,9 @@ def load_rows(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    from datamodules.coverage import coverage_report
     from core.loading import load_tokenizer
     from core.vocabulary import extend_tokenizer
+    from datamodules.coverage import coverage_report
 
     tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_remote_code)
     articles, summaries = load_rows(args)

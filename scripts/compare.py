@@ -85,8 +85,6 @@ def one_model(name: str, run) -> list[dict]:
     try:
         rows = run()
     except Exception as error:  # noqa: BLE001 - each model is independent: report it and go on
-        from core.errors import ResumenError
-
         message = str(error) if isinstance(error, ResumenError) else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         print(f"error: {name}: {message}", file=sys.stderr)
         rows = [{"model": name, "error": message}]

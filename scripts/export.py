@@ -31,10 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    from core.errors import ResumenError
     from core.prompts import SUMMARY_TEMPLATE
     from lightning_modules.callbacks import export_model
     from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-    from core.errors import ResumenError
     from lightning_modules.seq2seq import Seq2SeqSummarizer
 
     output = Path(args.output)

@@ -12,8 +12,8 @@ import torch
 
 from cli_helpers import demo_args
 from conftest import ROOT
-from lightning_modules.checkpoints import AtomicCheckpointIO, load_checkpoint_file
 from core.errors import ResumenError
+from lightning_modules.checkpoints import AtomicCheckpointIO, load_checkpoint_file
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE
 
 EPOCHS, BATCHES = 3, 5  # the shipped sample: 20 training rows, batch 4
@@ -273,8 +273,8 @@ def test_sharded_checkpoint_loads_tensors_only(fsdp_checkpoint):
 
 @pytest.mark.parametrize("part", [".metadata", "meta.pt"])
 def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint, tmp_path, tiny_t5, capsys, part):
-    from scripts.cli_support import main_guard
     from scripts import export
+    from scripts.cli_support import main_guard
     from scripts.train import cli_main
 
     marker = tmp_path / "pwned"
@@ -294,8 +294,8 @@ def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint,
 
 
 def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, capsys):
-    from scripts.cli_support import main_guard
     from scripts import export
+    from scripts.cli_support import main_guard
 
     marker = tmp_path / "pwned"
     directory = tmp_path / "best.ckpt" / "checkpoint"
@@ -309,8 +309,8 @@ def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, caps
 
 
 def test_a_plain_checkpoint_with_code_is_refused(tmp_path, capsys):
-    from scripts.cli_support import main_guard
     from scripts import export
+    from scripts.cli_support import main_guard
 
     marker = tmp_path / "pwned"
     crafted = tmp_path / "crafted.ckpt"

@@ -9,8 +9,8 @@ import pytest
 
 from cli_helpers import demo_args
 from conftest import ROOT
-from scripts.cli_support import main_guard
 from core.files import atomic_directory, atomic_file
+from scripts.cli_support import main_guard
 from synthetic import write_jsonl
 
 
@@ -393,8 +393,8 @@ def test_a_damaged_checkpoint_is_one_line(one_epoch_run, tiny_t5, tmp_path, caps
 
 
 def test_a_checkpoint_of_another_model_size_names_the_reason(one_epoch_run, tmp_path, capsys):
-    from scripts.tiny_models import build_tiny_t5
     from scripts import export
+    from scripts.tiny_models import build_tiny_t5
 
     wider = build_tiny_t5(tmp_path / "wider-t5", d_model=96)
     code, err = run_guarded(export.main, [str(_last(one_epoch_run)), "--model", str(wider), "--output", str(tmp_path / "out")], capsys)

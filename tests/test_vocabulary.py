@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import ROOT, SAMPLE
-from datamodules.coverage import coverage_report
 from core.vocabulary import decode_texts, extend_tokenizer, unknown_characters
+from datamodules.coverage import coverage_report
 
 T5_LACKS = set("íúñÁÍÓÚÑ¿¡")
 SENTENCE = "El niño de año y medio, ¿Rodríguez? ¡Sí! España"
