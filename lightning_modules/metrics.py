@@ -1,37 +1,64 @@
 """ROUGE that is right for Spanish, as torchmetrics metrics (they sync across DDP ranks).
 
 ``rouge_score`` and torchmetrics keep only ``[a-z0-9]`` ("niño" -> "ni o") and stem with Porter (English).
-Here words are Unicode word characters, nothing is stemmed, and sentences for rougeLsum are split by a small
-regular expression, because nltk's punkt cannot be downloaded offline.
+Here text is normalised first (NFC, so decomposed accents from macOS or a CMS score like composed ones; zero-width
+characters and soft hyphens removed), words are Unicode letters and digits (``_`` separates, as in ``rouge_score``),
+nothing is stemmed, and sentences for rougeLsum are split by rules that know Spanish abbreviations, because nltk's
+punkt cannot be downloaded offline.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import torch
 from rouge_score import rouge_scorer
 from torchmetrics import Metric
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-_WORD = re.compile(r"\w+", re.UNICODE)
-# A sentence ends at . ! ? or … followed by space and a capital, digit, opening quote or Spanish ¿ ¡.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'«¿¡(\[]?[A-ZÁÉÍÓÚÜÑ0-9])")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Invisible characters that split a word in two: zero-width space/non-joiner/joiner, word joiner, BOM, soft hyphen.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# A candidate sentence end: . ! ? or … (closing quotes or brackets may follow), then space, then what can open a
+# sentence: a capital or digit, possibly after an opening quote, bracket, ¿ or ¡.
+_SENTENCE_END = re.compile(r"[.!?…][\"'»”’)\]]*\s+(?=[\"'«“‘¿¡(\[]?[A-ZÁÉÍÓÚÜÑ0-9])")
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)\.?$")
+# Abbreviations a period does not end a sentence after (lower case, without the period). Single letters count too:
+# initials ("J. García") and pieces of "EE. UU.", "a. C.", "d. C.".
+SPANISH_ABBREVIATIONS = frozenset(
+    "sr sra srta sres sras dr dra dres d dña dª don ud uds vd vds ee uu núm num nº pág págs art arts cap caps "
+    "av avda c cía prof profa lic ing gral col tel aprox máx mín vol vols fig figs dcha izq ej pp ed eds st "
+    "admón depto dpto excmo excma ilmo ilma mons pdte pdta sto sta".split()
+)
+
+
+def normalise(text: str) -> str:
+    """NFC and no invisible characters: the same words however the text was encoded."""
+    return unicodedata.normalize("NFC", text).translate(_INVISIBLE)
 
 
 class UnicodeWordTokenizer:
-    """The tokenizer interface ``rouge_score`` expects: lower-cased Unicode words, no stemming."""
+    """The tokenizer interface ``rouge_score`` expects: normalised, lower-cased Unicode words, no stemming."""
 
     def tokenize(self, text: str) -> list[str]:
-        return _WORD.findall(text.lower())
+        return _WORD.findall(normalise(text).lower())
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split Spanish (or English) text into sentences without nltk."""
+    """Split Spanish (or English) text into sentences without nltk: not after an abbreviation or an initial."""
     sentences = []
-    for line in text.splitlines():
-        sentences += [s.strip() for s in _SENTENCE_END.split(line) if s.strip()]
-    return sentences
+    for line in normalise(text).splitlines():
+        start = 0
+        for boundary in _SENTENCE_END.finditer(line):
+            before = _WORD_BEFORE.search(line[start : boundary.start()])
+            word = before.group(1).lower() if before else ""
+            if line[boundary.start()] == "." and (len(word) == 1 or word in SPANISH_ABBREVIATIONS):
+                continue
+            sentences.append(line[start : boundary.end()].strip())
+            start = boundary.end()
+        sentences.append(line[start:].strip())
+    return [sentence for sentence in sentences if sentence]
 
 
 class IndexedMean(Metric):

@@ -51,3 +51,38 @@ def test_indexed_mean_without_indices_counts_everything():
     metric.update(torch.tensor([1.0, 3.0]))
     metric.update(torch.tensor([5.0]))
     assert float(metric.compute()) == pytest.approx(3.0)
+
+
+def test_decomposed_accents_score_like_composed_ones():
+    import unicodedata
+
+    text = "El niño comió una canción en la montaña"
+    nfd = unicodedata.normalize("NFD", text)
+    assert nfd != text
+    for pred, target in [(nfd, text), (text, nfd), (nfd, nfd)]:
+        assert rouge(pred, target) == {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rougeLsum": 100.0}
+
+
+@pytest.mark.parametrize(
+    "pred,target",
+    [("ni\u200bño canción", "niño canción"), ("niño can\u00adción", "niño canción"), ("a_b c", "a b c"),
+     ("\ufeffniño\u2060 juega", "niño juega")],
+    ids=["zero-width space", "soft hyphen", "underscore", "bom and word joiner"],
+)
+def test_invisible_characters_and_underscores_do_not_split_words(pred, target):
+    assert rouge(pred, target)["rouge1"] == pytest.approx(100.0)
+
+
+def test_rouge_lsum_does_not_split_after_spanish_abbreviations():
+    scores = rouge("García llegó el Sr.", "El Sr. García llegó.")  # one sentence on each side
+    assert scores["rougeLsum"] == pytest.approx(50.0) and scores["rougeL"] == pytest.approx(50.0)
+
+
+def test_sentence_split_knows_abbreviations_initials_and_closing_quotes():
+    text = "El Sr. García y la Dra. Pérez llegaron a EE. UU. el año 300 a. C. con J. Ruiz. Dijo «ya está». Pág. 3 luego... Fin."
+    assert split_sentences(text) == [
+        "El Sr. García y la Dra. Pérez llegaron a EE. UU. el año 300 a. C. con J. Ruiz.",
+        "Dijo «ya está».",
+        "Pág. 3 luego...",
+        "Fin.",
+    ]
