@@ -39,17 +39,21 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-# How torch's zip writer reports a write that the OS refused (it wraps the OSError, or only says where it stopped).
-_TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "file write failed", "unexpected pos")
+# How libraries report a write the OS refused without raising an OSError: torch's zip writer wraps it in a
+# RuntimeError (or only says where it stopped); safetensors raises SafetensorError ("I/O error: No space left ...").
+_WRITE_FAILURE_TEXTS = ("PytorchStreamWriter", "file write failed", "unexpected pos", "I/O error")
 
 
 def is_write_failure(error: BaseException) -> bool:
-    return any(isinstance(e, OSError) or any(text in str(e) for text in _TORCH_WRITE_FAILURES) for e in error_chain(error))
+    return any(isinstance(e, OSError) or any(text in str(e) for text in _WRITE_FAILURE_TEXTS) for e in error_chain(error))
 
 
 def write_failure(path: Path, error: BaseException) -> ResumenError:
     """One sentence for a failed write; a full disk is named as such."""
-    full = any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) for e in error_chain(error))
+    full = any(
+        getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+        for e in error_chain(error)
+    )
     reason = "the disk is full" if full else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
     return ResumenError(
         f"could not write '{path}' ({reason}); the previous file, if any, is intact and no partial file was left: "
@@ -70,7 +74,7 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_directory(path.parent)
-    except (OSError, RuntimeError) as error:  # torch.save reports a refused write as a RuntimeError
+    except Exception as error:  # a refused write arrives as OSError, or wrapped by torch or safetensors
         if is_write_failure(error):
             raise write_failure(path, error) from error
         raise
@@ -98,8 +102,10 @@ def atomic_directory(path: str | Path):
         os.replace(tmp, path)
         fsync_directory(path.parent)
         shutil.rmtree(old, ignore_errors=True)
-    except OSError as error:
-        raise write_failure(path, error) from error
+    except Exception as error:  # the same failures as atomic_file (save_pretrained writes through safetensors)
+        if is_write_failure(error):
+            raise write_failure(path, error) from error
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import demo_args
+from cli_helpers import demo_args, in_root
 from conftest import ROOT
 from core.errors import ResumenError
 from lightning_modules.checkpoints import AtomicCheckpointIO, load_checkpoint_file
@@ -25,15 +25,6 @@ def fit_args(model: str, runs: Path, *extra: str) -> list[str]:
         "fit", model, runs, f"--trainer.max_epochs={EPOCHS}", "--last_checkpoint.every_n_train_steps=3",
         "--trainer.enable_progress_bar=false", *extra,
     )
-
-
-def in_root(function, *args):
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        return function(*args)
-    finally:
-        os.chdir(cwd)
 
 
 def train(args: list[str]):
@@ -181,6 +172,23 @@ def test_full_disk_during_a_checkpoint_save_keeps_the_previous_one(small_tmpfs, 
     assert load_checkpoint_file(target)["global_step"] == 1
     assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"], "no partial file is left"
     assert not list(system_temp.iterdir()), "nothing is staged in the system temp directory"
+
+
+def test_full_disk_during_an_export_keeps_the_previous_export(small_tmpfs, tiny_t5):
+    from transformers import AutoModelForSeq2SeqLM
+
+    from core.files import atomic_directory
+
+    export = small_tmpfs / "export"
+    export.mkdir()
+    (export / "config.json").write_text('{"previous": true}')
+    (small_tmpfs / "filler").write_bytes(b"x" * 2_700_000)  # leaves less room than the model's safetensors
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5)
+    with pytest.raises(ResumenError, match="could not write .*export' \\(the disk is full\\); the previous file"):
+        with atomic_directory(export) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)  # safetensors: SafetensorError, not OSError
+    assert (export / "config.json").read_text() == '{"previous": true}'
+    assert sorted(p.name for p in small_tmpfs.iterdir()) == ["export", "filler"], "no partial export is left"
 
 
 KILLED_WRITER = """
