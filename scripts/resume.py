@@ -169,17 +169,14 @@ def resume_checkpoint(trainer: Any, current: dict[str, Any], checkpoint_dirpath:
 
 
 def evaluation_checkpoint(trainer: Any, ckpt_path: str | None, model_name: str) -> str | None:
-    """The checkpoint ``validate``/``test``/``predict`` load: a given path, the newest run's best (default and
-    ``best``), or none for ``pretrained`` (the model as loaded)."""
+    """The checkpoint ``validate``/``test``/``predict`` load: a given path (checked when the CLI parsed it), the
+    newest run's best (default and ``best``), or none for ``pretrained`` (the model as loaded)."""
     from lightning.pytorch.utilities import rank_zero_info
-
-    from lightning_modules.checkpoints import check_any_checkpoint
 
     if ckpt_path == "pretrained":
         rank_zero_info(f"Using the model as loaded from {model_name} (no checkpoint).")
         return None
     if ckpt_path and ckpt_path != "best":
-        check_any_checkpoint(ckpt_path)
         return ckpt_path
     best = find_run_checkpoint(trainer, "best-*.ckpt")
     if best is None:

@@ -110,8 +110,7 @@ class ResumenCLI(LightningCLI):
             current = yaml.safe_load(self._parser("fit").dump(self.config["fit"], skip_none=False))
             checkpoint_dirpath = self.config["fit"].get("checkpoint", {}).get("dirpath")
             ckpt_path, self._finished_reason = resume_checkpoint(self.trainer, current, checkpoint_dirpath, ckpt_path)
-        elif ckpt_path:
-            check_any_checkpoint(ckpt_path)
+        # (a path given on the command line was already checked by _parse_ckpt_path)
         kwargs["ckpt_path"] = ckpt_path
         self._restore_vocabulary(ckpt_path)
 
