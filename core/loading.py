@@ -102,24 +102,23 @@ def check_model_kind(name: str, config: Any, want_encoder_decoder: bool) -> None
 
 def load_seq2seq_model(name: str, trust_remote_code: bool = False, dtype: Any = None, config: Any = None):
     """Load an ``AutoModelForSeq2SeqLM`` after checking that ``name`` is one (``config``: if already read)."""
-    from transformers import AutoModelForSeq2SeqLM
-
-    config = config if config is not None else load_config(name, trust_remote_code)
-    check_model_kind(name, config, want_encoder_decoder=True)
-    try:
-        return AutoModelForSeq2SeqLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype, config=config)
-    except (OSError, ValueError) as error:
-        raise _explain_load_error(name, error) from error
+    return _load_model("AutoModelForSeq2SeqLM", name, True, trust_remote_code, dtype, config)
 
 
 def load_causal_model(name: str, trust_remote_code: bool = False, dtype: Any = None, config: Any = None):
     """Load an ``AutoModelForCausalLM`` after checking that ``name`` is one (``config``: if already read)."""
-    from transformers import AutoModelForCausalLM
+    return _load_model("AutoModelForCausalLM", name, False, trust_remote_code, dtype, config)
+
+
+def _load_model(auto_class: str, name: str, encoder_decoder: bool, trust_remote_code: bool, dtype: Any, config: Any):
+    import transformers
 
     config = config if config is not None else load_config(name, trust_remote_code)
-    check_model_kind(name, config, want_encoder_decoder=False)
+    check_model_kind(name, config, want_encoder_decoder=encoder_decoder)
     try:
-        return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype, config=config)
+        return getattr(transformers, auto_class).from_pretrained(
+            name, trust_remote_code=trust_remote_code, dtype=dtype, config=config
+        )
     except (OSError, ValueError) as error:
         raise _explain_load_error(name, error) from error
 
