@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conftest import ROOT
@@ -21,6 +22,16 @@ def run_train(*args: str):
     from scripts.train import cli_main
 
     return cli_main(list(args))
+
+
+def in_root(function, *args):
+    """Call ``function(*args)`` from the repository root (the demo config's data paths are relative to it)."""
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return function(*args)
+    finally:
+        os.chdir(cwd)
 
 
 def event_tags(log_dir: Path) -> dict[str, set[str]]:

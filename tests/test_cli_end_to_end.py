@@ -167,15 +167,8 @@ def test_ckpt_path_help_describes_our_values(capsys):
 
 
 def test_test_with_ckpt_path_best_uses_the_newest_runs_best(finished_run, tiny_t5):
-    import os
+    from cli_helpers import demo_args, in_root
 
-    from cli_helpers import demo_args
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        tested = run_train(*demo_args("test", tiny_t5, finished_run["runs"], "--ckpt_path=best"))
-    finally:
-        os.chdir(cwd)
+    tested = in_root(run_train, *demo_args("test", tiny_t5, finished_run["runs"], "--ckpt_path=best"))
     best = finished_run["fit"].trainer.checkpoint_callback.best_model_path
     assert tested.trainer.ckpt_path == best

@@ -1,19 +1,8 @@
 """Data and model share one tokenizer and one config read; the prompt a model was trained with travels with it."""
 
 import json
-import os
 
-from cli_helpers import demo_args, run_train
-from conftest import ROOT
-
-
-def in_root(function, *args):
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        return function(*args)
-    finally:
-        os.chdir(cwd)
+from cli_helpers import demo_args, in_root, run_train
 
 
 def test_one_fit_reads_the_config_once_and_builds_one_tokenizer(tiny_t5, tmp_path, monkeypatch):

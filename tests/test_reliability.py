@@ -351,15 +351,10 @@ def test_max_source_length_beyond_the_models_positions(tiny_t5, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def one_epoch_run(tiny_t5, tmp_path_factory) -> Path:
-    from cli_helpers import run_train
+    from cli_helpers import in_root, run_train
 
     runs = tmp_path_factory.mktemp("one-epoch") / "runs"
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        run_train(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
-    finally:
-        os.chdir(cwd)
+    in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
     return runs
 
 
