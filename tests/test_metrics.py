@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from lightning_modules.metrics import IndexedMean, SpanishRouge, split_sentences
+from core.rouge import split_sentences
+from lightning_modules.metrics import IndexedMean, SpanishRouge
 
 
 def rouge(pred: str, target: str) -> dict[str, float]:
