@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from core.files import atomic_file
+from core.rouge import CONFIDENCE, RESAMPLES, SEED
 from lightning_modules.run_files import run_dir
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
@@ -23,13 +24,15 @@ HPARAM_METRICS = ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rou
 
 
 class RunReport(Callback):
-    """Hparams + best-epoch metrics for TensorBoard's HParams tab, and a short report printed at the end of ``fit``."""
+    """Hparams + best-epoch metrics for TensorBoard's HParams tab, a short report at the end of ``fit``, and the test
+    scores with their confidence intervals at the end of ``test``."""
 
     def __init__(self, write_json: bool = True) -> None:
         """Report settings.
 
         Args:
-            write_json: also write the report to ``<run dir>/report.json`` (best metric, times, throughput, memory).
+            write_json: also write the report to ``<run dir>/report.json`` (best metric, times, throughput, memory),
+                and after ``test`` the scores with their 95% intervals to ``test_results.json`` and ``test_results.md``.
         """
         super().__init__()
         self.write_json = write_json
@@ -84,6 +87,26 @@ class RunReport(Callback):
             with atomic_file(directory / "report.json") as handle:
                 json.dump(self.report, handle, indent=2)
         rank_zero_info(format_report(self.report))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        directory = run_dir(trainer)
+        intervals = getattr(pl_module, "test_intervals", {})
+        if not trainer.is_global_zero or not intervals:
+            return
+        loss = trainer.callback_metrics.get("test/loss")
+        results = {
+            "checkpoint": trainer.ckpt_path,
+            "examples": len(pl_module.test_scores[0]),
+            "loss": round(float(loss), 4) if loss is not None else None,
+            "interval": {"confidence": CONFIDENCE, "method": "percentile bootstrap over examples", "resamples": RESAMPLES, "seed": SEED},
+            "rouge": {key: interval.as_dict() for key, interval in intervals.items()},
+        }
+        if self.write_json:
+            with atomic_file(directory / "test_results.json") as handle:
+                json.dump(results, handle, indent=2)
+            with atomic_file(directory / "test_results.md") as handle:
+                handle.write(markdown_test_results(results))
+        rank_zero_info(format_test_results(results))
 
     def _log_hparams(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write the HParams-tab summary that declares which scalars are the run's metrics.
@@ -193,3 +216,19 @@ def format_report(report: dict[str, Any]) -> str:
     gpu = f", CUDA allocated {memory['cuda_allocated_gib']:.2f} GiB" if "cuda_allocated_gib" in memory else ""
     lines.append(f"  peak memory: process RSS {memory['process_rss_gib']:.2f} GiB{gpu}")
     return "\n".join(lines)
+
+
+def format_test_results(results: dict[str, Any]) -> str:
+    """The test scores for the console: each ROUGE with its interval, so a point of difference is not read as real."""
+    lines = [f"Test ROUGE on {results['examples']} examples, mean [95% bootstrap interval]:"]
+    lines += [f"  {key:<10} {v['mean']:6.2f} [{v['low']:.2f}, {v['high']:.2f}]" for key, v in results["rouge"].items()]
+    return "\n".join(lines)
+
+
+def markdown_test_results(results: dict[str, Any]) -> str:
+    rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n" for key, v in results["rouge"].items())
+    return (
+        f"Test set: {results['examples']} examples, checkpoint `{results['checkpoint']}`, loss {results['loss']}.\n\n"
+        "| metric | mean | 95% interval |\n|---|---|---|\n" + rows
+        + f"\nIntervals: percentile bootstrap over examples, {RESAMPLES} resamples, seed {SEED}.\n"
+    )

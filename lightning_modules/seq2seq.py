@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from core.errors import ResumenError
 from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
+from core.rouge import Interval, rouge_intervals
 from core.vocabulary import Vocabulary, decode_texts
 from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
@@ -90,6 +91,9 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
         self.val_history: dict[int, dict[str, float]] = {}
+        # after test: each ROUGE's bootstrap interval, and the per-example scores a paired comparison needs
+        self.test_intervals: dict[str, Interval] = {}
+        self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x ROUGE_KEYS), index order
         self._generated_this_epoch = 0
         self._text_samples: list[tuple[str, str, str]] = []
         self._rng_to_restore: dict[str, Any] | None = None
@@ -288,6 +292,11 @@ class Seq2SeqSummarizer(L.LightningModule):
         scores = rouge.compute()
         metrics = {f"{stage}/{key}": float(scores[key]) for key in ROUGE_KEYS}
         metrics[f"{stage}/gen_len"] = float(gen_len.compute())
+        if stage == "test":  # a test score comes with its uncertainty (seeded 95% bootstrap over the examples)
+            self.test_scores = rouge.per_example()
+            self.test_intervals = rouge_intervals(self.test_scores[1])
+            for key, interval in self.test_intervals.items():
+                metrics[f"test/{key}_low"], metrics[f"test/{key}_high"] = interval.low, interval.high
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
         rouge.reset()
         gen_len.reset()

@@ -7,7 +7,9 @@
 
 Prompt mode prints a table with each model's parameter count, load time and generation time, and every output;
 ``--json-output``/``--markdown-output`` save it. ``--dataset`` mode scores each model with the project's Spanish
-ROUGE on the data module's test split (or ``--data-file``): the before/after fine-tuning comparison.
+ROUGE on the data module's test split (or ``--data-file``): the before/after fine-tuning comparison. Each score
+comes with its 95% bootstrap interval, and each model after the first with its paired difference from the first
+(same examples, same resamples), said in words when it is not significant.
 Encoder-decoder models run through the seq2seq module, decoder-only ones through the causal-LM module.
 """
 
@@ -115,7 +117,28 @@ def compare_dataset(args) -> list[dict]:
     rows, settings = [], data_settings(args)
     for name in args.models:
         rows += one_model(name, lambda: dataset_row(args, name, settings))
+    add_paired_differences(rows)
     return rows
+
+
+def add_paired_differences(rows: list[dict]) -> None:
+    """Each model's ROUGE minus the first (successful) model's, with a paired bootstrap interval, in place."""
+    from core.rouge import describe_difference, paired_differences
+
+    scored = [row for row in rows if "_scores" in row]
+    for row in scored[1:]:
+        baseline = scored[0]
+        if list(baseline["_scores"][0]) != list(row["_scores"][0]):
+            row["difference_error"] = "not the same test examples as the first model: no paired difference"
+            continue
+        differences = paired_differences(baseline["_scores"][1], row["_scores"][1])
+        row["difference_vs"] = baseline["model"]
+        row["difference"] = {
+            key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval)}
+            for key, interval in differences.items()
+        }
+    for row in scored:
+        del row["_scores"]  # per-example scores: for the pairing only, not for the report
 
 
 def dataset_row(args, name: str, data_kwargs: dict[str, Any]) -> dict:
@@ -129,11 +152,13 @@ def dataset_row(args, name: str, data_kwargs: dict[str, Any]) -> dict:
     start = time.perf_counter()
     metrics = trainer.test(module, datamodule=data, verbose=False)[0]
     seconds = time.perf_counter() - start
+    scores = {key: round(float(metrics[f"test/{key}"]), 2) for key in ("loss", "gen_len") if f"test/{key}" in metrics}
+    for key, interval in module.test_intervals.items():
+        scores.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
     return {
         "model": name, "parameters": sum(p.numel() for p in module.model.parameters()),
         "load_seconds": round(load_seconds, 3), "generate_seconds": round(seconds, 3),
-        "examples": len(data.datasets["test"]),
-        **{key.removeprefix("test/"): round(float(value), 2) for key, value in metrics.items()},
+        "examples": len(data.datasets["test"]), **scores, "_scores": module.test_scores,
     }
 
 
@@ -163,12 +188,36 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def dataset_markdown(rows: list[dict]) -> str:
+    """The dataset comparison: ROUGE with 95% intervals per model, then each model's paired difference in words."""
+    from core.rouge import ROUGE_KEYS
+
+    table = []
+    for row in rows:
+        if "error" in row:
+            table.append({"model": row["model"], "error": row["error"]})
+            continue
+        cells = {"model": row["model"], "examples": row["examples"], "loss": row.get("loss", "")}
+        cells.update({key: f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" for key in ROUGE_KEYS if key in row})
+        table.append(cells)
+    lines = [markdown_table(table), "", "ROUGE: mean [95% bootstrap interval] over the test examples."]
+    for row in rows:
+        if "difference" in row:
+            lines.append(f"\n{row['model']} vs {row['difference_vs']} (paired bootstrap, same examples):")
+            lines += [f"- {value['in_words']}" for value in row["difference"].values()]
+        elif "difference_error" in row:
+            lines.append(f"\n{row['model']}: {row['difference_error']}")
+    return "\n".join(lines)
+
+
 def text_report(rows: list[dict]) -> str:
     failed = [row for row in rows if "error" in row]
-    rows = [row for row in rows if "error" not in row]
     errors = "".join(f"\n{row['model']}: failed ({row['error']})" for row in failed)
-    if not rows or "prompt" not in rows[0]:
-        return (markdown_table(rows) if rows else "No model ran.") + errors
+    if any("examples" in row for row in rows):
+        return dataset_markdown([row for row in rows if "error" not in row]) + errors
+    rows = [row for row in rows if "error" not in row]
+    if not rows:
+        return "No model ran." + errors
     models = list(dict.fromkeys(row["model"] for row in rows))
     lines = [f"{'model':<40} {'parameters':>12} {'load s':>8} {'generate s':>11}"]
     for name in models:
@@ -205,7 +254,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             json.dump(rows, handle, ensure_ascii=False, indent=2)
     if args.markdown_output:
         with atomic_file(args.markdown_output) as handle:
-            handle.write(markdown_table(rows) + "\n")
+            handle.write((dataset_markdown(rows) if args.dataset else markdown_table(rows)) + "\n")
     print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows))
     failed = [row["model"] for row in rows if "error" in row]
     if failed:  # the others' results are printed and written; the exit code still tells a script

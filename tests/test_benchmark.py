@@ -61,6 +61,7 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path):
     generation = data["generation"]
     for side in ("seq2seqtrainer_predict", "ours", "ours_eval_batch_2x"):
         check(generation[side]["summaries_per_sec"])
+        assert 0 <= generation[side]["rougeL"]["median"] <= 100  # both sides scored by the same Spanish ROUGE
     assert generation["ratio"] > 0 and generation["max_new_tokens"] == data["settings"]["max_new_tokens"]
     assert len(data["padding_efficiency"]) == 5 and all(0 < v <= 1 for v in data["padding_efficiency"].values())
     assert 0 < data["mfu"]["ours"] < 1 and data["mfu"]["peak_used"] in data["mfu"]["peak_flops"]

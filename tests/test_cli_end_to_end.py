@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -55,6 +56,22 @@ def test_validate_and_test_use_the_best_checkpoint(finished_run):
     assert float(validated["val/rougeL"]) == pytest.approx(best_score, abs=1e-3)
     tested = test_cli.trainer.callback_metrics
     assert {"test/rouge1", "test/rouge2", "test/rougeL", "test/rougeLsum", "test/gen_len", "test/loss"} <= set(tested)
+
+
+def test_test_reports_each_rouge_with_a_bootstrap_interval(finished_run):
+    test_cli = finished_run["test"]
+    tested = test_cli.trainer.callback_metrics
+    run_dir = Path(test_cli.trainer.log_dir)
+    results = json.loads((run_dir / "test_results.json").read_text())
+    assert results["examples"] == 5 and results["checkpoint"] == test_cli.trainer.ckpt_path
+    assert results["interval"]["confidence"] == 0.95 and results["interval"]["seed"] == 0
+    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        score = results["rouge"][key]
+        assert score["low"] <= score["mean"] <= score["high"]
+        assert score["mean"] == pytest.approx(float(tested[f"test/{key}"]), abs=0.01)  # the same number as the log
+        assert float(tested[f"test/{key}_low"]) == pytest.approx(score["low"], abs=0.01)
+    markdown = (run_dir / "test_results.md").read_text()
+    assert "| metric | mean | 95% interval |" in markdown and "| rougeL |" in markdown
 
 
 def test_predictions_one_line_per_input_in_input_order(finished_run):

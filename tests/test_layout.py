@@ -13,6 +13,7 @@ ALLOWED = {
     "datamodules": {"core"},
     "lightning_modules": {"core"},
     "scripts": {"core", "datamodules", "lightning_modules"},
+    "evaluation": {"core"},  # the evaluate module: the shared scorer only
 }
 
 

@@ -123,10 +123,36 @@ def test_compare_one_row_per_model_and_prompt_and_frees_models(tiny_t5, tiny_gpt
     assert md_out.read_text().startswith("| model | parameters |")
 
 
-def test_compare_dataset_mode_reports_rouge_per_model(tiny_t5, sample_files, tmp_path):
-    rows = compare.main(["--dataset", "--models", tiny_t5, tiny_t5, "--data-file", sample_files["test"], "--max-new-tokens", "4"])
-    assert len(rows) == 2
-    assert all({"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(r) and r["examples"] == 5 for r in rows)
+def test_compare_dataset_mode_reports_rouge_with_intervals_and_paired_difference(tiny_t5, sample_files, tmp_path):
+    json_out, md_out = tmp_path / "c.json", tmp_path / "c.md"
+    rows = compare.main(["--dataset", "--models", tiny_t5, tiny_t5, "--data-file", sample_files["test"], "--max-new-tokens", "4",
+                         "--json-output", str(json_out), "--markdown-output", str(md_out)])
+    assert len(rows) == 2 and json.loads(json_out.read_text()) == rows
+    for row in rows:
+        assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(row) and row["examples"] == 5
+        assert all(row[f"{k}_low"] <= row[k] <= row[f"{k}_high"] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
+    assert "difference" not in rows[0] and rows[1]["difference_vs"] == tiny_t5
+    # the same model twice: every paired difference is 0 and said to be not significant
+    for key, difference in rows[1]["difference"].items():
+        assert difference["mean"] == 0 and difference["significant"] is False
+        assert "not significant" in difference["in_words"]
+    markdown = md_out.read_text()
+    assert "[95% bootstrap interval]" in markdown and "not significant" in markdown
+
+
+def test_paired_difference_says_significant_only_when_the_interval_excludes_zero():
+    import numpy as np
+
+    indices = np.arange(40)
+    base = np.tile([[10.0, 5.0, 10.0, 10.0]], (40, 1))
+    better = base + np.array([[3.0, 0.0, 3.0, 3.0]]) + np.linspace(-0.5, 0.5, 40)[:, None]  # rouge2: +/-0.5 noise
+    rows = [{"model": "a", "_scores": (indices, base)}, {"model": "b", "_scores": (indices, better)},
+            {"model": "c", "_scores": (indices[:-1], base[:-1])}]
+    compare.add_paired_differences(rows)
+    assert rows[1]["difference"]["rouge1"]["significant"] and "significantly higher" in rows[1]["difference"]["rouge1"]["in_words"]
+    assert not rows[1]["difference"]["rouge2"]["significant"]
+    assert "not the same test examples" in rows[2]["difference_error"]
+    assert all("_scores" not in row for row in rows)
 
 
 def test_scripts_refuse_the_wrong_model_kind(tiny_t5):

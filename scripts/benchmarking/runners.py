@@ -19,6 +19,8 @@ from core.prompts import SUMMARY_TEMPLATE, format_prompt
 from scripts.benchmarking.measure import synchronize, t5_training_flops
 
 MAX_SOURCE, MAX_TARGET = 512, 128
+# Both sides score generated summaries with the same Spanish ROUGE: the course side through the evaluate module.
+SPANISH_ROUGE_MODULE = Path(__file__).resolve().parents[2] / "evaluation" / "spanish_rouge"
 SIZES = {
     # flan-t5-small's shape (d_model 512, 8+8 layers, 6 heads, d_ff 1024, 32k vocabulary)
     "small": {"d_model": 512, "num_layers": 8, "num_heads": 6, "d_kv": 64, "d_ff": 1024, "vocab_size": 32128},
@@ -140,6 +142,7 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     """Our predict path: length-sorted batches, generation only (no loss pass)."""
     import lightning as L
 
+    from lightning_modules.metrics import SpanishRouge
     from lightning_modules.seq2seq import Seq2SeqSummarizer
 
     data = ours_datamodule(model_dir, files, batch_size, eval_batch_size=batch_size)
@@ -153,7 +156,10 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     start = time.perf_counter()
     rows = [row for batch in trainer.predict(module, datamodule=data) for row in batch]
     synchronize()
-    return {"summaries_per_sec": len(rows) / (time.perf_counter() - start)}
+    seconds = time.perf_counter() - start
+    rouge = SpanishRouge()  # the training metric's door, outside the timed part as on the course side
+    rouge.update([row["summary"] for row in rows], [row["reference"] for row in rows])
+    return {"summaries_per_sec": len(rows) / seconds, "rougeL": float(rouge.compute()["rougeL"])}
 
 
 # ------------------------------------------------------------------------------------------ the course
@@ -231,8 +237,10 @@ def hf_training(model_dir: Path, rows: list[dict[str, str]], batch_size: int, wa
 
 
 def hf_generation(model_dir: Path, rows: list[dict[str, str]], batch_size: int, max_new_tokens: int, num_beams: int) -> dict[str, float]:
-    """``Seq2SeqTrainer.predict(predict_with_generate=True)`` on the course's padded test data."""
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    """``Seq2SeqTrainer.predict(predict_with_generate=True)`` on the course's padded test data, scored afterwards
+    with the course's ``compute_metrics`` pattern through our Spanish ROUGE ``evaluate`` module."""
+    import evaluate
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
@@ -245,9 +253,12 @@ def hf_generation(model_dir: Path, rows: list[dict[str, str]], batch_size: int, 
         trainer = Seq2SeqTrainer(model=model, args=arguments, processing_class=tokenizer)
         synchronize()
         start = time.perf_counter()
-        trainer.predict(dataset, max_new_tokens=max_new_tokens, num_beams=num_beams)
+        output = trainer.predict(dataset, max_new_tokens=max_new_tokens, num_beams=num_beams)
         synchronize()
-    return {"summaries_per_sec": len(rows) / (time.perf_counter() - start)}
+        seconds = time.perf_counter() - start
+    compute_metrics = evaluate.load(str(SPANISH_ROUGE_MODULE)).for_trainer(tokenizer)
+    rouge = compute_metrics(EvalPrediction(predictions=output.predictions, label_ids=output.label_ids))
+    return {"summaries_per_sec": len(rows) / seconds, "rougeL": rouge["rougeL"]}
 
 
 # ------------------------------------------------------------------------------------------ padding
