@@ -2,7 +2,7 @@
 
 Lightning's ``ModelCheckpoint`` rewrites ``last.ckpt`` only when a monitored top-k checkpoint is saved (so after a
 plateau it is stale) and cannot combine an every-epoch and an every-N-steps trigger; hence this small callback.
-The best checkpoint is still chosen by ``ModelCheckpoint`` on the monitored metric.
+The best checkpoint is still chosen on the monitored metric (``BestCheckpoint``: ties go to the lower loss).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class LastCheckpoint(Checkpoint):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.save(trainer)  # after validation and after ModelCheckpoint picked the best (callback order)
+        self.save(trainer)  # after validation and after BestCheckpoint picked the best (callback order)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Lightning ends fit with SIGTERMException between two batches (or in validation): a consistent state.

@@ -157,17 +157,40 @@ def flat_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, 
 
 
 def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict[str, Any]:
-    """The epoch the checkpoint callback chose as best (by its monitor), and that epoch's validation metrics."""
+    """The epoch the checkpoint callback chose as best, why, and the first and best epochs' validation metrics.
+
+    The same rule as ``BestCheckpoint``: the best ``monitor``; among equal values, the better tie-breaker.
+    """
     if not history:
         return {}
     callback = trainer.checkpoint_callback
     monitor = getattr(callback, "monitor", None) or "val/rougeL"
+    mode = getattr(callback, "mode", "max")
+    tie_breaker = getattr(callback, "tie_breaker", None)
+    tie_mode = getattr(callback, "tie_breaker_mode", "min")
     values = {epoch: metrics[monitor] for epoch, metrics in history.items() if monitor in metrics}
     if not values:
         return {}
-    epoch = (min if getattr(callback, "mode", "max") == "min" else max)(values, key=values.get)
-    result: dict[str, Any] = {"monitor": monitor, "best_epoch": epoch, "best_value": history[epoch].get(monitor)}
+
+    def rank(epoch: int) -> tuple[float, float]:
+        tie = history[epoch].get(tie_breaker, float("nan")) if tie_breaker else float("nan")
+        tie_rank = float("-inf") if tie != tie else (-tie if tie_mode == "min" else tie)
+        return (values[epoch] if mode == "max" else -values[epoch]), tie_rank
+
+    epoch = max(sorted(values), key=rank)  # sorted: with no tie-breaker the first of equal values wins
+    tied = [e for e in sorted(values) if values[e] == values[epoch] and e != epoch]
+    if tied and tie_breaker:
+        reason = (f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; "
+                  f"{'lowest' if tie_mode == 'min' else 'highest'} {tie_breaker} of them")
+    elif tied:
+        reason = f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; the first of them"
+    else:
+        reason = f"{'highest' if mode == 'max' else 'lowest'} {monitor}"
+    first = min(history)
+    result: dict[str, Any] = {"monitor": monitor, "best_epoch": epoch, "best_value": history[epoch].get(monitor), "best_reason": reason}
     result["best_metrics"] = {name: history[epoch][name] for name in HPARAM_METRICS if name in history[epoch]}
+    result["first_epoch"] = first
+    result["first_metrics"] = {name: history[first][name] for name in HPARAM_METRICS if name in history[first]}
     if callback is not None and getattr(callback, "best_model_path", ""):
         result["best_checkpoint"] = callback.best_model_path
     return result
@@ -198,12 +221,27 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     return memory
 
 
+def first_and_best(report: dict[str, Any]) -> list[str]:
+    """The first and the best epoch's validation metrics side by side: did the run learn?"""
+    names = [name for name in HPARAM_METRICS if name in report.get("best_metrics", {}) and name != "val/gen_len"]
+    if not names or "first_metrics" not in report:
+        return []
+    header = "  " + f"{'epoch':<12}" + "".join(f"{name:>15}" for name in names)
+    rows = [header]
+    for label, epoch, metrics in (("first", report["first_epoch"], report["first_metrics"]),
+                                  ("best", report["best_epoch"], report["best_metrics"])):
+        rows.append("  " + f"{f'{label} ({epoch})':<12}" + "".join(f"{metrics.get(name, float('nan')):>15.2f}" for name in names))
+    return rows
+
+
 def format_report(report: dict[str, Any]) -> str:
     minutes, seconds = divmod(report["seconds_total"], 60)
     lines = ["Run report" + (" (interrupted)" if report["interrupted"] else "")]
     if "best_epoch" in report:
         where = f" -> {report['best_checkpoint']}" if report.get("best_checkpoint") else ""
         lines.append(f"  best {report['monitor']} = {report['best_value']:.2f} at epoch {report['best_epoch']}{where}")
+        lines.append(f"  chosen because: {report['best_reason']}")
+        lines += first_and_best(report)
     lines.append(
         f"  time {int(minutes)}m{seconds:04.1f}s for {report['epochs']} epoch(s), {report['steps']} steps "
         f"(validation {report['seconds_validation']:.1f}s)"

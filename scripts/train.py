@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 
 from datamodules.summarization import SummarizationDataModule  # noqa: E402
+from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
 from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint  # noqa: E402
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint  # noqa: E402
@@ -58,7 +58,7 @@ class ResumenCLI(LightningCLI):
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
         parser.link_arguments("model.extend_vocabulary", "data.extend_vocabulary")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(HFExport, "export")

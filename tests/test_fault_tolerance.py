@@ -122,7 +122,7 @@ def test_resume_refuses_a_run_of_another_configuration(tiny_t5, tmp_path, capsys
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     error = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(error) == 1 and "version_0" in error[0] and "model.learning_rate: 0.003 there, 0.01 now" in error[0]
+    assert len(error) == 1 and "version_0" in error[0] and "model.learning_rate: 0.03 there, 0.01 now" in error[0]
     assert {p: p.stat().st_mtime_ns for p in before} == before, "the other run's files are untouched"
     assert not (runs / "demo" / "version_1" / "export").exists()
     # auto resumes only a run of this configuration: here there is none, so it starts a new one
