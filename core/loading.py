@@ -14,6 +14,7 @@ from typing import Any
 from core.errors import ResumenError, error_chain
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
+ADAPTER_PROMPT_FILE = "prompt_template.txt"  # a LoRA adapter directory's training prompt (its config is PEFT's)
 
 
 def _explain_load_error(name: str, error: Exception) -> ResumenError:
@@ -69,10 +70,32 @@ def _config_stamp(name: str) -> float | None:
 def _read_config(name: str, trust_remote_code: bool, stamp: float | None):
     from transformers import AutoConfig
 
+    if is_adapter_dir(name):  # a LoRA adapter: its base model's config, with the adapter's training prompt
+        config = load_config(adapter_base(name), trust_remote_code)
+        prompt = Path(name).expanduser() / ADAPTER_PROMPT_FILE
+        if prompt.is_file():
+            config.prompt_template = prompt.read_text(encoding="utf-8")
+        return config
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as error:
         raise _explain_load_error(name, error) from error
+
+
+def is_adapter_dir(name: str) -> bool:
+    """A directory holding a PEFT adapter (``adapter_config.json``) rather than a full model."""
+    return (Path(name).expanduser() / "adapter_config.json").is_file()
+
+
+def adapter_base(name: str) -> str:
+    """The base model an adapter directory was trained on (hub id or local path)."""
+    import json
+
+    config = json.loads((Path(name).expanduser() / "adapter_config.json").read_text(encoding="utf-8"))
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ResumenError(f"adapter '{name}' does not name its base model (base_model_name_or_path in adapter_config.json).")
+    return base
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False, config: Any = None):
@@ -115,12 +138,36 @@ def _load_model(auto_class: str, name: str, encoder_decoder: bool, trust_remote_
 
     config = config if config is not None else load_config(name, trust_remote_code)
     check_model_kind(name, config, want_encoder_decoder=encoder_decoder)
+    if is_adapter_dir(name):
+        return _load_adapter(auto_class, name, trust_remote_code, dtype, config)
     try:
         return getattr(transformers, auto_class).from_pretrained(
             name, trust_remote_code=trust_remote_code, dtype=dtype, config=config
         )
     except (OSError, ValueError) as error:
         raise _explain_load_error(name, error) from error
+
+
+def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: Any, config: Any):
+    """Base model + LoRA adapter, merged into a plain model (inference needs no PEFT wrapper).
+
+    The base is resized first when the adapter's tokenizer has added characters: their embedding rows are in the
+    adapter (trainable tokens), and they need rows to land in.
+    """
+    try:
+        from peft import PeftModel
+    except ImportError as error:
+        raise ResumenError(f"'{name}' is a LoRA adapter: loading it needs peft (pip install 'peft>=0.18').") from error
+    base = _load_model(auto_class, adapter_base(name), bool(config.is_encoder_decoder), trust_remote_code, dtype, config)
+    rows = len(load_tokenizer(name, trust_remote_code))
+    if rows > base.get_input_embeddings().num_embeddings:
+        base.resize_token_embeddings(rows, mean_resizing=False)
+    try:
+        model = PeftModel.from_pretrained(base, name).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ResumenError(f"could not apply the adapter '{name}' to '{adapter_base(name)}': {str(error).splitlines()[0]}") from error
+    model.config.prompt_template = getattr(config, "prompt_template", None)
+    return model
 
 
 def check_vocab_fits(name: str, tokenizer: Any, model: Any) -> None:

@@ -14,6 +14,8 @@ from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries
 from core.prompts import SUMMARY_TEMPLATE
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
+from lightning_modules.lora import ADAPTER_DIR, base_reference, merged_and_adapter
+from lightning_modules.model_card import CARD_FILE, add_test_results, build_card
 from lightning_modules.run_files import run_dir
 
 
@@ -71,60 +73,84 @@ class HFExport(Callback):
             return
         datamodule = trainer.datamodule
         template = getattr(datamodule, "prompt_template", None) or pl_module.trained_prompt_template or SUMMARY_TEMPLATE
+        data = dict(getattr(datamodule, "hparams", {}) or {})
+        coverage = getattr(datamodule, "coverage", None)
+        if coverage is not None:
+            data["coverage_table"] = coverage.table("Tokenizer coverage of the training data")
         if trainer.is_global_zero:
-            self.exported_to = export_model(pl_module, target, state_dict, epoch, best, template)
+            self.exported_to = export_model(pl_module, target, state_dict, epoch, best, template, data)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
         trainer.strategy.barrier()
 
 
-def export_model(pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, prompt_template: str) -> Path:
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A test of the checkpoint an export was made from adds its ROUGE to that export's card (model-index)."""
+        intervals = getattr(pl_module, "test_intervals", {})
+        checkpoint = trainer.ckpt_path
+        if not trainer.is_global_zero or not intervals or not checkpoint or not Path(checkpoint).is_file():
+            return
+        exports = [Path(self.dirpath)] if self.dirpath else []
+        exports.append(Path(checkpoint).resolve().parent.parent / "export")  # the fit run's own export
+        scores = {key: interval.mean for key, interval in intervals.items()}
+        for export in exports:
+            if add_test_results(export, checkpoint, scores, len(pl_module.test_scores[0])):
+                rank_zero_info(f"Added the test ROUGE to the model card of {export}")
+                return
+
+
+def export_model(
+    pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, prompt_template: str,
+    data: dict[str, Any] | None = None,
+) -> Path:
     """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing.
 
     The prompt the model was trained with travels in ``config.json`` (``prompt_template``, kept by every
     ``from_pretrained``/``save_pretrained`` round trip) and in the card; ``predict`` and ``compare.py`` use it.
+    ``data``: the data module's settings (and ``coverage_table``), for the card.
     """
     hp = pl_module.hparams
-    model = pl_module.model
+    model, adapter = pl_module.model, None
+    if getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled:
+        # LoRA: the export is the merged model (no peft needed to load it); the adapter goes beside it
+        adapter, model = merged_and_adapter(pl_module.model, state_dict, base_reference(hp.model_name_or_path))
+        state_dict = None
     pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
     model.config.prompt_template = prompt_template
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         pl_module.tokenizer.save_pretrained(tmp)
-        card = model_card(hp, pl_module.val_history.get(epoch, {}), epoch, checkpoint, prompt_template)
-        (tmp / "README.md").write_text(card, "utf-8")
+        if adapter is not None:
+            save_adapter(adapter, pl_module.tokenizer, tmp / ADAPTER_DIR, prompt_template)
+        data = data or {}
+        card = build_card(
+            hp.model_name_or_path, prompt_template, epoch, checkpoint, pl_module.val_history.get(epoch, {}),
+            recipe_settings(hp, data), dataset=data.get("dataset_name") if not data.get("data_files") else None,
+            dataset_config=data.get("dataset_config"), coverage=data.get("coverage_table"),
+        )
+        card.save(tmp / CARD_FILE)
     return target
 
 
-def model_card(hparams: Any, metrics: dict[str, float], epoch: int, checkpoint: str, prompt_template: str) -> str:
-    rows = "\n".join(f"| {name} | {value:.2f} |" for name, value in sorted(metrics.items())) or "| (none) | |"
-    shown = prompt_template.replace("\n", "\\n")
-    prefix, _, suffix = prompt_template.partition("{text}")
-    return f"""---
-language: es
-tags: [summarization, resumen]
-base_model: {hparams.model_name_or_path}
----
-# Spanish news summariser (fine-tuned with resumen)
+def save_adapter(adapter: Any, tokenizer: Any, directory: Path, prompt_template: str) -> None:
+    """The LoRA adapter alone (``PeftModel.from_pretrained(base, directory)``), with the tokenizer it needs."""
+    from core.loading import ADAPTER_PROMPT_FILE
 
-Fine-tuned from `{hparams.model_name_or_path}` to summarise Spanish news. It was trained with the prompt
-`{shown}` (`{{text}}` is the article); `config.json` keeps it as `prompt_template`.
+    adapter.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)  # added characters: the base must be resized to len(tokenizer) first
+    (directory / ADAPTER_PROMPT_FILE).write_text(prompt_template, "utf-8")
 
-Best checkpoint: epoch {epoch} (`{Path(checkpoint).name if checkpoint else 'final weights'}`).
 
-| validation metric (epoch {epoch}) | value |
-|---|---|
-{rows}
-
-ROUGE is F-measure in 0-100 on Unicode words (accents kept, no stemming).
-
-```python
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-tokenizer = AutoTokenizer.from_pretrained("<this directory>")
-model = AutoModelForSeq2SeqLM.from_pretrained("<this directory>")
-prompt = model.config.prompt_template.format(text=article)  # {prefix!r} + article + {suffix!r}
-print(tokenizer.decode(model.generate(**tokenizer(prompt, return_tensors="pt"))[0], skip_special_tokens=True))
-```
-"""
+def recipe_settings(hparams: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The settings a reader of the card needs to reproduce the training."""
+    names = ("learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "extend_vocabulary", "max_new_tokens", "num_beams")
+    settings = {f"model.{name}": hparams[name] for name in names if name in hparams}
+    lora = hparams.get("lora") or {}
+    if lora.get("r"):
+        settings.update({f"model.lora.{key}": value for key, value in lora.items()})
+    for name in ("dataset_name", "dataset_config", "max_train_samples", "max_source_length", "max_target_length", "batch_size"):
+        if data.get(name) is not None and not (name.startswith("dataset") and data.get("data_files")):
+            settings[f"data.{name}"] = data[name]
+    return settings
 
 
 class JsonlPredictionWriter(BasePredictionWriter):

@@ -81,6 +81,7 @@ class RunReport(Callback):
             "train_tokens_per_sec": round(float(self._tokens) * world / training, 1),
             "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, getattr(pl_module, "val_history", {})),
+            **early_stop(trainer),
         }
         self._log_final_metrics(trainer)
         if self.write_json:
@@ -196,6 +197,12 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
     return result
 
 
+def early_stop(trainer: L.Trainer) -> dict[str, Any]:
+    """Whether early stopping ended the run, at which epoch and why (its own words)."""
+    callback = trainer.early_stopping_callback
+    return callback.stop_summary() if callback is not None and hasattr(callback, "stop_summary") else {}
+
+
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process.
 
@@ -242,6 +249,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  best {report['monitor']} = {report['best_value']:.2f} at epoch {report['best_epoch']}{where}")
         lines.append(f"  chosen because: {report['best_reason']}")
         lines += first_and_best(report)
+    if "stopped_early_at_epoch" in report:
+        lines.append(f"  stopped early after epoch {report['stopped_early_at_epoch']}: {report['stopped_early_because']}")
     lines.append(
         f"  time {int(minutes)}m{seconds:04.1f}s for {report['epochs']} epoch(s), {report['steps']} steps "
         f"(validation {report['seconds_validation']:.1f}s)"

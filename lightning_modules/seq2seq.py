@@ -14,13 +14,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from core.errors import ResumenError
 from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
 from core.rouge import Interval, rouge_intervals
 from core.vocabulary import Vocabulary, decode_texts
 from lightning_modules.generation import GenerationSettings, needs_synced_gpus
+from lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 from lightning_modules.rng import rng_states, set_rng_states
 
@@ -45,6 +46,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         trust_remote_code: bool = False,
         extend_vocabulary: bool = False,
         allow_tf32: bool = True,
+        lora: LoraSettings = LoraSettings(),
     ) -> None:
         """Build the module and load the pretrained model.
 
@@ -70,6 +72,9 @@ class Seq2SeqSummarizer(L.LightningModule):
                 The data module decides the characters; a checkpoint remembers them.
             allow_tf32: on Ampere and newer GPUs, run float32 matrix multiplies as TF32 (much faster for
                 ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already).
+            lora: LoRA fine-tuning through PEFT (``--model.lora.r 16 --model.lora.alpha 32``): only low-rank
+                adapters (and the rows of added characters) train; ``fit`` exports the merged model and the
+                adapter. Off while ``r`` is 0.
         """
         super().__init__()
         self.generation = GenerationSettings(
@@ -79,7 +84,10 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.val_generation = self.generation.with_beams(val_num_beams)  # greedy by default: the fast choice
         if learning_rate <= 0:
             raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
-        self.save_hyperparameters()
+        self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora  # a dict when read from a checkpoint
+        self.lora.check()
+        self.save_hyperparameters(ignore=["lora"])
+        self.hparams["lora"] = self.lora.as_dict()  # plain values: checkpoints load with weights_only=True
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
         self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
@@ -97,6 +105,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._generated_this_epoch = 0
         self._text_samples: list[tuple[str, str, str]] = []
         self._rng_to_restore: dict[str, Any] | None = None
+        self._lora_applied = False
 
     # ------------------------------------------------------------------------------------------------ setup
     def check_precision(self, precision: str | int | None) -> None:
@@ -115,6 +124,19 @@ class Seq2SeqSummarizer(L.LightningModule):
                 "with extend_vocabulary: true, connected to this model)."
             )
         self.grow_embeddings()
+        self.apply_lora()
+        if stage == "fit":
+            trainable, total = parameter_counts(self.model)
+            rank_zero_info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
+                           + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning"))
+
+    def apply_lora(self) -> None:
+        """Wrap the model in LoRA adapters once, after the embeddings have their final rows (idempotent)."""
+        if not self.lora.enabled or self._lora_applied:
+            return
+        new_ids = self.tokenizer.convert_tokens_to_ids(self.added_characters)
+        self.model = apply_lora(self.model, self.lora, new_ids)
+        self._lora_applied = True
 
     @property
     def tokenizer(self) -> Any:
@@ -139,8 +161,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         characters = self.added_characters
         if characters == self._embedding_characters:
             return
-        from lightning.pytorch.utilities import rank_zero_info
-
+        if self._lora_applied:
+            raise ResumenError("the vocabulary changed after the LoRA adapters were added: restore it before setup.")
         from core.vocabulary import extend_embeddings
 
         sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.vocabulary.base))

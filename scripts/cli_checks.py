@@ -76,3 +76,7 @@ def check_fit_settings(config: Any, warn: Any) -> None:
         )
         config.checkpoint.monitor, config.checkpoint.mode = "val/loss", "min"
         config.checkpoint.filename = "best-epoch{epoch:02d}-loss{val/loss:.3f}"
+    early = config.get("early_stopping")
+    if early is not None and early.patience is not None and config.model.val_generate_samples == 0 and early.monitor.startswith("val/rouge"):
+        warn(f"model.val_generate_samples=0: there is no {early.monitor}, so early stopping watches val/loss instead.")
+        early.monitor, early.mode = "val/loss", "min"

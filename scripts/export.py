@@ -49,9 +49,11 @@ def main(argv: list[str] | None = None) -> Path:
         raise ResumenError("the checkpoint does not name its base model: pass --model.")
     module = Seq2SeqSummarizer(**hparams)
     module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
+    module.apply_lora()  # a LoRA checkpoint's weights are named as in the PEFT-wrapped model
     module.model.load_state_dict(model_state_dict(checkpoint))
     template = checkpoint.get("prompt_template") or module.trained_prompt_template or SUMMARY_TEMPLATE
-    target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint), template)
+    data = dict(checkpoint.get("datamodule_hyper_parameters") or {})  # for the card: the dataset and lengths
+    target = export_model(module, output, None, int(checkpoint.get("epoch", 0)), str(args.checkpoint), template, data)
     print(f"Exported {args.checkpoint} to {target}")
     return target
 

@@ -23,6 +23,7 @@ FREE_ON_RESUME = (
     "ckpt_path",
     "config",
     "trainer.max_epochs",
+    "early_stopping",
     "trainer.max_steps",
     "trainer.max_time",
     "trainer.min_epochs",
@@ -159,8 +160,15 @@ def resume_checkpoint(trainer: Any, current: dict[str, Any], checkpoint_dirpath:
         rank_zero_info(f"--ckpt_path auto: no run of this configuration under {root} to resume; starting a new run.")
         return None, None
     check_any_checkpoint(run.last)
-    if hasattr(logger, "_version"):  # the logger has not made its directory yet: make it the resumed run's
-        logger._version = run.version
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lightning_modules.run_files import keep_csv_history
+
+    for each in trainer.loggers:  # loggers have not made their directories yet: make them the resumed run's
+        if hasattr(each, "_version") and each.root_dir == logger.root_dir:
+            each._version = run.version
+        if isinstance(each, CSVLogger):
+            keep_csv_history(each)
     for callback in trainer.callbacks:
         if hasattr(callback, "resuming"):  # the export of the run being resumed may be replaced at its end
             callback.resuming = True

@@ -31,7 +31,9 @@ from datamodules.summarization import SummarizationDataModule  # noqa: E402
 from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
 from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint  # noqa: E402
+from lightning_modules.early_stopping import OptionalEarlyStopping  # noqa: E402
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint  # noqa: E402
+from lightning_modules.run_files import share_run_directory  # noqa: E402
 from lightning_modules.run_report import RunReport  # noqa: E402
 from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
 from scripts.cli_checks import CKPT_KEYWORDS, CKPT_PATH_HELP, check_before_loading, refuse_optimizer_options  # noqa: E402
@@ -61,6 +63,7 @@ class ResumenCLI(LightningCLI):
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(OptionalEarlyStopping, "early_stopping")
         parser.add_lightning_class_args(HFExport, "export")
         parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
         parser.add_lightning_class_args(RunReport, "report")
@@ -98,6 +101,7 @@ class ResumenCLI(LightningCLI):
         super().instantiate_classes()
         # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
         self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
+        share_run_directory(self.trainer.loggers)  # e.g. TensorBoard + CSV: one run directory, not two
         strategy = self.trainer.strategy  # checkpoints are written next to their target and renamed into place
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
@@ -157,19 +161,28 @@ class ResumenCLI(LightningCLI):
         if self._finished_reason:
             return
         checkpoint = self.trainer.checkpoint_callback
-        lines = [f"Logs (tensorboard --logdir {Path(self.trainer.log_dir).parent}): {self.trainer.log_dir}"]
+        lines = [logs_line(self.trainer)]
         if checkpoint is not None and checkpoint.best_model_path and checkpoint.best_model_score is not None:
             lines.append(f"Best checkpoint ({checkpoint.monitor}={float(checkpoint.best_model_score):.2f}): {checkpoint.best_model_path}")
         lines += [f"Hugging Face export: {c.exported_to}" for c in self.trainer.callbacks if isinstance(c, HFExport) and c.exported_to]
         rank_zero_info("\n".join(lines))
 
     def after_test(self) -> None:
-        rank_zero_info(f"Logs: {self.trainer.log_dir}")
+        rank_zero_info(logs_line(self.trainer))
 
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:
             if isinstance(callback, JsonlPredictionWriter) and callback.written_to:
                 rank_zero_info(f"Predictions: {callback.written_to}")
+
+
+def logs_line(trainer) -> str:
+    """Where the logs are, with the TensorBoard command only when a TensorBoard logger wrote them."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        return f"Logs (tensorboard --logdir {Path(trainer.log_dir).parent}): {trainer.log_dir}"
+    return f"Logs: {trainer.log_dir}"
 
 
 def trainer_defaults() -> dict:

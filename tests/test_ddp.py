@@ -14,10 +14,10 @@ DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=d
 
 
 def run_ddp(*args: str) -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # a crash shows its stack
     result = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, f"exit {result.returncode}: " + result.stdout[-1500:] + result.stderr[-3000:]
 
 
 def scalar(log_dir, tag: str) -> float:
@@ -47,3 +47,15 @@ def test_ddp_metrics_match_one_process_and_predictions_are_written_once(tiny_t5,
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     test_ids = [str(i) for i in range(5)]  # 5 inputs over 2 ranks: the sampler repeats one
     assert [row["id"] for row in rows] == test_ids
+
+
+def test_ddp_with_lora_trains_and_exports_merged_model_and_adapter(tiny_t5, tmp_path):
+    from lightning_modules.checkpoints import load_full_checkpoint
+
+    runs = tmp_path / "runs"
+    run_ddp(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--model.lora.r=4", *DDP))
+    run = runs / "demo" / "version_0"
+    checkpoint = load_full_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3  # 20 articles, batch 4, 2 ranks: 3 steps (the sampler pads to 24)
+    assert any(".lora_B." in key for key in checkpoint["state_dict"])
+    assert (run / "export" / "model.safetensors").exists() and (run / "export" / "adapter" / "adapter_config.json").exists()
