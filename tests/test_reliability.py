@@ -236,7 +236,8 @@ def test_nan_loss_stops_with_the_step_and_the_fix(tiny_t5, tmp_path, capsys, in_
 
     monkeypatch.setattr(Seq2SeqSummarizer, "forward", forward_with_nan_after_3_steps)
     code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, "--trainer.max_epochs=3"), capsys)
-    assert_one_line_error(code, err, r"loss became nan at step 6: lower the learning rate .* bf16-mixed")
+    # checked on logged steps (every 2 here): the window that holds the first NaN step, without a sync per step
+    assert_one_line_error(code, err, r"loss became NaN or infinite at step 6-7 \(checked on logged steps\): lower the learning rate .* bf16-mixed")
     assert list(tmp_path.rglob("last.ckpt")), "the last good checkpoint (end of epoch 0) is kept"
 
 
