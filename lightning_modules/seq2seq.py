@@ -189,9 +189,24 @@ class Seq2SeqSummarizer(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
         self.use_added_characters(checkpoint.get("added_characters", []))  # before Lightning loads the weights
+        self.adopt_lora(checkpoint)
         check_same_shapes(checkpoint.get("state_dict", {}), self.state_dict(), self.hparams.model_name_or_path)
         # Restored right before the next training step, where the uninterrupted run stood when this was saved.
         self._rng_to_restore = checkpoint.get("rng_states")
+
+    def adopt_lora(self, checkpoint: dict[str, Any]) -> None:
+        """A LoRA checkpoint brings its LoRA settings (``test --ckpt_path best`` needs no --model.lora flags)."""
+        saved = LoraSettings(**((checkpoint.get("hyper_parameters") or {}).get("lora") or {}))
+        if saved.enabled and not self._lora_applied:
+            self.lora = saved
+            self.hparams["lora"] = saved.as_dict()
+            self.apply_lora()
+        elif self._lora_applied and saved != self.lora:
+            trained = f"LoRA r={saved.r} on {saved.target_modules}" if saved.enabled else "full fine-tuning"
+            raise ResumenError(
+                f"the checkpoint was trained with {trained}, but this run asks for LoRA r={self.lora.r} on "
+                f"{self.lora.target_modules}: drop the --model.lora options (the checkpoint brings its own) or match them."
+            )
 
     # ---------------------------------------------------------------------------------------------- helpers
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):

@@ -66,6 +66,8 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
     assert generate(merged) == in_memory == generate(adapter)
     written = decode_texts(tokenizer, in_memory)
     assert sum("ñ" in text for text in written) >= 2, written  # the added character's rows trained
+    text = "El niño de Peñíscola ganó en A Coruña."
+    assert decode_texts(tokenizer, [tokenizer(text).input_ids]) == [text]  # the export's tokenizer round-trips ñ
 
     # compare.py takes the merged export and the adapter directory alike: the same scores
     rows = compare.main(["--dataset", "--models", str(export), str(export / "adapter"), "--data-file", str(val),
@@ -74,12 +76,12 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
     assert rows[1]["difference"]["rougeL"]["mean"] == 0
 
 
-def test_lora_run_resumes_from_last_checkpoint_with_only_adapter_optimizer_state(tiny_t5, tmp_path):
+def test_lora_run_in_bf16_resumes_tests_and_predicts(tiny_t5, tmp_path):
     from lightning_modules.checkpoints import load_full_checkpoint
 
     runs = tmp_path / "runs"
-    first = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--model.lora.r=4",
-                                          "--trainer.enable_progress_bar=false"))
+    lora = ["--model.lora.r=4", "--trainer.precision=bf16-mixed", "--trainer.enable_progress_bar=false"]
+    first = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", *lora))
     last = runs / "demo" / "version_0" / "checkpoints" / "last.ckpt"
     checkpoint = load_full_checkpoint(last)
     trainable = [p for p in first.model.model.parameters() if p.requires_grad]
@@ -87,12 +89,17 @@ def test_lora_run_resumes_from_last_checkpoint_with_only_adapter_optimizer_state
     assert len(checkpoint["optimizer_states"][0]["state"]) == len(trainable)
     assert any(".lora_A." in key for key in checkpoint["state_dict"])
     assert checkpoint["hyper_parameters"]["lora"]["r"] == 4
-    resumed = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--model.lora.r=4",
-                                            "--ckpt_path=last", "--trainer.enable_progress_bar=false"))
+    resumed = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--ckpt_path=last", *lora))
     assert resumed.trainer.global_step == 2 * first.trainer.global_step
     assert sorted(resumed.model.val_history) == [0, 1]
     adapter = runs / "demo" / "version_0" / "export" / "adapter"
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
+    # test and predict load the best LoRA checkpoint (its hyper-parameters bring the LoRA settings back)
+    tested = in_root(run_train, *demo_args("test", tiny_t5, runs, "--trainer.precision=bf16-mixed"))
+    assert tested.model.lora.r == 4 and "test/rougeL" in tested.trainer.callback_metrics
+    predictions = tmp_path / "predictions.jsonl"
+    in_root(run_train, *demo_args("predict", tiny_t5, runs, f"--predictions.output_path={predictions}"))
+    assert len(predictions.read_text(encoding="utf-8").splitlines()) == 5
 
 
 def test_lora_settings_are_checked_before_any_model_loads(tiny_t5):
