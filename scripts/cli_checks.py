@@ -48,6 +48,7 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
         check_fit_settings(config, rank_zero_warn)
     elif subcommand == "predict" and config.data.predict_file:
         check_data_source(config.data, predicting=True)
+    choose_precision_if_unset(config.trainer)
     name = config.model.model_name_or_path
     model_config = load_config(name, config.model.trust_remote_code)  # read once: the model reuses it
     # The requested precision (on CPU Lightning would silently turn 16-mixed into bf16-mixed).
@@ -58,6 +59,18 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
             f"data.max_source_length={config.data.max_source_length} exceeds the {positions} positions of "
             f"'{name}': use at most {positions}."
         )
+
+
+def choose_precision_if_unset(trainer: Any) -> None:
+    """No --trainer.precision: bf16-mixed where the hardware has native bf16, else 32-true; said once, at start."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from core.precision import choose_precision
+
+    if trainer.precision is not None:
+        return
+    trainer.precision, why = choose_precision(trainer.accelerator)
+    rank_zero_info(f"Precision: {trainer.precision}, because {why}. --trainer.precision=32-true or bf16-mixed forces one.")
 
 
 def check_fit_settings(config: Any, warn: Any) -> None:

@@ -29,6 +29,7 @@ FREE_ON_RESUME = (
     "trainer.min_epochs",
     "trainer.min_steps",
     "trainer.accelerator",
+    "trainer.precision",
     "trainer.devices",
     "trainer.num_nodes",
     "trainer.strategy",
