@@ -157,7 +157,7 @@ def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: An
     try:
         from peft import PeftModel
     except ImportError as error:
-        raise ResumenError(f"'{name}' is a LoRA adapter: loading it needs peft (pip install 'peft>=0.18').") from error
+        raise ResumenError(f"'{name}' is a LoRA adapter: loading it needs peft (pip install 'peft>=0.21').") from error
     base = _load_model(auto_class, adapter_base(name), bool(config.is_encoder_decoder), trust_remote_code, dtype, config)
     rows = len(load_tokenizer(name, trust_remote_code))
     if rows > base.get_input_embeddings().num_embeddings:

@@ -48,7 +48,7 @@ class LoraSettings:
             try:
                 import peft  # noqa: F401
             except ImportError as error:
-                raise ResumenError("model.lora.r > 0 needs the peft package: pip install 'peft>=0.18'.") from error
+                raise ResumenError("model.lora.r > 0 needs the peft package: pip install 'peft>=0.21'.") from error
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ def is_hub_id(name: str) -> bool:
     return True
 
 
-def eval_results(model_name: str, dataset: str | None, dataset_config: str | None, split: str, scores: dict[str, float]):
+def eval_results(dataset: str | None, dataset_config: str | None, split: str, scores: dict[str, float]):
     from huggingface_hub import EvalResult
 
     return [
@@ -69,7 +69,7 @@ def build_card(
         tags=["summarization", "spanish", "resumen", "lightning"] + (["lora"] if "model.lora.r" in settings else []),
         base_model=base_model if hub_base else None,
         datasets=[dataset] if dataset and is_hub_id(dataset) else None,
-        eval_results=eval_results(model_name, dataset, dataset_config, "validation", scores) or None,
+        eval_results=eval_results(dataset, dataset_config, "validation", scores) or None,
         resumen_checkpoint=Path(checkpoint).name if checkpoint else None,  # lets `test` add its scores later
     )
     shown = prompt_template.replace("\n", "\\n")
@@ -128,7 +128,7 @@ def add_test_results(export: Path, checkpoint: str, scores: dict[str, float], ex
     validation = results[0] if results else None
     dataset = validation.dataset_type if validation and validation.dataset_type != "local" else None
     config = validation.dataset_config if validation else None
-    card.data.eval_results = results + eval_results(card.data.model_name, dataset, config, "test", scores)
+    card.data.eval_results = results + eval_results(dataset, config, "test", scores)
     lines = "\n".join(f"| {key} | {value:.2f} |" for key, value in scores.items())
     body = card.text.split("\n## Test results", 1)[0].rstrip("\n")
     card.text = f"{body}\n\n## Test results\n\n{examples} test examples.\n\n| test metric | value |\n|---|---|\n{lines}\n"
