@@ -125,7 +125,7 @@ def add_paired_differences(rows: list[dict]) -> None:
     """Each model's ROUGE minus the first (successful) model's, with a paired bootstrap interval, in place."""
     from core.rouge import describe_difference, paired_differences
 
-    scored = [row for row in rows if "_scores" in row]
+    scored = [row for row in rows if row.get("_scores") is not None]
     for row in scored[1:]:
         baseline = scored[0]
         if list(baseline["_scores"][0]) != list(row["_scores"][0]):
@@ -137,8 +137,8 @@ def add_paired_differences(rows: list[dict]) -> None:
             key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval)}
             for key, interval in differences.items()
         }
-    for row in scored:
-        del row["_scores"]  # per-example scores: for the pairing only, not for the report
+    for row in rows:
+        row.pop("_scores", None)  # per-example scores: for the pairing only, not for the report
 
 
 def dataset_row(args, name: str, data_kwargs: dict[str, Any]) -> dict:
