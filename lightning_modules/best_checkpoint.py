@@ -16,6 +16,15 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
+def checkpoint_rank(value: float, mode: str, tie: float | None, tie_mode: str) -> tuple[float, float]:
+    """How good a checkpoint is, higher is better: its monitored value, then its tie-breaker (missing or NaN
+    loses every tie). ``BestCheckpoint`` and the run report rank with this one rule."""
+    main = float(value) if mode == "max" else -float(value)
+    if tie is None or tie != tie:
+        return main, float("-inf")
+    return main, -tie if tie_mode == "min" else tie
+
+
 class BestCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose ties on ``monitor`` go to the better ``tie_breaker`` metric."""
 
@@ -83,10 +92,8 @@ class BestCheckpoint(ModelCheckpoint):
             return True
         if current is None or self.save_top_k < 1 or len(self.best_k_models) < self.save_top_k:
             return False
-        kth = self.best_k_models[self.kth_best_model_path]
-        wins_tie = bool(float(current) == float(kth)) and self._rank_tie(self._tie_value()) > self._rank_tie(
-            self.tie_values.get(self.kth_best_model_path)
-        )
+        # not strictly better on the monitor: it wins only an exact tie with the better tie-breaker
+        wins_tie = self._rank(current, self._tie_value()) > self._rank_path(self.kth_best_model_path)
         return trainer.strategy.reduce_boolean_decision(wins_tie)  # every rank must agree, as in Lightning's own
 
     def _update_best_and_save(self, current: torch.Tensor, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
@@ -105,25 +112,21 @@ class BestCheckpoint(ModelCheckpoint):
         """
         if not self.best_k_models:
             return
-        sign = 1.0 if self.mode == "max" else -1.0
-
-        def rank(path: str) -> tuple[float, float]:
-            return sign * float(self.best_k_models[path]), self._rank_tie(self.tie_values.get(path))
-
-        self.best_model_path = max(self.best_k_models, key=rank)
+        self.best_model_path = max(self.best_k_models, key=self._rank_path)
         self.best_model_score = self.best_k_models[self.best_model_path]
         if len(self.best_k_models) == self.save_top_k:
-            self.kth_best_model_path = min(self.best_k_models, key=rank)
+            self.kth_best_model_path = min(self.best_k_models, key=self._rank_path)
             self.kth_value = self.best_k_models[self.kth_best_model_path]
 
     def _tie_value(self) -> float | None:
         value = self._candidates.get(self.tie_breaker) if self.tie_breaker else None
         return None if value is None else float(value)
 
-    def _rank_tie(self, value: float | None) -> float:
-        if value is None or value != value:  # missing or NaN: loses every tie
-            return float("-inf")
-        return -value if self.tie_breaker_mode == "min" else value
+    def _rank(self, value: Any, tie: float | None) -> tuple[float, float]:
+        return checkpoint_rank(value, self.mode, tie, self.tie_breaker_mode)
+
+    def _rank_path(self, path: str) -> tuple[float, float]:
+        return self._rank(self.best_k_models[path], self.tie_values.get(path))
 
     # ------------------------------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:

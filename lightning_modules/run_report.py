@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from core.files import atomic_file
 from core.rouge import CONFIDENCE, RESAMPLES, SEED
+from lightning_modules.best_checkpoint import checkpoint_rank
 from lightning_modules.run_files import run_dir
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
@@ -174,9 +175,7 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
         return {}
 
     def rank(epoch: int) -> tuple[float, float]:
-        tie = history[epoch].get(tie_breaker, float("nan")) if tie_breaker else float("nan")
-        tie_rank = float("-inf") if tie != tie else (-tie if tie_mode == "min" else tie)
-        return (values[epoch] if mode == "max" else -values[epoch]), tie_rank
+        return checkpoint_rank(values[epoch], mode, history[epoch].get(tie_breaker) if tie_breaker else None, tie_mode)
 
     epoch = max(sorted(values), key=rank)  # sorted: with no tie-breaker the first of equal values wins
     tied = [e for e in sorted(values) if values[e] == values[epoch] and e != epoch]
