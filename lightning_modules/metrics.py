@@ -39,27 +39,27 @@ class IndexedMean(Metric):
         self.values.append(values)
         self.indices.append(torch.as_tensor(indices, dtype=torch.long, device=self.device).reshape(-1))
 
-    def _unique_values(self) -> torch.Tensor:
+    def _unique(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every example once (the first of repeated indices; unindexed values all kept), in index order."""
         values = _cat(self.values).reshape(-1, self.num_values)
         indices = _cat(self.indices).reshape(-1)
-        if values.numel() == 0:
-            return values
         keep = indices < 0
         indexed = torch.nonzero(~keep).flatten()
         if indexed.numel():
             _, first = _first_occurrence(indices[indexed])
             keep[indexed[first]] = True
-        return values[keep]
+        order = torch.argsort(indices[keep], stable=True)
+        return indices[keep][order], values[keep][order]
 
     def compute(self) -> torch.Tensor:
-        values = self._unique_values()
+        _, values = self._unique()
         if values.shape[0] == 0:
             return torch.zeros(self.num_values, device=self.device).squeeze()
         return values.mean(dim=0).squeeze()
 
     def count(self) -> int:
         """How many distinct examples were scored."""
-        return int(self._unique_values().shape[0])
+        return int(self._unique()[1].shape[0])
 
     def per_example(self) -> tuple[np.ndarray, np.ndarray]:
         """Every scored example once, gathered from all ranks and sorted by dataset index: (indices, values).
@@ -67,11 +67,7 @@ class IndexedMean(Metric):
         What a bootstrap interval, or a paired comparison of two models on the same examples, needs.
         """
         with self.sync_context():
-            values = _cat(self.values).reshape(-1, self.num_values)
-            indices = _cat(self.indices).reshape(-1)
-            if values.shape[0] and bool((indices >= 0).all()):
-                unique, first = _first_occurrence(indices)
-                values, indices = values[first], unique  # torch.unique sorts
+            indices, values = self._unique()
             return indices.cpu().numpy(), values.double().cpu().numpy()
 
 
