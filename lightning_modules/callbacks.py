@@ -14,7 +14,7 @@ from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries
 from core.prompts import SUMMARY_TEMPLATE
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-from lightning_modules.lora import ADAPTER_DIR, base_reference, merged_and_adapter
+from lightning_modules.lora import ADAPTER_DIR, base_reference, export_copy
 from lightning_modules.model_card import CARD_FILE, add_test_results, build_card
 from lightning_modules.run_files import run_dir
 
@@ -109,18 +109,17 @@ def export_model(
     ``data``: the data module's settings (and ``coverage_table``), for the card.
     """
     hp = pl_module.hparams
-    model, adapter = pl_module.model, None
-    if getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled:
-        # LoRA: the export is the merged model (no peft needed to load it); the adapter goes beside it
-        adapter, model = merged_and_adapter(pl_module.model, state_dict, base_reference(hp.model_name_or_path))
-        state_dict = None
-    pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
-    model.config.prompt_template = prompt_template
+    lora = getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled
+    # LoRA: one copy with the best weights is saved as the adapter, then merged into a plain model (no peft needed)
+    model = export_copy(pl_module.model, state_dict, base_reference(hp.model_name_or_path)) if lora else pl_module.model
     with atomic_directory(target) as tmp:
+        if lora:
+            save_adapter(model, pl_module.tokenizer, tmp / ADAPTER_DIR, prompt_template)
+            model, state_dict = model.merge_and_unload(), None
+        pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
+        model.config.prompt_template = prompt_template
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         pl_module.tokenizer.save_pretrained(tmp)
-        if adapter is not None:
-            save_adapter(adapter, pl_module.tokenizer, tmp / ADAPTER_DIR, prompt_template)
         data = data or {}
         card = build_card(
             hp.model_name_or_path, prompt_template, epoch, checkpoint, pl_module.val_history.get(epoch, {}),

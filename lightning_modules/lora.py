@@ -87,18 +87,17 @@ def parameter_counts(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def merged_and_adapter(peft_model: Any, state_dict: dict[str, Any] | None, base_name: str) -> tuple[Any, Any]:
-    """Copies of the LoRA model with ``state_dict`` loaded: (the adapter model, a plain model with LoRA merged in).
+def export_copy(peft_model: Any, state_dict: dict[str, Any] | None, base_name: str) -> Any:
+    """One copy of the LoRA model with ``state_dict`` loaded, to save as the adapter and then merge in place.
 
-    Copies, so the module in memory keeps training or generating unchanged; ``base_name`` is recorded in the
+    A copy, so the module in memory keeps training or generating unchanged; ``base_name`` is recorded in the
     adapter's config so ``PeftModel.from_pretrained`` finds the base from anywhere.
     """
     adapter = copy.deepcopy(peft_model)
     if state_dict is not None:
         adapter.load_state_dict(state_dict)
     adapter.peft_config["default"].base_model_name_or_path = base_name
-    merged = copy.deepcopy(adapter).merge_and_unload()
-    return adapter, merged
+    return adapter
 
 
 def base_reference(name: str) -> str:
