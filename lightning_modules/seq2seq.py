@@ -110,9 +110,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._lora_applied = False
         self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
         self._checked_until = 0  # the first step not yet checked
-        self._throughput_started: float | None = None
-        self._throughput_samples = 0
-        self._throughput_tokens: torch.Tensor | None = None
+        self._reset_throughput()
 
     # ------------------------------------------------------------------------------------------------ setup
     def check_precision(self, precision: str | int | None) -> None:
@@ -272,10 +270,16 @@ class Seq2SeqSummarizer(L.LightningModule):
              "train/tokens_per_sec": float(self._throughput_tokens) / seconds},
             on_step=True, batch_size=batch["input_ids"].shape[0],
         )
-        self._throughput_started, self._throughput_samples, self._throughput_tokens = None, 0, None
+        self._reset_throughput()
 
     def on_train_epoch_start(self) -> None:
-        self._throughput_started, self._throughput_samples, self._throughput_tokens = None, 0, None
+        self._reset_throughput()  # validation time is not training time
+
+    def _reset_throughput(self) -> None:
+        """Start a new throughput window: its start time, samples (counted on the host) and tokens (a device sum)."""
+        self._throughput_started: float | None = None
+        self._throughput_samples = 0
+        self._throughput_tokens: torch.Tensor | None = None
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if not self._logged_step():
