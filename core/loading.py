@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,11 @@ def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: An
         base.resize_token_embeddings(rows, mean_resizing=False)
     try:
         model = PeftModel.from_pretrained(base, name).merge_and_unload()
+    except pickle.UnpicklingError as error:  # peft loads a .bin adapter weights-only: anything more is refused
+        raise ResumenError(
+            f"adapter '{name}' holds something other than tensors and plain values: refusing to unpickle it, since "
+            "that could run code. Use an adapter saved as adapter_model.safetensors (as resumen's exports are)."
+        ) from error
     except (OSError, ValueError, RuntimeError) as error:
         raise ResumenError(f"could not apply the adapter '{name}' to '{adapter_base(name)}': {str(error).splitlines()[0]}") from error
     model.config.prompt_template = getattr(config, "prompt_template", None)

@@ -136,7 +136,7 @@ def _safe_planner(keys: set[str] | None):
     from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
 
     class SafeLoadPlanner(_EmptyStateDictLoadPlanner):
-        def load_bytes(self, read_item: Any, value: Any) -> None:  # the default unpickles with weights_only=False
+        def load_bytes(self, read_item: Any, value: Any) -> None:  # replaces torch's default, which is not weights-only
             loaded = torch.load(value, map_location="cpu", weights_only=True)
             if self.flatten_state_dict:
                 set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], loaded)

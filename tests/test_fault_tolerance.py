@@ -327,3 +327,28 @@ def test_a_plain_checkpoint_with_code_is_refused(tmp_path, capsys):
         main_guard(export.main, [str(crafted), "--output", str(tmp_path / "out")])
     assert "refusing to unpickle it" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_a_crafted_lora_adapter_is_refused_and_runs_no_code(tiny_t5, tmp_path, capsys):
+    """An adapter directory handed to a script (here compare.py) loads its .bin weights-only: code is refused."""
+    import json
+    import shutil
+
+    from scripts import compare
+    from scripts.cli_support import main_guard
+
+    marker = tmp_path / "pwned"
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tiny_t5) / name, adapter / name)
+    (adapter / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "SEQ_2_SEQ_LM", "base_model_name_or_path": str(tiny_t5), "r": 4,
+        "lora_alpha": 8, "target_modules": ["q", "v"],
+    }))
+    torch.save({"payload": _RunsCode(marker)}, adapter / "adapter_model.bin")
+    with pytest.raises(SystemExit):
+        main_guard(compare.main, ["--models", str(adapter), "--max-new-tokens", "2", "hola"])
+    err = capsys.readouterr().err
+    assert f"error: {adapter}:" in err and "refusing to unpickle" in err, err[-2000:]
+    assert not marker.exists(), "loading the crafted adapter ran its code"
