@@ -6,6 +6,10 @@ import sys
 
 from conftest import ROOT
 
+from core.precision import cpu_flags
+from scripts.benchmarking.measure import NOTABLE_CPU_FLAGS
+from scripts.benchmarking.runners import automatic_precision
+
 
 def test_flop_count_matches_torch_flop_counter(tiny_t5):
     """The analytic T5 training FLOPs (used for MFU) agree with torch's own count of a real training step."""
@@ -37,27 +41,50 @@ def test_corpus_is_deterministic_and_shaped_like_mlsum():
 
 
 def test_benchmark_smoke_run_writes_every_figure(tmp_path):
+    """The smoke run of `make bench`; it skips the two sections that only re-run our training runner with other
+    settings (variants, batch sizes) to stay within the test budget."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--output", str(output), "--skip", "variants",
+         "batch_sizes", "--scaling-rows", "100"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(output.read_text())
     repeats = data["settings"]["repeats"]
     assert repeats >= 2
-    assert {"processor", "cpu_count", "torch_threads", "torch", "lightning", "transformers", "datasets"} <= set(data["machine"])
+    machine = data["machine"]
+    assert {"processor", "cpu_flags", "cpu_count", "torch_threads", "torch", "lightning", "transformers", "datasets"} <= set(machine)
+    assert set(machine["cpu_flags"]) <= NOTABLE_CPU_FLAGS and set(machine["cpu_flags"]) == cpu_flags() & NOTABLE_CPU_FLAGS
     assert data["data"]["articles_over_512_tokens"] > 0.5 and data["data"]["summaries_20_to_60_tokens"] > 0.5
 
     def check(stat):
         assert {"median", "min", "max", "runs"} <= set(stat) and len(stat["runs"]) == repeats
         assert stat["min"] <= stat["median"] <= stat["max"] and stat["min"] > 0
 
+    # the loop comparison: identical batches (checked inside), every loop with its per-phase seconds
+    loop = data["loop"]
+    assert loop["steps"] >= 10 and loop["warmup"] >= 1
+    assert list(loop["precisions"]) == [automatic_precision()]
+    for comparison in loop["precisions"].values():
+        assert list(comparison["loops"]) == ["plain PyTorch", "ours (Lightning)", "Seq2SeqTrainer"]
+        for stat in comparison["loops"].values():
+            check(stat["seconds_per_step"]), check(stat["samples_per_sec"])
+            for phase in ("forward", "backward", "optimizer"):
+                check(stat["phases"][phase])
+            phases = sum(stat["phases"][p]["median"] for p in ("forward", "backward", "optimizer"))
+            assert phases <= stat["seconds_per_step"]["max"] * 1.01  # the phases fit inside the step
+        for key in ("ours_vs_seq2seqtrainer", "ours_vs_plain", "seq2seqtrainer_vs_plain"):
+            check(comparison[key])
+
     training = data["training"]
-    for side in [training["course"], training["seq2seqtrainer_dynamic"], training["ours"], *training["ours_variants"].values()]:
+    assert training["precision_ours"] == automatic_precision() and training["precision_course"] == "32-true"
+    for side in training["runs"].values():
         for key in ("samples_per_sec", "tokens_per_sec", "flops_per_sec", "padding_efficiency"):
             check(side[key])
-    assert training["ratio_vs_course"] > 0 and training["ratio_vs_seq2seqtrainer_dynamic"] > 0
+    check(training["ratio_vs_course"])
+    if automatic_precision() != "32-true":  # both recipes at each precision too
+        assert set(training["ratio_vs_course_equal_precision"]) == {"32-true", automatic_precision()}
     generation = data["generation"]
     for side in ("seq2seqtrainer_predict", "ours", "ours_eval_batch_2x"):
         check(generation[side]["summaries_per_sec"])
@@ -65,8 +92,6 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path):
     assert generation["ratio"] > 0 and generation["max_new_tokens"] == data["settings"]["max_new_tokens"]
     assert len(data["padding_efficiency"]) == 5 and all(0 < v <= 1 for v in data["padding_efficiency"].values())
     assert 0 < data["mfu"]["ours"] < 1 and data["mfu"]["peak_used"] in data["mfu"]["peak_flops"]
-    for stat in data["batch_sizes"].values():
-        check(stat)
     scaling = data["tokenisation_scaling"]
     assert [row["articles"] for row in scaling] == sorted(data["settings"]["scaling_rows"]) + [266367]
     for row in scaling[:-1]:
@@ -75,4 +100,26 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path):
     check(data["cli"]["help_seconds"])
     assert data["cli"]["fit_peak_memory"]["process_rss_gib"] > 0
     assert len(data["goals"]) == 5 and all(isinstance(goal["met"], bool) for goal in data["goals"])
-    assert "| goal | value | target | met |" in result.stdout
+    assert "| goal | value | target | met |" in result.stdout and "| loop, identical batches" in result.stdout
+
+
+def test_phase_clock_times_each_phase_of_a_plain_loop():
+    """forward / backward / optimizer come from hooks every loop shares; they add up to the step, in order."""
+    import torch
+
+    from scripts.benchmarking.phases import PhaseClock
+
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    clock = PhaseClock(warmup=1, steps=3)
+    clock.watch(optimizer)
+    with clock.attached(model):
+        for _ in range(4):
+            model(torch.randn(2048, 256)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    result = clock.result()
+    assert torch.Tensor.backward.__name__ == "backward"  # the wrapper is gone after the block
+    phases = result["phases"]
+    assert all(phases[p] > 0 for p in ("forward", "backward", "optimizer"))
+    assert abs(sum(phases.values()) - result["seconds_per_step"]) < 1e-9 and phases["other"] >= -1e-3

@@ -69,8 +69,13 @@ def t5_training_flops(config: Any, source_tokens: int, target_tokens: int, sourc
     return 3.0 * forward
 
 
+NOTABLE_CPU_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"})
+
+
 def machine() -> dict[str, Any]:
     import os
+
+    from core.precision import cpu_flags
 
     import datasets
     import lightning
@@ -81,6 +86,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cpu_name(),
+        # what decides CPU speed here: AVX-512 and native bf16 (AMX, avx512_bf16) change the figures several-fold
+        "cpu_flags": sorted(cpu_flags() & NOTABLE_CPU_FLAGS),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -102,3 +109,39 @@ def _cpu_name() -> str:
         pass
     return platform.processor() or "unknown"
 
+
+
+def run_in_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
+    """``function`` ("module:name") called with ``kwargs`` (JSON values) in a new Python process; its result."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job = json.dumps({"function": function, "kwargs": kwargs})
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.benchmarking.worker"], input=job, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{function} failed in its process (exit {done.returncode}): {last}\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def interleaved(jobs: dict[str, tuple[str, dict[str, Any]]], repeats: int, progress: Any = print) -> dict[str, list[dict[str, Any]]]:
+    """Each job ``repeats`` times, each run in a fresh process, interleaved and rotated: repeat r starts with job r
+    (A B C, B C A, C A B, ...), so a slow spell of the machine falls on every job alike instead of on one block."""
+    names = list(jobs)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            progress(f"{name} (run {r + 1} of {repeats})")
+            function, kwargs = jobs[name]
+            runs[name].append(run_in_fresh_process(function, **kwargs))
+    return runs
+
+
+def paired_ratios(numerator: list[dict[str, Any]], denominator: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The per-repeat ratio of ``key`` (runs of the same repeat were neighbours in time), summarised."""
+    return summarise([a[key] / b[key] for a, b in zip(numerator, denominator)])

@@ -18,7 +18,10 @@ import torch
 from core.prompts import SUMMARY_TEMPLATE, format_prompt
 from scripts.benchmarking.measure import synchronize, t5_training_flops
 
-MAX_SOURCE, MAX_TARGET = 512, 128
+MAX_TARGET = 128
+# Source tokens per article: flan-t5-small's 512 (MLSUM articles exceed it); the tiny smoke run keeps steps short.
+# The model directory's tokenizer carries it (model_max_length), so every runner reads the same value.
+SOURCE_LENGTH = {"small": 512, "tiny": 128}
 # Both sides score generated summaries with the same Spanish ROUGE: the course side through the evaluate module.
 SPANISH_ROUGE_MODULE = Path(__file__).resolve().parents[2] / "evaluation" / "spanish_rouge"
 SIZES = {
@@ -32,8 +35,16 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def automatic_precision() -> str:
+    """What a run of ours picks when ``--trainer.precision`` is unset (bf16-mixed where the hardware has bf16)."""
+    from core.precision import choose_precision
+
+    return choose_precision("auto")[0]
+
+
 def build_model(size: str, tokenizer: Any, out_dir: Path) -> Path:
-    """A Flan-T5-shaped model with random weights, saved as a Hugging Face directory."""
+    """A Flan-T5-shaped model with random weights and an untied LM head (T5 v1.1, as flan-t5-small: 77M
+    parameters at the small size), saved as a Hugging Face directory."""
     from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
 
     shape = dict(SIZES[size])
@@ -45,6 +56,9 @@ def build_model(size: str, tokenizer: Any, out_dir: Path) -> Path:
     )
     torch.manual_seed(0)
     model = T5ForConditionalGeneration(config)
+    if model.lm_head.weight is model.shared.weight:  # transformers 5 ties T5 configs built in code; v1.1 is untied
+        model.lm_head.weight = torch.nn.Parameter(torch.empty_like(model.shared.weight).normal_(0.0, 1.0))
+        model.config.tie_word_embeddings = False
     model.generation_config = GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
@@ -98,12 +112,18 @@ class _StepClock:
         }
 
 
+def source_length(model_dir: Path | str) -> int:
+    import json
+
+    return json.loads((Path(model_dir) / "tokenizer_config.json").read_text(encoding="utf-8"))["model_max_length"]
+
+
 def ours_datamodule(model_dir: Path, files: dict[str, str], batch_size: int, **settings: Any):
     from datamodules.summarization import SummarizationDataModule
 
     return SummarizationDataModule(
         str(model_dir), data_files=files, max_train_samples=None, max_val_samples=None, max_test_samples=None,
-        max_source_length=MAX_SOURCE, max_target_length=MAX_TARGET, batch_size=batch_size, coverage_samples=0,
+        max_source_length=source_length(model_dir), max_target_length=MAX_TARGET, batch_size=batch_size, coverage_samples=0,
         **settings,
     )
 
@@ -132,7 +152,7 @@ def ours_training(
     trainer = L.Trainer(
         max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        precision=precision or ("bf16-mixed" if on_gpu() else "32-true"), devices=1, callbacks=[clock.callback()],
+        precision=precision or automatic_precision(), devices=1, callbacks=[clock.callback()],
     )
     trainer.fit(module, data)
     return clock.result()
@@ -150,7 +170,7 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     data.setup("predict")
     trainer = L.Trainer(
         logger=False, enable_progress_bar=False, enable_model_summary=False, devices=1,
-        precision="bf16-mixed" if on_gpu() else "32-true",
+        precision=automatic_precision(),
     )
     synchronize()
     start = time.perf_counter()
@@ -169,7 +189,7 @@ def course_dataset(tokenizer: Any, rows: list[dict[str, str]], pad_to_longest: b
 
     prompts = [format_prompt(SUMMARY_TEMPLATE, row["text"]) for row in rows]
     padding = "longest" if pad_to_longest else False
-    encoded = tokenizer(prompts, max_length=MAX_SOURCE, truncation=True, padding=padding)
+    encoded = tokenizer(prompts, max_length=tokenizer.model_max_length, truncation=True, padding=padding)
     labels = tokenizer(text_target=[row["summary"] for row in rows], max_length=MAX_TARGET, truncation=True, padding=padding)
     pad = tokenizer.pad_token_id
     features = {
@@ -196,8 +216,12 @@ class _CountingCollator:
         return batch
 
 
-def hf_training(model_dir: Path, rows: list[dict[str, str]], batch_size: int, warmup: int, steps: int, pad_to_longest: bool, group_by_length: bool) -> dict[str, float]:
+def hf_training(
+    model_dir: Path, train_file: str, batch_size: int, warmup: int, steps: int, pad_to_longest: bool,
+    group_by_length: bool, precision: str,
+) -> dict[str, float]:
     """``Seq2SeqTrainer`` as the course runs it (or with dynamic padding), timed over the same steps."""
+    import json
     from transformers import (
         AutoModelForSeq2SeqLM,
         AutoTokenizer,
@@ -206,6 +230,7 @@ def hf_training(model_dir: Path, rows: list[dict[str, str]], batch_size: int, wa
         TrainerCallback,
     )
 
+    rows = [json.loads(line) for line in Path(train_file).read_text(encoding="utf-8").splitlines()]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
     collator = _CountingCollator(tokenizer, model, model.config)
@@ -220,7 +245,7 @@ def hf_training(model_dir: Path, rows: list[dict[str, str]], batch_size: int, wa
         arguments = Seq2SeqTrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=warmup + steps,
             learning_rate=5e-5, weight_decay=0.01, logging_strategy="no", save_strategy="no", report_to=[],
-            use_cpu=not on_gpu(), bf16=on_gpu(), disable_tqdm=True, seed=42,
+            use_cpu=not on_gpu(), bf16=precision == "bf16-mixed", disable_tqdm=True, seed=42,
             train_sampling_strategy="group_by_length" if group_by_length else "random",
             dataloader_num_workers=0,
         )
@@ -259,6 +284,22 @@ def hf_generation(model_dir: Path, rows: list[dict[str, str]], batch_size: int, 
     compute_metrics = evaluate.load(str(SPANISH_ROUGE_MODULE)).for_trainer(tokenizer)
     rouge = compute_metrics(EvalPrediction(predictions=output.predictions, label_ids=output.label_ids))
     return {"summaries_per_sec": len(rows) / seconds, "rougeL": rouge["rougeL"]}
+
+
+# ------------------------------------------------------------------------------------- tokenisation
+def tokenise(model_dir: str, train_file: str, validation_file: str, cache_dir: str) -> dict[str, float]:
+    """Our data module's tokenisation, cold and then from the ``datasets`` cache, with this process's peak memory
+    (run it in a fresh process so the peak is its own)."""
+    from scripts.benchmarking.measure import peak_rss_gib
+
+    files = {"train": train_file, "validation": validation_file}
+    seconds = []
+    for _ in range(2):  # the second run finds the tokenised data in the datasets cache
+        data = ours_datamodule(model_dir, files, 8, cache_dir=cache_dir)
+        start = time.perf_counter()
+        data.setup("fit")
+        seconds.append(time.perf_counter() - start)
+    return {"seconds_cold": seconds[0], "seconds_cached": seconds[1], "peak_rss_gib": peak_rss_gib()}
 
 
 # ------------------------------------------------------------------------------------------ padding

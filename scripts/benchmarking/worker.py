@@ -1,0 +1,28 @@
+"""Run one measurement in this fresh process and print its result as JSON (the last line of stdout).
+
+    echo '{"function": "scripts.benchmarking.loops:plain_loop", "kwargs": {...}}' | python -m scripts.benchmarking.worker
+
+Each measured run gets its own process, so no run inherits another's allocator state, threads or warm caches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())  # stdin: no argument-length limit
+    module_name, function_name = job["function"].split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    result = function(**job["kwargs"])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
