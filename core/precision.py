@@ -1,8 +1,9 @@
 """The precision a run uses when none is given: bf16 where the hardware computes it natively, fp32 elsewhere.
 
 bf16 matmuls run on CUDA GPUs from Ampere on and on CPUs with AMX or AVX-512 BF16 (Intel Xeon from Cooper Lake /
-Sapphire Rapids, AMD Zen 4): a flan-t5-small-shaped training step was 1.51x faster under bf16 autocast on such a
-Xeon. Without native bf16, bf16 is emulated and slower, so fp32 stays. ``16-mixed`` is never chosen (T5 overflows).
+Sapphire Rapids, AMD Zen 4): our flan-t5-small-shaped training was 1.15x faster under bf16 autocast on such a
+Xeon (docs/performance.md). Without native bf16, bf16 is emulated and slower, so fp32 stays. ``16-mixed`` is never
+chosen (T5 overflows).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ import json
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L

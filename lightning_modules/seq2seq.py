@@ -46,6 +46,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         trust_remote_code: bool = False,
         extend_vocabulary: bool = False,
         allow_tf32: bool = True,
+        dropout_rate: float | None = None,
+        compile: bool = False,
         lora: LoraSettings = LoraSettings(),
     ) -> None:
         """Build the module and load the pretrained model.
@@ -74,6 +76,13 @@ class Seq2SeqSummarizer(L.LightningModule):
                 The data module decides the characters; a checkpoint remembers them.
             allow_tf32: on Ampere and newer GPUs, run float32 matrix multiplies as TF32 (much faster for
                 ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already).
+            dropout_rate: dropout probability while training; ``null`` keeps the model's own (0.1 for Flan-T5).
+                ``0.0`` skips drawing the dropout masks, a sizeable share of a CPU step (docs/performance.md), at
+                the price of less regularisation: fine for short fine-tunes, watch val/loss on long ones.
+            compile: run the training steps through ``torch.compile`` (validation stays eager). Each new batch
+                shape compiles again (tens of seconds to minutes), so pair it with few shapes
+                (``--data.pad_to_multiple_of=128``) and long runs; docs/performance.md gives the break-even. On a
+                CPU it needs ``32-true`` (under bf16-mixed the compiled T5 returned NaN losses).
             lora: LoRA fine-tuning through PEFT (``--model.lora.r 16 --model.lora.alpha 32``): only low-rank
                 adapters (and the rows of added characters) train; ``fit`` exports the merged model and the
                 adapter. Off while ``r`` is 0.
@@ -86,6 +95,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.val_generation = self.generation.with_beams(val_num_beams)  # greedy by default: the fast choice
         if learning_rate <= 0:
             raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
+        if dropout_rate is not None and not 0.0 <= dropout_rate < 1.0:
+            raise ResumenError(f"model.dropout_rate must be in [0, 1) (got {dropout_rate}): 0.0 turns dropout off.")
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora  # a dict when read from a checkpoint
         self.lora.check()
         self.save_hyperparameters(ignore=["lora"])
@@ -97,6 +108,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         # The one tokenizer: the CLI hands this object to the data module (connect), so both use the same ids.
         self.vocabulary = Vocabulary(tokenizer)
         self._embedding_characters: list[str] = []  # the characters the embeddings were grown for
+        if dropout_rate is not None:
+            set_dropout(self.model, dropout_rate)
         self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
         self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
@@ -108,6 +121,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._text_samples: list[tuple[str, str, str]] = []
         self._rng_to_restore: dict[str, Any] | None = None
         self._lora_applied = False
+        self._compiled = False
         self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
         self._checked_until = 0  # the first step not yet checked
         self._reset_throughput()
@@ -121,6 +135,11 @@ class Seq2SeqSummarizer(L.LightningModule):
             return
         self.check_precision(self.trainer.precision)
         root = self.trainer.strategy.root_device
+        if root.type == "cpu":
+            # Denormal floats (below 1.2e-38, e.g. softmax gradients of tokens far from the prediction) cost x86
+            # microcode assists: flushed to 0, the fp32 LM-head backward of a flan-t5-small-shaped step went from
+            # 2.4 s to 0.08 s. GPUs and bf16 kernels flush them already.
+            torch.set_flush_denormal(True)
         if self.hparams.allow_tf32 and root.type == "cuda" and torch.cuda.get_device_capability(root)[0] >= 8:
             torch.set_float32_matmul_precision("high")
         if self.hparams.extend_vocabulary and self.vocabulary.added_characters is None:
@@ -130,10 +149,28 @@ class Seq2SeqSummarizer(L.LightningModule):
             )
         self.grow_embeddings()
         self.apply_lora()
+        if stage == "fit" and self.hparams.compile and not self._compiled:
+            if root.type == "cpu" and str(self.trainer.precision) == "bf16-mixed":
+                # measured with torch 2.13: the compiled T5 forward under CPU bf16 autocast returns a NaN loss
+                raise ResumenError(
+                    "model.compile with bf16-mixed on the CPU gives NaN losses (torch.compile's CPU bf16 path, "
+                    "measured with T5): add --trainer.precision=32-true, or drop --model.compile."
+                )
+            self.model.compile()  # in place: parameter names, checkpoints and exports stay as without it
+            self._compiled = True
         if stage == "fit":
             trainable, total = parameter_counts(self.model)
             rank_zero_info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
                            + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning"))
+
+    # Only training steps run compiled: validation's generation changes shapes every token and would recompile.
+    def on_validation_start(self) -> None:
+        if self._compiled:
+            torch.compiler.set_stance("force_eager")
+
+    def on_validation_end(self) -> None:
+        if self._compiled:
+            torch.compiler.set_stance("default")
 
     def apply_lora(self) -> None:
         """Wrap the model in LoRA adapters once, after the embeddings have their final rows (idempotent)."""
@@ -394,6 +431,16 @@ class Seq2SeqSummarizer(L.LightningModule):
                     for article, reference, generated in self._text_samples
                 )
                 logger.experiment.add_text("val/samples", table, global_step=self.global_step)
+
+
+def set_dropout(model: torch.nn.Module, rate: float) -> None:
+    """Every dropout's probability: the layers, and the attention modules that keep theirs as a float (T5's attention
+    weights); the model's config keeps its own value, so exports stay as they were."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = rate
+        elif isinstance(getattr(module, "dropout", None), float):
+            module.dropout = rate
 
 
 def check_same_shapes(saved: dict[str, Any], current: dict[str, Any], model_name: str) -> None:

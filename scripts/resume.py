@@ -41,6 +41,7 @@ FREE_ON_RESUME = (
     "trainer.enable_model_summary",
     "trainer.profiler",
     "trainer.default_root_dir",
+    "model.compile",
     "data.num_workers",
     "data.preprocessing_num_workers",
     "data.cache_dir",
@@ -68,15 +69,20 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: config}
 
 
-def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Settings that differ (dotted name, saved value, current value), ignoring those free on resume."""
-    saved_flat, current_flat = flatten(saved), flatten(current)
+def differences(saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
+    """Settings that differ (dotted name, saved value, current value), ignoring those free on resume.
+
+    A setting the saved run does not have (an option added since) counts as its default, ``defaults``: options are
+    added with the default that keeps the earlier behaviour, so an older run resumes unless you change it.
+    """
+    saved_flat, current_flat, default_flat = flatten(saved), flatten(current), flatten(defaults or {})
     found = []
     for key in sorted(set(saved_flat) | set(current_flat)):
         if any(key == free or key.startswith(free + ".") for free in FREE_ON_RESUME):
             continue
-        if saved_flat.get(key) != current_flat.get(key):
-            found.append((key, saved_flat.get(key), current_flat.get(key)))
+        before = saved_flat[key] if key in saved_flat else default_flat.get(key)
+        if before != current_flat.get(key):
+            found.append((key, before, current_flat.get(key)))
     return found
 
 
@@ -101,22 +107,22 @@ def runs_with_checkpoint(root: Path, checkpoint_dirpath: str | None, only: str |
     return runs
 
 
-def choose_run(runs: list[Run], current: dict[str, Any], mode: str, root: Path) -> Run | None:
+def choose_run(runs: list[Run], current: dict[str, Any], mode: str, root: Path, defaults: dict[str, Any] | None = None) -> Run | None:
     """``last``: the newest run, refused when its configuration differs. ``auto``: the newest run of this
-    configuration, or ``None`` (start a new run)."""
+    configuration, or ``None`` (start a new run). ``defaults``: the values of options a saved run predates."""
     if mode == "auto":
-        return next((run for run in runs if not differences(run.config, current)), None)
+        return next((run for run in runs if not differences(run.config, current, defaults)), None)
     if not runs:
         raise ResumenError(
             f"--ckpt_path last: no run under '{root}' has a last.ckpt to resume: start a new run without --ckpt_path "
             "(or use --ckpt_path auto, which resumes when there is something to resume)."
         )
     newest = runs[0]
-    changed = differences(newest.config, current)
+    changed = differences(newest.config, current, defaults)
     if changed:
         shown = "; ".join(f"{key}: {saved!r} there, {now!r} now" for key, saved, now in changed[:3])
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
-        matching = next((run for run in runs if not differences(run.config, current)), None)
+        matching = next((run for run in runs if not differences(run.config, current, defaults)), None)
         hint = f" {matching.directory} matches this configuration: pass --ckpt_path {matching.last}." if matching else ""
         raise ResumenError(
             f"--ckpt_path last: the newest run with a checkpoint, '{newest.directory}', has another configuration "
@@ -141,7 +147,9 @@ def training_finished(checkpoint_path: Path, max_epochs: int | None, max_steps: 
     return None
 
 
-def resume_checkpoint(trainer: Any, current: dict[str, Any], checkpoint_dirpath: str | None, mode: str) -> tuple[str | None, str | None]:
+def resume_checkpoint(
+    trainer: Any, current: dict[str, Any], checkpoint_dirpath: str | None, mode: str, defaults: dict[str, Any] | None = None,
+) -> tuple[str | None, str | None]:
     """``(last.ckpt to resume or None for a new run, why the run is already finished or None)``.
 
     The trainer's logger is pointed at the resumed run's directory, so its logs, checkpoints and export continue there.
@@ -156,7 +164,7 @@ def resume_checkpoint(trainer: Any, current: dict[str, Any], checkpoint_dirpath:
     root = Path(logger.root_dir)
     explicit = getattr(logger, "_version", None)  # a version set in the config: only that run
     only = (explicit if isinstance(explicit, str) else f"version_{explicit}") if explicit is not None else None
-    run = choose_run(runs_with_checkpoint(root, checkpoint_dirpath, only), current, mode, root)
+    run = choose_run(runs_with_checkpoint(root, checkpoint_dirpath, only), current, mode, root, defaults)
     if run is None:
         rank_zero_info(f"--ckpt_path auto: no run of this configuration under {root} to resume; starting a new run.")
         return None, None

@@ -111,9 +111,11 @@ class ResumenCLI(LightningCLI):
         kwargs = self._weights_only("fit")
         ckpt_path = kwargs.get("ckpt_path")
         if ckpt_path in ("last", "auto"):  # Lightning would look only in this new run's directory
-            current = yaml.safe_load(self._parser("fit").dump(self.config["fit"], skip_none=False))
+            parser = self._parser("fit")
+            current = yaml.safe_load(parser.dump(self.config["fit"], skip_none=False))
+            defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_validation=True))
             checkpoint_dirpath = self.config["fit"].get("checkpoint", {}).get("dirpath")
-            ckpt_path, self._finished_reason = resume_checkpoint(self.trainer, current, checkpoint_dirpath, ckpt_path)
+            ckpt_path, self._finished_reason = resume_checkpoint(self.trainer, current, checkpoint_dirpath, ckpt_path, defaults)
         # (a path given on the command line was already checked by _parse_ckpt_path)
         kwargs["ckpt_path"] = ckpt_path
         self._restore_vocabulary(ckpt_path)

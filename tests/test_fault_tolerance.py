@@ -143,6 +143,29 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tiny_t5, tmp_path, 
     assert sorted(p.name for p in (runs / "demo").iterdir()) == ["version_0"]
 
 
+def test_a_run_saved_before_an_option_existed_still_resumes(tiny_t5, tmp_path, caplog, capsys):
+    """Options added since a run was saved count as their defaults (which keep the earlier behaviour): the run is
+    still this configuration, unless the new option is set to something else."""
+    import yaml
+
+    from scripts.cli_support import main_guard
+    from scripts.train import cli_main
+
+    runs = tmp_path / "runs"
+    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false")
+    train(args)
+    saved = runs / "demo" / "version_0" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    for section, key in (("model", "dropout_rate"), ("model", "compile"), ("checkpoint", "tie_breaker")):
+        del config[section][key]  # as written before these options existed
+    saved.write_text(yaml.safe_dump(config))
+    cli = train([*args, "--ckpt_path=last"])
+    assert "is finished (it already trained 1 of max_epochs=1 epochs" in caplog.text and cli.trainer.global_step == 0
+    with pytest.raises(SystemExit):  # set to something other than the default, it is another configuration
+        in_root(main_guard, cli_main, [*args, "--model.dropout_rate=0.0", "--ckpt_path=last"])
+    assert "model.dropout_rate: None there, 0.0 now" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------- writes on another filesystem
 @pytest.fixture
 def small_tmpfs(tmp_path):

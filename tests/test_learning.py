@@ -32,19 +32,26 @@ def test_validation_rouge_l_rises_past_50_on_a_copy_task(tmp_path):
     assert losses[-1] < losses[0] / 5, losses
 
 
-def test_the_demo_visibly_learns(tiny_t5, tmp_path):
-    """`make demo`'s fit: val/loss falls, ROUGE-L rises above 0, and the best checkpoint is not the untrained epoch 0."""
+def test_the_demo_visibly_learns_under_fp32_and_bf16_alike(tiny_t5, tmp_path):
+    """`make demo`'s fit: val/loss falls, ROUGE-L rises above 0, and the best checkpoint is not the untrained epoch 0;
+    under bf16-mixed (what a run picks on a CPU or GPU with native bf16) it learns as under fp32: the same criteria,
+    and its best val/rougeL in the same band (within half of fp32's either way)."""
     import json
 
     from cli_helpers import demo_args, in_root, run_train
     from conftest import ROOT
 
-    cli = in_root(run_train, *demo_args("fit", tiny_t5, tmp_path / "runs"))
-    report = json.loads((Path(cli.trainer.log_dir) / "report.json").read_text())
-    first, best = report["first_metrics"], report["best_metrics"]
-    assert report["best_epoch"] > 0 and best["val/rougeL"] > 0, report
-    assert best["val/loss"] < first["val/loss"] / 2, report
-    assert f"epoch{report['best_epoch']:02d}" in cli.trainer.checkpoint_callback.best_model_path
+    best_rouge = {}
+    for precision in ("32-true", "bf16-mixed"):
+        cli = in_root(run_train, *demo_args("fit", tiny_t5, tmp_path / precision, f"--trainer.precision={precision}",
+                                            "--trainer.enable_progress_bar=false"))
+        report = json.loads((Path(cli.trainer.log_dir) / "report.json").read_text())
+        first, best = report["first_metrics"], report["best_metrics"]
+        assert report["best_epoch"] > 0 and best["val/rougeL"] > 0, (precision, report)
+        assert best["val/loss"] < first["val/loss"] / 2, (precision, report)
+        assert f"epoch{report['best_epoch']:02d}" in cli.trainer.checkpoint_callback.best_model_path
+        best_rouge[precision] = best["val/rougeL"]
+    assert 0.5 <= best_rouge["bf16-mixed"] / best_rouge["32-true"] <= 2.0, best_rouge
     # and the demo says plainly what the tiny model learned, and where the real recipe is
     recipe = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
     assert "word statistics" in recipe and "configs/mlsum_flan_t5_small.yaml" in recipe
