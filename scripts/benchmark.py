@@ -1,19 +1,22 @@
 """Benchmark our pipeline against the course recipe (transformers ``Seq2SeqTrainer``), reproducibly and offline.
 
-    python scripts/benchmark.py                       # flan-t5-small shape, random weights (tens of minutes on a CPU)
-    python scripts/benchmark.py --size tiny --output bench.json   # a smoke run (about a minute)
+    python scripts/benchmark.py                       # flan-t5-small shape, random weights (about an hour on a CPU)
+    python scripts/benchmark.py --size tiny --output bench.json   # the smoke run
 
-Everything is built locally: a synthetic MLSUM-es-shaped corpus, a tokenizer trained on it, and a Flan-T5-shaped
-model with random weights. Each figure is the median of ``--repeats`` runs (min and max beside it). Compared in
-one run, with the same model, data, batch size and steps:
+Everything is built locally: a synthetic MLSUM-es-shaped corpus, a tokenizer trained on it, and a flan-t5-small-
+shaped model (untied LM head, 77M parameters) with random weights. Each measured run is a fresh process; the runs
+compared are interleaved and rotated over ``--repeats``; figures are median (min–max). Sections (``--skip`` any):
 
-1. training throughput: ours (the recipe's settings: dynamic padding to a multiple of 8, length-grouped batches) vs the course
-   (``Seq2SeqTrainer``, every example padded to the longest in the data); ``Seq2SeqTrainer`` with dynamic padding
-   against ours with the same padding isolates loop overhead;
-2. evaluation with generation: ours (predict) vs ``Seq2SeqTrainer.predict(predict_with_generate=True)``;
-3. padding efficiency of each padding mode; 4. model FLOPs utilisation against a measured matmul peak;
-5. tokenisation time and peak memory as the data grows, and throughput per batch size;
-6. peak memory of a real ``scripts/train.py fit`` run, and the CLI's start-up time.
+1. loop: a plain PyTorch loop, ours under Lightning and ``Seq2SeqTrainer`` on identical pre-built batches, with
+   forward / backward / optimizer / other seconds per step;
+2. recipe: each recipe as shipped (ours: dynamic padding, length grouping, automatic precision; the course:
+   padded to the longest, fp32), and each at the other's precision;
+3. options: ``--model.dropout_rate=0`` and ``--model.compile`` against the defaults (compile seconds, break-even);
+4. variants: one switch of ours changed at a time; generation: ours (predict) vs ``Seq2SeqTrainer.predict``;
+5. padding efficiency of each padding mode, model FLOPs utilisation against a measured matmul peak;
+6. batch_sizes, scaling (tokenisation time and memory as the data grows), cli (start-up time, a real fit's memory).
+
+docs/performance.md explains the method and holds the results, with the machine each came from.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ PRESETS = {
              "eval_rows": 8, "max_new_tokens": 8, "scaling_rows": [100, 300], "batch_sizes": [4, 8],
              "batch_size_steps": 2},
 }
-SECTIONS = ["recipe", "variants", "generation", "batch_sizes", "scaling", "cli"]  # the optional ones (--skip)
+SECTIONS = ["loop", "recipe", "options", "variants", "generation", "batch_sizes", "scaling", "cli"]  # the optional ones (--skip)
 OURS, COURSE = "ours (recipe)", "course"
 RECIPE = {"padding": "batch", "group_by_length": True, "pad_to_multiple_of": 8}  # configs/mlsum_flan_t5_small.yaml
 EQUAL_PADDING = "ours, dynamic padding, no grouping, no multiple of 8"  # what Seq2SeqTrainer's dynamic run does
@@ -100,8 +103,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from core.files import atomic_file
     from scripts.benchmarking import runners
     from scripts.benchmarking.corpus import make_corpus, write_jsonl
-    from scripts.benchmarking.measure import machine, matmul_peak_flops, ratio, summarise
+    from scripts.benchmarking.measure import machine, matmul_peak_flops, summarise
+    from scripts.benchmarking.worker import flush_denormals
     from scripts.tiny_models import train_t5_tokenizer
+
+    flush_denormals()  # the in-process sections too
 
     results: dict[str, Any] = {"machine": machine(), "settings": {k: v for k, v in vars(args).items() if k != "debug"}}
     results["settings"]["cuda"] = torch.cuda.is_available()
@@ -127,12 +133,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 with atomic_file(args.output) as handle:
                     handle.write(json.dumps(results, indent=2, ensure_ascii=False))
 
-        progress("training: three loops on identical batches")
-        results["loop"] = loop_comparison(args, model_dir, files, work)
-        save()
+        if "loop" not in args.skip:
+            progress("training: three loops on identical batches")
+            results["loop"] = loop_comparison(args, model_dir, files, work)
+            save()
         if "recipe" not in args.skip:
             progress("training: each recipe as shipped")
             results["training"] = recipe_comparison(args, model_dir, files)
+            save()
+        if "options" not in args.skip:
+            progress("training: dropout off and torch.compile, on identical one-shape batches")
+            results["options"] = option_costs(args, model_dir, files, work)
             save()
         if "variants" not in args.skip:
             results.setdefault("training", {})["ours_variants"] = variants(args, model_dir, files)
@@ -271,6 +282,51 @@ def recipe_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
     return result
 
 
+def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
+    """``--model.dropout_rate=0`` and ``--model.compile`` against our defaults under Lightning, on identical batches
+    of one shape (padded to the maximum lengths, so compiling happens once), in interleaved fresh processes. On a
+    CPU, compile runs at 32-true (with bf16-mixed it is refused: NaN losses), against a 32-true baseline."""
+    import statistics
+
+    from scripts.benchmarking import loops
+    from scripts.benchmarking.measure import interleaved, paired_ratios
+    from scripts.benchmarking.runners import automatic_precision, on_gpu
+
+    count = args.loop_warmup + args.loop_steps
+    batches = loops.make_batches(model_dir, files, args.batch_size, count, work / "option-batches.pt", padding="max_length")
+    auto = automatic_precision()
+    compile_precision = auto if on_gpu() else "32-true"
+    common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup, "steps": args.loop_steps}
+    default, dropout = f"ours, {auto}", f"ours, {auto}, dropout_rate=0"
+    baseline, compiled = f"ours, {compile_precision}", f"ours, {compile_precision}, compile"
+    jobs = {
+        default: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": auto}),
+        dropout: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": auto, "module_settings": {"dropout_rate": 0.0}}),
+        baseline: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": compile_precision}),
+        compiled: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": compile_precision, "module_settings": {"compile": True}}),
+    }
+    runs = interleaved(jobs, args.repeats, lambda message: progress(f"options: {message}"))
+    compile_seconds = statistics.median(c["warmup_seconds"] - b["warmup_seconds"] for c, b in zip(runs[compiled], runs[baseline]))
+    saved = statistics.median(b["seconds_per_step"] - c["seconds_per_step"] for c, b in zip(runs[compiled], runs[baseline]))
+    return {
+        "shape": list(torch_load_shape(batches)), "warmup": args.loop_warmup, "steps": args.loop_steps,
+        "runs": {name: _summarise_runs(job) for name, job in runs.items()},
+        # speed-up: the baseline's seconds per step / the option's (1.2 = the option is 20% faster)
+        "dropout_off_speedup": paired_ratios(runs[default], runs[dropout], "seconds_per_step"),
+        "compile_speedup": paired_ratios(runs[baseline], runs[compiled], "seconds_per_step"),
+        "compile_seconds": compile_seconds,
+        "compile_break_even_steps": compile_seconds / saved if saved > 0 else None,
+    }
+
+
+def torch_load_shape(path: Path) -> tuple[int, ...]:
+    """(batch, source length, target length) of the first saved batch."""
+    from scripts.benchmarking.loops import load_batches
+
+    first = load_batches(str(path))[0]
+    return (*first["input_ids"].shape, first["labels"].shape[1])
+
+
 def variants(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -> dict[str, Any]:
     """What each switch of ours contributes: one change from the recipe each (padding; on a GPU, TF32, fused AdamW
     and dataloader workers), in interleaved fresh processes."""
@@ -298,7 +354,6 @@ def variants(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -
 
 
 def generation_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str], eval_rows: list[dict[str, str]]) -> dict[str, Any]:
-    from core.files import atomic_file
     from scripts.benchmarking import runners
     from scripts.benchmarking.measure import ratio
 
@@ -387,7 +442,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = results["training"]["ratio_vs_course"]["median"]
         checks.append(("training throughput vs the course (as shipped)", ratio, f">= {GOALS['training_vs_course']}x",
                        ratio >= GOALS["training_vs_course"]))
-    for precision, loop in results["loop"]["precisions"].items():
+    for precision, loop in results.get("loop", {}).get("precisions", {}).items():
         overhead = loop["ours_vs_seq2seqtrainer"]["median"] - 1
         checks.append((f"loop overhead vs Seq2SeqTrainer, identical batches, {precision}", overhead,
                        f"<= {GOALS['loop_overhead_max']:.0%}", overhead <= GOALS["loop_overhead_max"]))
@@ -410,6 +465,24 @@ def _cell(stat: dict[str, Any], fmt: str = "{:.2f}") -> str:
 
 def _ratio_cell(stat: dict[str, Any]) -> str:
     return f"{stat['median']:.3f} ({stat['min']:.3f}–{stat['max']:.3f})"
+
+
+def _option_lines(options: dict[str, Any]) -> list[str]:
+    batch, source, target = options["shape"]
+    lines = [
+        "",
+        f"| option, batch {batch} x {source}/{target} tokens, {options['steps']} steps | s/step "
+        "| warm-up s | forward | backward |",
+        "|---|---|---|---|---|",
+    ]
+    for name, stat in options["runs"].items():
+        lines.append(f"| {name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {stat['warmup_seconds']['median']:.1f} | "
+                     f"{stat['phases']['forward']['median']:.3f} | {stat['phases']['backward']['median']:.3f} |")
+    even = options["compile_break_even_steps"]
+    lines += ["", f"dropout off: {_ratio_cell(options['dropout_off_speedup'])}x; compile: "
+              f"{_ratio_cell(options['compile_speedup'])}x after {options['compile_seconds']:.0f} s of compiling "
+              f"(break-even after {'never' if even is None else f'{even:.0f} steps'})"]
+    return lines
 
 
 def _generation_lines(g: dict[str, Any]) -> list[str]:
@@ -450,7 +523,7 @@ def _recipe_lines(training: dict[str, Any]) -> list[str]:
 
 
 def format_tables(results: dict[str, Any]) -> str:
-    m, training, loop = results["machine"], results.get("training", {}), results["loop"]
+    m, training, loop = results["machine"], results.get("training", {}), results.get("loop", {"precisions": {}})
     device = m.get("gpu") or f"{m['processor']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads"
     lines = [
         f"Machine: {device}; CPU flags {' '.join(m['cpu_flags']) or 'none of note'}; torch {m['torch']}, "
@@ -473,6 +546,8 @@ def format_tables(results: dict[str, Any]) -> str:
             lines.append(f"| {'**' + name + '**' if name == ours_name else name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {phases} | {ratio} |")
     if "runs" in training:
         lines += _recipe_lines(training)
+    if "options" in results:
+        lines += _option_lines(results["options"])
     if "generation" in results:
         lines += _generation_lines(results["generation"])
     lines += [

@@ -41,12 +41,13 @@ def test_corpus_is_deterministic_and_shaped_like_mlsum():
 
 
 def test_benchmark_smoke_run_writes_every_figure(tmp_path):
-    """The smoke run of `make bench`; it skips the two sections that only re-run our training runner with other
-    settings (variants, batch sizes) to stay within the test budget."""
+    """The smoke run of `make bench`; it skips the sections that only re-run our training runner with other settings
+    (variants, batch sizes, and options, whose torch.compile alone takes a minute) to stay within the test budget;
+    tests/test_speed_options.py trains with each option."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--output", str(output), "--skip", "variants",
-         "batch_sizes", "--scaling-rows", "100"],
+         "batch_sizes", "options", "--scaling-rows", "100"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -96,8 +96,11 @@ def plain_loop(model_dir: str, batches_path: str, warmup: int, steps: int, preci
     return _result(clock, batches)
 
 
-def lightning_loop(model_dir: str, batches_path: str, warmup: int, steps: int, precision: str) -> dict[str, Any]:
-    """``Seq2SeqSummarizer`` (its training step, hooks and optimizer) under ``lightning.Trainer``."""
+def lightning_loop(
+    model_dir: str, batches_path: str, warmup: int, steps: int, precision: str, module_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``Seq2SeqSummarizer`` (its training step, hooks and optimizer) under ``lightning.Trainer``; ``module_settings``
+    turns its options (``dropout_rate``, ``compile``)."""
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.data import DataLoader
@@ -106,7 +109,9 @@ def lightning_loop(model_dir: str, batches_path: str, warmup: int, steps: int, p
 
     L.seed_everything(42, verbose=False)
     batches = load_batches(batches_path)
-    module = Seq2SeqSummarizer(model_dir, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, adam_epsilon=EPS)
+    module = Seq2SeqSummarizer(
+        model_dir, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, adam_epsilon=EPS, **(module_settings or {}),
+    )
     clock = PhaseClock(warmup, steps)
 
     class WatchOptimizer(L.Callback):

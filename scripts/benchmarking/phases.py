@@ -12,6 +12,7 @@ start and the end of the timed window.
 from __future__ import annotations
 
 import contextlib
+import resource
 import statistics
 import time
 from typing import Any, Iterator
@@ -32,6 +33,8 @@ class PhaseClock:
         self.step = 0  # optimizer steps finished
         self.marks: list[dict[str, Any]] = [{}]
         self.window: list[float] = []  # host time at the end of the last warm-up step and of the last timed step
+        self.faults: list[int] = []  # minor page faults at the window's ends: fresh memory the kernel had to map
+        self.started: float | None = None  # host time of the first forward: warm-up seconds (compiling, say) from it
 
     def _now(self) -> Any:
         if self.cuda:
@@ -41,6 +44,8 @@ class PhaseClock:
         return time.perf_counter()
 
     def mark(self, name: str) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
         if self.step < self.warmup + self.steps:
             self.marks[self.step][name] = self._now()
 
@@ -78,6 +83,7 @@ class PhaseClock:
             if self.cuda:
                 torch.cuda.synchronize()
             self.window.append(time.perf_counter())
+            self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
     @staticmethod
     def _start(marks: dict[str, Any], phase: str) -> str:
@@ -91,7 +97,8 @@ class PhaseClock:
         return start.elapsed_time(end) / 1000 if self.cuda else end - start
 
     def result(self) -> dict[str, Any]:
-        """Seconds per timed step (host wall time of the window / steps) and each phase's mean seconds per step."""
+        """Seconds per timed step (host wall time of the window / steps), each phase's mean seconds per step, and the
+        warm-up steps' seconds (from the first forward)."""
         if len(self.window) < 2:
             raise RuntimeError(f"only {self.step} optimizer steps ran; the clock needs {self.warmup + self.steps}")
         if self.cuda:
@@ -103,4 +110,7 @@ class PhaseClock:
             for phase in PHASES
         }
         phases["other"] = per_step - sum(phases.values())
-        return {"seconds_per_step": per_step, "phases": phases}
+        return {
+            "seconds_per_step": per_step, "phases": phases, "warmup_seconds": self.window[0] - self.started,
+            "page_faults_per_step": (self.faults[1] - self.faults[0]) / self.steps,
+        }
