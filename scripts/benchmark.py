@@ -79,9 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def repeat(args: argparse.Namespace, function, *fargs, **fkwargs) -> dict[str, Any]:
-    """Run ``function`` ``args.repeats`` times; summarise each numeric field over the runs."""
-    from scripts.benchmarking.measure import summarise
-
+    """Run ``function`` ``args.repeats`` times in this process; summarise each numeric field over the runs."""
     import gc
 
     import torch
@@ -92,7 +90,7 @@ def repeat(args: argparse.Namespace, function, *fargs, **fkwargs) -> dict[str, A
         gc.collect()  # trainers and modules hold reference cycles: free each run's model before the next
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    return {key: summarise([run[key] for run in runs]) for key in runs[0]}
+    return _summarise_runs(runs)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -309,7 +307,7 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
     compile_seconds = statistics.median(c["warmup_seconds"] - b["warmup_seconds"] for c, b in zip(runs[compiled], runs[baseline]))
     saved = statistics.median(b["seconds_per_step"] - c["seconds_per_step"] for c, b in zip(runs[compiled], runs[baseline]))
     return {
-        "shape": list(torch_load_shape(batches)), "warmup": args.loop_warmup, "steps": args.loop_steps,
+        "shape": list(saved_batch_shape(batches)), "warmup": args.loop_warmup, "steps": args.loop_steps,
         "runs": {name: _summarise_runs(job) for name, job in runs.items()},
         # speed-up: the baseline's seconds per step / the option's (1.2 = the option is 20% faster)
         "dropout_off_speedup": paired_ratios(runs[default], runs[dropout], "seconds_per_step"),
@@ -319,7 +317,7 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
     }
 
 
-def torch_load_shape(path: Path) -> tuple[int, ...]:
+def saved_batch_shape(path: Path) -> tuple[int, ...]:
     """(batch, source length, target length) of the first saved batch."""
     from scripts.benchmarking.loops import load_batches
 

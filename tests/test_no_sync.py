@@ -12,6 +12,7 @@ import torch
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
+from scripts.benchmarking.gpu_syncs import between_logged_steps
 
 OURS = tuple(str(ROOT / package) for package in ("lightning_modules", "datamodules", "core"))
 READS = ("item", "__bool__", "__float__", "__int__", "tolist")
@@ -39,8 +40,7 @@ def test_no_host_read_from_our_code_between_logged_steps(tiny_t5, tmp_path, monk
         """On for steps that are neither logged nor right after a logged one, until validation starts."""
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            step, every = trainer.global_step, trainer.log_every_n_steps
-            watching["on"] = step % every not in (0, every - 1)
+            watching["on"] = between_logged_steps(trainer)
             watching["steps"] += watching["on"]
 
         def on_validation_start(self, trainer, pl_module):

@@ -23,6 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 OURS = tuple(str(ROOT / package) for package in ("lightning_modules", "datamodules", "core", "scripts"))
 
 
+def between_logged_steps(trainer) -> bool:
+    """Whether this step is neither logged nor right after a logged one (Lightning's progress bar reads the logged
+    values then): the steps in which no synchronisation should happen. tests/test_no_sync.py watches the same."""
+    step, every = trainer.global_step, trainer.log_every_n_steps
+    return step % every not in (0, every - 1)
+
+
 def _where(frame: traceback.FrameSummary) -> str:
     return f"{Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.lineno} {frame.line}"
 
@@ -65,8 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     class Watch(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            step, every = trainer.global_step, trainer.log_every_n_steps
-            state["watching"] = step % every not in (0, every - 1)
+            state["watching"] = between_logged_steps(trainer)
             state["steps"] += state["watching"]
             if cuda:
                 torch.cuda.set_sync_debug_mode("warn" if state["watching"] else "default")

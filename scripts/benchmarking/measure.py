@@ -75,12 +75,12 @@ NOTABLE_CPU_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_
 def machine() -> dict[str, Any]:
     import os
 
-    from core.precision import cpu_flags
-
     import datasets
     import lightning
     import torch
     import transformers
+
+    from core.precision import cpu_flags
 
     info = {
         "python": platform.python_version(),
@@ -108,7 +108,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
 
 
 def run_in_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
