@@ -15,6 +15,9 @@ from typing import Any
 from core.errors import ResumenError, error_chain
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
+# Settings that decide whether code from a model repository runs: only the command line (or the user's own config
+# file) may turn them on, never a file the tool is handed (a checkpoint's hyper-parameters, an export).
+SECURITY_SETTINGS = frozenset({"trust_remote_code"})
 ADAPTER_PROMPT_FILE = "prompt_template.txt"  # a LoRA adapter directory's training prompt (its config is PEFT's)
 
 
@@ -33,6 +36,13 @@ def _explain_load_error(name: str, error: Exception) -> ResumenError:
             "(export one with save_pretrained, or point at the export folder)."
         )
     for cause in error_chain(error):
+        if "contains custom code" in str(cause):
+            return ResumenError(
+                f"'{name}' contains custom code (its config asks to run Python files from the model's repository), "
+                "and resumen runs none unless you turn trust_remote_code on yourself for a model you trust "
+                "(--model.trust_remote_code=true, or --trust-remote-code in the scripts); a checkpoint or an export "
+                "cannot turn it on."
+            )
         if isinstance(cause, LocalEntryNotFoundError) or "couldn't connect" in str(cause).lower():
             if name.startswith((".", "/", "~")):
                 break
@@ -75,7 +85,9 @@ def _read_config(name: str, trust_remote_code: bool, stamp: float | None):
         config = load_config(adapter_base(name), trust_remote_code)
         prompt = Path(name).expanduser() / ADAPTER_PROMPT_FILE
         if prompt.is_file():
-            config.prompt_template = prompt.read_text(encoding="utf-8")
+            from core.prompts import validate_template
+
+            config.prompt_template = validate_template(prompt.read_text(encoding="utf-8"), f"adapter template {prompt}")
         return config
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -15,9 +15,10 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
+from core.encoding import CHARS_PER_TOKEN_CAP, check_template_fits, encode_articles
 from core.errors import ResumenError
 from core.loading import load_tokenizer
-from core.prompts import SUMMARY_TEMPLATE, format_prompt, validate_template
+from core.prompts import SUMMARY_TEMPLATE, validate_template
 from core.vocabulary import Vocabulary
 from datamodules.collate import Seq2SeqCollator
 from datamodules.coverage import CoverageReport, coverage_report
@@ -25,9 +26,6 @@ from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.sources import load_predict_file, load_raw_dataset
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
-# Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while
-# never cutting text the tokenizer would keep (a token is at least one character).
-CHARS_PER_TOKEN_CAP = 16
 # Beyond this a sequence's attention alone takes gigabytes per example: a typo, not a setting.
 MAX_SOURCE_LENGTH = 16384
 
@@ -107,7 +105,7 @@ class SummarizationDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if prompt_template is not None:
-            validate_template(prompt_template)
+            validate_template(prompt_template, "data.prompt_template")
         check_data_settings(self.hparams)
         if not dataset_name and not data_files:
             raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
@@ -121,6 +119,8 @@ class SummarizationDataModule(L.LightningDataModule):
         """Use the model's tokenizer (one object, one set of ids) and the template the model was trained with."""
         if self.datasets and vocabulary is not self._vocabulary:
             raise ResumenError("connect the data module to the model before its data is tokenised (before setup).")
+        if trained_template is not None:
+            validate_template(trained_template, "the model's prompt_template (the template it was trained with)")
         self._vocabulary, self._trained_template = vocabulary, trained_template
 
     @property
@@ -189,6 +189,7 @@ class SummarizationDataModule(L.LightningDataModule):
             selected[split] = self.select_rows(raw[source_split], split, limit, need_summary=split != "predict")
         if selected:
             self.prepare_vocabulary(selected)  # before tokenising: an extended tokenizer changes the ids
+            check_template_fits(self.tokenizer, self.prompt_template, self.hparams.max_source_length)
         for split, (dataset, text_column, summary_column) in selected.items():
             self.datasets[split] = self.tokenize_split(dataset, split, text_column, summary_column)
 
@@ -297,13 +298,8 @@ class SummarizationDataModule(L.LightningDataModule):
         char_cap = max_source * CHARS_PER_TOKEN_CAP
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            prompts = [format_prompt(template, text[:char_cap]) for text in batch[text_column]]
-            encoded = tokenizer(prompts, max_length=max_source, truncation=True)
-            features = {
-                "input_ids": encoded["input_ids"],
-                "attention_mask": encoded["attention_mask"],
-                "length": [len(ids) for ids in encoded["input_ids"]],
-            }
+            features = encode_articles(tokenizer, template, batch[text_column], max_source)
+            features.pop("truncated")
             if summary_column and split != "predict":
                 targets = [text[:char_cap] for text in batch[summary_column]]
                 features["labels"] = tokenizer(text_target=targets, max_length=max_target, truncation=True)["input_ids"]

@@ -70,8 +70,17 @@ def check_checkpoint_file(path: str | Path) -> None:
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """A ``.ckpt`` file's contents on the CPU: checked first, and unpickling tensors and plain values only."""
     check_checkpoint_file(path)
+    return _load_weights_only(path, mmap=False)
+
+
+def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """A checked ``.ckpt`` file's settings, counters and history, reading no weights (tensors are memory-mapped)."""
+    return _load_weights_only(path, mmap=True)
+
+
+def _load_weights_only(path: str | Path, mmap: bool) -> dict[str, Any]:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise ResumenError(
             f"checkpoint '{path}' holds objects other than tensors and plain values ({_first_line(error)}): refusing to "
@@ -262,6 +271,20 @@ def load_full_checkpoint(path: str | Path) -> dict[str, Any]:
                 raise _refused(path, error) from None
             return load_checkpoint_file(merged)
     return load_fsdp_checkpoint(path)
+
+
+def saved_module_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The module arguments a checkpoint records, minus anything that could choose code to run.
+
+    LightningCLI's bookkeeping (``_instantiator``, ``_class_path``: which class to build) and the security settings
+    (``trust_remote_code``) are dropped: a checkpoint from elsewhere must not turn on remote code, whatever it holds.
+    """
+    from core.loading import SECURITY_SETTINGS
+
+    saved = checkpoint.get("hyper_parameters") or {}
+    if not isinstance(saved, dict):
+        return {}
+    return {k: v for k, v in saved.items() if isinstance(k, str) and not k.startswith("_") and k not in SECURITY_SETTINGS}
 
 
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:

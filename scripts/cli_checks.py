@@ -39,10 +39,13 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
     from lightning.pytorch.utilities import rank_zero_warn
 
     from core.loading import check_precision, load_config
+    from core.prompts import validate_template
     from datamodules.sources import check_data_source
     from datamodules.summarization import check_data_settings
 
     check_data_settings(config.data)
+    if config.data.prompt_template is not None:
+        validate_template(config.data.prompt_template, "data.prompt_template")
     if subcommand in (None, "fit"):
         check_data_source(config.data, predicting=False)
         check_fit_settings(config, rank_zero_warn)
@@ -51,6 +54,9 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
     choose_precision_if_unset(config.trainer)
     name = config.model.model_name_or_path
     model_config = load_config(name, config.model.trust_remote_code)  # read once: the model reuses it
+    trained = getattr(model_config, "prompt_template", None)
+    if trained is not None:  # an export's own template: data, checked like a flag
+        validate_template(trained, f"the prompt_template in {name}'s config.json")
     # The requested precision (on CPU Lightning would silently turn 16-mixed into bf16-mixed).
     check_precision(config.trainer.precision, model_config, name)
     positions = getattr(model_config, "max_position_embeddings", None)  # T5's relative positions have none

@@ -30,7 +30,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E40
 from datamodules.summarization import SummarizationDataModule  # noqa: E402
 from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
-from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint  # noqa: E402
+from lightning_modules.checkpoints import (  # noqa: E402
+    AtomicCheckpointIO,
+    check_any_checkpoint,
+    read_checkpoint_metadata,
+    saved_module_settings,
+)
 from lightning_modules.early_stopping import OptionalEarlyStopping  # noqa: E402
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint  # noqa: E402
 from lightning_modules.run_files import share_run_directory  # noqa: E402
@@ -80,13 +85,18 @@ class ResumenCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads a --ckpt_path file's hyper-parameters right after parsing: check the file first, so a
-        # text file or a damaged copy is one line instead of a KeyError from torch.load.
+        """A --ckpt_path file's module settings become the config's (as LightningCLI does), after the file is checked,
+        without the settings that choose code: its ``trust_remote_code`` and class path are never taken."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in CKPT_KEYWORDS:
-            check_any_checkpoint(ckpt_path)
-        super()._parse_ckpt_path()
+        if not ckpt_path or ckpt_path in CKPT_KEYWORDS:
+            return
+        check_any_checkpoint(ckpt_path)  # a text file or a damaged copy is one line, not a KeyError from torch.load
+        if not Path(ckpt_path).is_file():  # a sharded directory: settings come from the config
+            return
+        settings = saved_module_settings(read_checkpoint_metadata(ckpt_path))
+        if settings:
+            self.config = self.parser.parse_object({subcommand: {"model": settings}}, self.config)
 
     # ---------------------------------------------------------------------------------- instantiation
     def before_instantiate_classes(self) -> None:

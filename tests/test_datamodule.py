@@ -87,9 +87,9 @@ def test_empty_rows_are_dropped_and_counted(tiny_t5, tmp_path):
 
 
 def test_template_without_text_placeholder_is_refused(tiny_t5, sample_files):
-    with pytest.raises(ResumenError, match=r"no \{text\} placeholder"):
+    with pytest.raises(ResumenError, match=r"no \{text\} field"):
         make_dm(tiny_t5, sample_files, prompt_template="Resume el artículo")
-    with pytest.raises(ResumenError, match=r"unknown placeholder\(s\) \['title'\]"):
+    with pytest.raises(ResumenError, match=r"has the placeholder \{title\}: only \{text\} is filled in"):
         validate_template("{title}: {text}")
 
 

@@ -1,0 +1,44 @@
+"""How an article becomes model input, defined once: the DataModule (training, test, predict) and the inference core
+(summarize.py, the server, compare.py) both call :func:`encode_articles`, so the same text gives the same ids.
+
+The article goes into the prompt template, is cut to ``max_source_length`` tokens (the template's own text
+included), and each row says whether anything was cut.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import ResumenError
+from core.prompts import parse_template
+
+# Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while never
+# cutting text the tokenizer would keep (a token is at least one character).
+CHARS_PER_TOKEN_CAP = 16
+
+
+def check_template_fits(tokenizer: Any, template: str, max_source_length: int, source: str = "prompt template") -> int:
+    """The template's own length in tokens; refused when it leaves no room for the article."""
+    fixed = parse_template(template, source).fixed_text
+    tokens = len(tokenizer(fixed, add_special_tokens=True)["input_ids"])
+    if tokens >= max_source_length:
+        raise ResumenError(
+            f"the {source}'s own text is {tokens} tokens, which leaves no room for the article within "
+            f"max_source_length={max_source_length}: shorten the template or raise max_source_length."
+        )
+    return tokens
+
+
+def encode_articles(tokenizer: Any, template: str, articles: list[str], max_source_length: int) -> dict[str, list]:
+    """``input_ids``, ``attention_mask``, ``length`` (tokens) and ``truncated`` (bool) for each article."""
+    filled = parse_template(template)
+    cap = max_source_length * CHARS_PER_TOKEN_CAP
+    prompts = [filled.fill(article[:cap]) for article in articles]
+    encoded = tokenizer(prompts, max_length=max_source_length, truncation=True)
+    overflowed = [bool(e.overflowing) for e in encoded.encodings] if encoded.encodings else [False] * len(prompts)
+    return {
+        "input_ids": encoded["input_ids"],
+        "attention_mask": encoded["attention_mask"],
+        "length": [len(ids) for ids in encoded["input_ids"]],
+        "truncated": [cut or len(article) > cap for cut, article in zip(overflowed, articles)],
+    }
