@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import ResumenError
+from core.errors import ResumenError, is_rust_panic
 from core.prompts import parse_template
 
 # Characters kept per token of max_source_length before tokenising: bounds the cost of a 1 MB article while never
@@ -20,7 +20,7 @@ CHARS_PER_TOKEN_CAP = 16
 def check_template_fits(tokenizer: Any, template: str, max_source_length: int, source: str = "prompt template") -> int:
     """The template's own length in tokens; refused when it leaves no room for the article."""
     fixed = parse_template(template, source).fixed_text
-    tokens = len(tokenizer(fixed, add_special_tokens=True)["input_ids"])
+    tokens = len(tokenize(tokenizer, fixed, add_special_tokens=True)["input_ids"])
     if tokens >= max_source_length:
         raise ResumenError(
             f"the {source}'s own text is {tokens} tokens, which leaves no room for the article within "
@@ -34,7 +34,7 @@ def encode_articles(tokenizer: Any, template: str, articles: list[str], max_sour
     filled = parse_template(template)
     cap = max_source_length * CHARS_PER_TOKEN_CAP
     prompts = [filled.fill(article[:cap]) for article in articles]
-    encoded = tokenizer(prompts, max_length=max_source_length, truncation=True)
+    encoded = tokenize(tokenizer, prompts, max_length=max_source_length, truncation=True)
     overflowed = [bool(e.overflowing) for e in encoded.encodings] if encoded.encodings else [False] * len(prompts)
     return {
         "input_ids": encoded["input_ids"],
@@ -42,3 +42,19 @@ def encode_articles(tokenizer: Any, template: str, articles: list[str], max_sour
         "length": [len(ids) for ids in encoded["input_ids"]],
         "truncated": [cut or len(article) > cap for cut, article in zip(overflowed, articles)],
     }
+
+
+def tokenize(tokenizer: Any, *args: Any, **kwargs: Any) -> Any:
+    """``tokenizer(...)``, with a panic of the Rust tokenizer (a regex that backtracks without end, say) turned into
+    one line that names the tokenizer instead of a BaseException no ``except Exception`` stops."""
+    try:
+        return tokenizer(*args, **kwargs)
+    except BaseException as error:
+        if not is_rust_panic(error):
+            raise
+        where = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else "panic"
+        raise ResumenError(
+            f"the tokenizer of '{where}' (its tokenizer.json) failed on the input ({detail}): its normalizer or "
+            "pre-tokenizer is broken; use the tokenizer files the model was published with."
+        ) from None

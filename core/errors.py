@@ -14,3 +14,8 @@ def error_chain(error: BaseException | None):
         seen.add(id(error))
         yield error
         error = error.__cause__ or error.__context__
+
+
+def is_rust_panic(error: BaseException) -> bool:
+    """A panic inside a Rust library (the tokenizers' regexes, safetensors): a BaseException, not an Exception."""
+    return type(error).__name__ == "PanicException"

@@ -12,7 +12,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from core.errors import ResumenError, error_chain
+from core.errors import ResumenError, error_chain, is_rust_panic
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Settings that decide whether code from a model repository runs: only the command line (or the user's own config
@@ -118,7 +118,23 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, config: Any = Non
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, config=config)
     except (OSError, ValueError, KeyError) as error:
+        if Path(name).expanduser().is_dir() and (Path(name).expanduser() / "config.json").exists():
+            raise _unreadable_tokenizer(name, error) from error
         raise _explain_load_error(name, error) from error
+    except Exception as error:  # the Rust tokenizer reports a malformed tokenizer.json as a bare Exception
+        raise _unreadable_tokenizer(name, error) from error
+    except BaseException as error:
+        if not is_rust_panic(error):
+            raise
+        raise _unreadable_tokenizer(name, error) from None
+
+
+def _unreadable_tokenizer(name: str, error: BaseException) -> ResumenError:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ResumenError(
+        f"the tokenizer files of '{name}' (tokenizer.json, tokenizer_config.json) cannot be read ({detail}): copy them "
+        "again from the model they belong to."
+    )
 
 
 def check_model_kind(name: str, config: Any, want_encoder_decoder: bool) -> None:
@@ -153,12 +169,74 @@ def _load_model(auto_class: str, name: str, encoder_decoder: bool, trust_remote_
     check_model_kind(name, config, want_encoder_decoder=encoder_decoder)
     if is_adapter_dir(name):
         return _load_adapter(auto_class, name, trust_remote_code, dtype, config)
+    check_weights_fit(name, config, auto_class, trust_remote_code)
     try:
         return getattr(transformers, auto_class).from_pretrained(
             name, trust_remote_code=trust_remote_code, dtype=dtype, config=config
         )
+    except pickle.UnpicklingError as error:  # a pytorch_model.bin holding more than tensors (loaded weights-only)
+        raise ResumenError(
+            f"the weights of '{name}' (pytorch_model.bin) hold objects other than tensors and plain values: refusing "
+            "to unpickle them, since that could run code. Use the model's model.safetensors."
+        ) from None
     except (OSError, ValueError) as error:
         raise _explain_load_error(name, error) from error
+
+
+def _saved_tensor_shapes(directory: Path) -> dict[str, tuple[int, ...]] | None:
+    """Names and shapes of a local model's safetensors weights, read from the file headers (no tensor is loaded)."""
+    import json
+
+    from safetensors import safe_open
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+    elif (directory / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        return None
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        try:
+            with safe_open(str(directory / file), framework="pt") as handle:
+                for key in handle.keys():
+                    shapes[key] = tuple(handle.get_slice(key).get_shape())
+        except Exception as error:  # a truncated or foreign file: safetensors' own one-line reason
+            raise ResumenError(f"the weights file '{directory / file}' cannot be read ({str(error).splitlines()[0]}): copy it again.") from None
+    return shapes
+
+
+def check_weights_fit(name: str, config: Any, auto_class: str, trust_remote_code: bool = False) -> None:
+    """Refuse, before loading, weights that are not the architecture ``config.json`` names (a mismatched
+    ``model_type`` would otherwise load with most layers freshly random and one long table of warnings)."""
+    directory = Path(name).expanduser()
+    if not directory.is_dir():
+        return
+    saved = _saved_tensor_shapes(directory)
+    if not saved:
+        return
+    import torch
+    import transformers
+
+    with torch.device("meta"):
+        model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust_remote_code)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    found = {k: saved.get(k, saved.get(k.removeprefix(prefix))) for k in expected}
+    present = {k: shape for k, shape in found.items() if shape is not None}
+    if len(present) < len(expected) / 2:
+        raise ResumenError(
+            f"the weights in '{name}' do not belong to a {config.model_type} model: only {len(present)} of the "
+            f"{len(expected)} tensors a {type(model).__name__} has are there. config.json's model_type does not match "
+            "the weights: use the config.json saved with them."
+        )
+    for key, shape in present.items():
+        if shape != expected[key]:
+            raise ResumenError(
+                f"the weights in '{name}' do not match its config.json: '{key}' is {list(shape)} in the weights and "
+                f"{list(expected[key])} in the model the config describes. Use the config.json saved with the weights."
+            )
 
 
 def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: Any, config: Any):

@@ -37,6 +37,19 @@ SPANISH_ABBREVIATIONS = frozenset(
 )
 
 
+# Each text is scored on its first MAX_WORDS words: ROUGE-L's LCS is quadratic in pure Python (1,000 words against
+# 1,000 take 0.3 s, 4,000 take 4.7 s; 10 MB against 10 MB would exhaust memory). Summaries are a few dozen words.
+MAX_WORDS = 1000
+
+
+def cap_words(text: str, limit: int = MAX_WORDS) -> str:
+    """``text`` up to the end of its ``limit``-th word (the whole text when it is shorter)."""
+    for count, match in enumerate(_WORD.finditer(text), start=1):
+        if count == limit:
+            return text[: match.end()]
+    return text
+
+
 def normalise(text: str) -> str:
     """NFC and no invisible characters: the same words however the text was encoded."""
     return unicodedata.normalize("NFC", text).translate(_INVISIBLE)
@@ -76,6 +89,7 @@ class SpanishRougeScorer:
         self._scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), tokenizer=UnicodeWordTokenizer())
 
     def score(self, prediction: str, reference: str) -> dict[str, float]:
+        prediction, reference = cap_words(normalise(prediction)), cap_words(normalise(reference))
         # rouge_score splits rougeLsum on "\n": give it one sentence per line.
         scores = self._scorer.score("\n".join(split_sentences(reference)), "\n".join(split_sentences(prediction)))
         return {key: 100.0 * scores[key].fmeasure for key in ROUGE_KEYS}

@@ -57,7 +57,9 @@ def unknown_characters(tokenizer: Any, characters: Iterable[str]) -> list[str]:
     candidates = sorted({c for c in characters if not c.isspace() and unicodedata.category(c) != "Cc"})
     if not candidates:
         return []
-    encoded = tokenizer(candidates, add_special_tokens=False)["input_ids"]
+    from core.encoding import tokenize
+
+    encoded = tokenize(tokenizer, candidates, add_special_tokens=False)["input_ids"]
     return [c for c, ids in zip(candidates, encoded) if unk in ids]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.encoding import tokenize
 from core.vocabulary import (
     character_counts,
     decode_texts,
@@ -63,7 +64,7 @@ def coverage_report(tokenizer: Any, articles: list[str], summaries: list[str] | 
     report.articles_with_unknown, report.article_tokens_unknown = _unknown_shares(tokenizer, articles, unk)
     if summaries:
         report.summaries_with_unknown, report.summary_tokens_unknown = _unknown_shares(tokenizer, summaries, unk)
-        ids = tokenizer(summaries)["input_ids"]
+        ids = tokenize(tokenizer, summaries)["input_ids"]
         decoded = decode_texts(tokenizer, ids)
         exact = sum(out == normalise_whitespace(text) for out, text in zip(decoded, summaries))
         report.summary_round_trip = exact / len(summaries)
@@ -73,7 +74,7 @@ def coverage_report(tokenizer: Any, articles: list[str], summaries: list[str] | 
 def _unknown_shares(tokenizer: Any, texts: list[str], unk: int | None) -> tuple[float, float]:
     if not texts or unk is None:
         return 0.0, 0.0
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encoded = tokenize(tokenizer, texts, add_special_tokens=False)["input_ids"]
     with_unknown = sum(unk in ids for ids in encoded)
     unknown = sum(ids.count(unk) for ids in encoded)
     total = sum(len(ids) for ids in encoded)

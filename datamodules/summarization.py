@@ -15,7 +15,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from core.encoding import CHARS_PER_TOKEN_CAP, check_template_fits, encode_articles
+from core.encoding import CHARS_PER_TOKEN_CAP, check_template_fits, encode_articles, tokenize
 from core.errors import ResumenError
 from core.loading import load_tokenizer
 from core.prompts import SUMMARY_TEMPLATE, validate_template
@@ -302,7 +302,7 @@ class SummarizationDataModule(L.LightningDataModule):
             features.pop("truncated")
             if summary_column and split != "predict":
                 targets = [text[:char_cap] for text in batch[summary_column]]
-                features["labels"] = tokenizer(text_target=targets, max_length=max_target, truncation=True)["input_ids"]
+                features["labels"] = tokenize(tokenizer, text_target=targets, max_length=max_target, truncation=True)["input_ids"]
                 features["target_length"] = [len(ids) for ids in features["labels"]]
             if summary_column:  # predict keeps a reference when the row has one (null otherwise)
                 features["reference"] = [text if isinstance(text, str) and text.strip() else None for text in batch[summary_column]]
@@ -395,6 +395,17 @@ class SummarizationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", self.eval_batch_size, sampler=self._longest_first("predict"))
+
+    def predict_rows(self) -> int:
+        """How many inputs ``predict`` has (after setup)."""
+        return len(self.datasets["predict"])
+
+    def skip_predict_rows(self, done: set[int]) -> None:
+        """Leave out the inputs (by ``index``) an interrupted ``predict`` already wrote: a rerun continues."""
+        if done and "predict" in self.datasets:
+            self.datasets["predict"] = self.datasets["predict"].filter(
+                lambda batch: [index not in done for index in batch["index"]], batched=True, desc="Skipping done inputs"
+            )
 
 
 def _texts(selected: Any):

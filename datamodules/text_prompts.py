@@ -7,6 +7,8 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader
 
+from core.encoding import tokenize
+
 
 def prompt_loader(
     prompts: list[str],
@@ -29,8 +31,8 @@ def prompt_loader(
         tokenizer.padding_side = padding_side
         try:
             batch = dict(
-                tokenizer(
-                    list(texts), return_tensors="pt", padding=True, truncation=max_length is not None,
+                tokenize(
+                    tokenizer, list(texts), return_tensors="pt", padding=True, truncation=max_length is not None,
                     max_length=max_length,
                 )
             )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,45 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from core.errors import ResumenError
-from core.files import atomic_directory, atomic_file, remove_stale_temporaries
+from core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
 from core.prompts import SUMMARY_TEMPLATE
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from lightning_modules.lora import ADAPTER_DIR, base_reference, export_copy
 from lightning_modules.model_card import CARD_FILE, add_test_results, build_card
 from lightning_modules.run_files import run_dir
+
+
+# What an export holds (save_pretrained of a model and its tokenizer, the card, the adapter, the CTranslate2 copy):
+# only a directory holding nothing else may be replaced by a new export.
+EXPORT_FILE = re.compile(
+    r"(config|generation_config|tokenizer|tokenizer_config|special_tokens_map|added_tokens|trained_with|"
+    r"model\.safetensors\.index|preprocessor_config)\.json|model(-\d{5}-of-\d{5})?\.safetensors|spiece\.model|"
+    r"vocab\.(json|txt)|merges\.txt|README\.md|chat_template\.jinja|\..*\.(tmp|old)-.*"
+)
+EXPORT_SUBDIRECTORIES = {"adapter", "ctranslate2"}
+
+
+def check_export_target(target: Path, overwrite: bool, option: str = "--export.dirpath") -> None:
+    """Refuse to write an export where it would delete anything but a previous export."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ResumenError(f"export path '{target}' is a file, not a directory: choose another {option}.")
+    entries = sorted(target.iterdir())
+    if not entries:
+        return
+    foreign = [e.name for e in entries if not (EXPORT_FILE.fullmatch(e.name) if e.is_file() else e.name in EXPORT_SUBDIRECTORIES)]
+    if foreign:
+        raise ResumenError(
+            f"export directory '{target}' holds {', '.join(repr(n) for n in foreign[:3])}"
+            f"{' and more' if len(foreign) > 3 else ''}, which no export writes: an export replaces the whole "
+            f"directory, so it only replaces a previous export. Choose an empty or new {option}."
+        )
+    if not overwrite:
+        raise ResumenError(
+            f"export directory '{target}' already holds an export: choose another {option} or pass "
+            f"{'--export.overwrite=true' if option == '--export.dirpath' else '--overwrite'} to replace it when this run finishes."
+        )
 
 
 class HFExport(Callback):
@@ -45,11 +80,7 @@ class HFExport(Callback):
         if trainer.is_global_zero:
             remove_stale_temporaries(target.parent)
         resuming_this_run = self.resuming and self.dirpath is None  # a resumed run replaces its own export
-        if target.exists() and any(target.iterdir()) and not self.overwrite and not resuming_this_run:
-            raise ResumenError(
-                f"export directory '{target}' already holds files (a previous export?): choose another "
-                "--export.dirpath or pass --export.overwrite=true to replace it when this run finishes."
-            )
+        check_export_target(target, self.overwrite or resuming_this_run)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.interrupted:
@@ -112,6 +143,7 @@ def export_model(
     lora = getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled
     # LoRA: one copy with the best weights is saved as the adapter, then merged into a plain model (no peft needed)
     model = export_copy(pl_module.model, state_dict, base_reference(hp.model_name_or_path)) if lora else pl_module.model
+    check_export_target(target, overwrite=True)  # again: something else may have been written there since setup
     with atomic_directory(target) as tmp:
         if lora:
             save_adapter(model, pl_module.tokenizer, tmp / ADAPTER_DIR, prompt_template)
@@ -153,41 +185,158 @@ def recipe_settings(hparams: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 
 class JsonlPredictionWriter(BasePredictionWriter):
-    """Write ``predict`` outputs as JSONL, one line per input, in input order, each input exactly once."""
+    """Write ``predict`` outputs as JSONL, one line per input, in input order, each input exactly once.
+
+    Every finished batch is appended at once to a partial file beside the output (``.<name>.partial-<rank>``,
+    fsynced), so a kill, a full disk or a stop by signal keeps what was done: the same command run again skips
+    those inputs and continues. The output itself is written atomically when every input is done.
+    """
 
     def __init__(self, output_path: str | None = None) -> None:
         """Prediction file settings.
 
         Args:
-            output_path: JSONL file to write; defaults to ``<run dir>/predictions.jsonl``. Written to a temporary
-                name and renamed when complete.
+            output_path: JSONL file to write; defaults to ``<run dir>/predictions.jsonl``. Must not be the input
+                file or a directory. Partial results sit beside it until every input is done.
         """
-        super().__init__(write_interval="epoch")
+        super().__init__(write_interval="batch")
         self.output_path = output_path
         self.written_to: Path | None = None
+        self.path: Path | None = None
+        self.done = 0
+        self.total = 0
+        self._fingerprint = ""
 
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, batch_indices: Any) -> None:
-        rows = [row for batch in _flatten_batches(predictions) for row in batch]
-        if trainer.world_size > 1:
-            import torch.distributed as dist
+    # ------------------------------------------------------------------------------------------- partials
+    def _partials(self) -> list[Path]:
+        assert self.path is not None
+        return sorted(self.path.parent.glob(f".{self.path.name}.partial-*"))
 
-            gathered: list[Any] = [None] * trainer.world_size
-            dist.all_gather_object(gathered, rows)
-            rows = [row for part in gathered for row in part]
-        unique = {row["index"]: row for row in rows}  # the distributed sampler repeats some inputs
-        path = Path(self.output_path) if self.output_path else run_dir(trainer) / "predictions.jsonl"
+    def _partial(self, rank: int) -> Path:
+        assert self.path is not None
+        return self.path.with_name(f".{self.path.name}.partial-{rank}")
+
+    def _read_partials(self) -> dict[int, dict]:
+        """Rows of the partial files written for this same job (other jobs' partials are set aside)."""
+        rows: dict[int, dict] = {}
+        for partial in self._partials():
+            lines = partial.read_text(encoding="utf-8").split("\n")
+            try:
+                header = json.loads(lines[0])
+            except (ValueError, IndexError):
+                header = {}
+            if header.get("resumen_partial") != self._fingerprint:
+                continue
+            for line in lines[1:]:
+                try:
+                    row = json.loads(line)
+                except ValueError:  # the line a kill cut short
+                    continue
+                rows[int(row["index"])] = row
+        return rows
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "predict":
+            return
+        self.path = Path(self.output_path) if self.output_path else run_dir(trainer) / "predictions.jsonl"
+        check_prediction_output(self.path, getattr(trainer.datamodule, "hparams", {}).get("predict_file"))
+        self._fingerprint = _job_fingerprint(trainer, pl_module)
         if trainer.is_global_zero:
-            remove_stale_temporaries(path.parent)
-            with atomic_file(path) as handle:
-                for index in sorted(unique):
-                    row = {k: v for k, v in unique[index].items() if k != "index"}
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            rank_zero_info(f"Wrote {len(unique)} predictions to {path}")
-        self.written_to = path
+            remove_stale_temporaries(self.path.parent)
+        trainer.strategy.barrier()
+        done = self._read_partials()
+        datamodule = trainer.datamodule
+        self.total = datamodule.predict_rows() if hasattr(datamodule, "predict_rows") else 0
+        if done and hasattr(datamodule, "skip_predict_rows"):
+            rank_zero_info(f"Continuing an interrupted predict: {len(done)} of {self.total} inputs are already in "
+                           f"{self._partials()[0].parent}, {self.total - len(done)} to go.")
+            datamodule.skip_predict_rows(set(done))
+        stale = [p for p in self._partials() if not self._belongs(p)]
+        if trainer.is_global_zero:
+            for partial in stale:  # another job's partial results (other input, model or settings)
+                rank_zero_warn(f"set aside {partial}: it holds predictions of another input, model or setting.")
+                partial.rename(partial.with_name(partial.name.replace(".partial-", ".stale-")))
+        self.done = len(done)
+        trainer.strategy.barrier()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_to_last_line(self._partial(trainer.global_rank))  # a write a kill or a full disk cut short
+        with open(self._partial(trainer.global_rank), "a", encoding="utf-8") as handle:
+            if handle.tell() == 0:
+                handle.write(json.dumps({"resumen_partial": self._fingerprint}) + "\n")
+
+    def _belongs(self, partial: Path) -> bool:
+        try:
+            first = partial.read_text(encoding="utf-8").split("\n", 1)[0]
+            return json.loads(first).get("resumen_partial") == self._fingerprint
+        except (OSError, ValueError):
+            return False
+
+    # ---------------------------------------------------------------------------------------------- writes
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+        partial = self._partial(trainer.global_rank)
+        try:
+            with open(partial, "a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in prediction))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise write_failure(partial, error) from error
+        self.done += len(prediction)
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.strategy.barrier()  # every rank's partial file is complete
+        if trainer.is_global_zero:
+            self._write_output()
+        trainer.strategy.barrier()
+        self.written_to = self.path
+
+    def _write_output(self) -> None:
+        assert self.path is not None
+        rows = self._read_partials()  # the distributed sampler repeats some inputs: one row per index
+        with atomic_file(self.path) as handle:
+            for index in sorted(rows):
+                handle.write(json.dumps({k: v for k, v in rows[index].items() if k != "index"}, ensure_ascii=False) + "\n")
+        for partial in self._partials():
+            partial.unlink(missing_ok=True)
+        rank_zero_info(f"Wrote {len(rows)} predictions to {self.path}")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.path is None or not trainer.predicting or not self._partials():
+            return
+        rank_zero_info(
+            f"predict stopped after {self.done} of {self.total} inputs; they are kept in {self._partial(0)}"
+            f"{' (one file per rank)' if trainer.world_size > 1 else ''}. Run the same command again to continue "
+            f"from there; {self.path} is written when every input is done."
+        )
 
 
-def _flatten_batches(predictions: Any) -> list[list[dict]]:
-    """Lightning nests predictions per dataloader only when there are several."""
-    if predictions and isinstance(predictions[0], list) and predictions[0] and isinstance(predictions[0][0], list):
-        return [batch for loader in predictions for batch in loader]
-    return list(predictions)
+def _cut_to_last_line(path: Path) -> None:
+    """Drop a last line written only in part, so that appended rows start on a line of their own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def check_prediction_output(path: Path, predict_file: str | None) -> None:
+    """Refuse, before any work, an output that is a directory or the input itself (it would be overwritten)."""
+    if path.is_dir():
+        raise ResumenError(f"the predictions output '{path}' is a directory: pass a file path (e.g. {path / 'predictions.jsonl'}).")
+    if predict_file and path.resolve() == Path(predict_file).resolve():
+        raise ResumenError(f"the predictions output '{path}' is the input file: it would be overwritten. Write elsewhere.")
+
+
+def _job_fingerprint(trainer: L.Trainer, module: L.LightningModule) -> str:
+    """What makes two predict runs the same job: inputs, model, checkpoint and settings."""
+    import hashlib
+
+    parts: dict[str, Any] = {"data": dict(getattr(trainer.datamodule, "hparams", {}) or {}), "model": dict(module.hparams)}
+    for name in ("predict_file",):
+        path = parts["data"].get(name)
+        if path and Path(path).is_file():
+            parts[f"{name}_stat"] = [Path(path).stat().st_size, Path(path).stat().st_mtime_ns]
+    checkpoint = trainer.ckpt_path
+    parts["checkpoint"] = [str(checkpoint), Path(checkpoint).stat().st_mtime_ns] if checkpoint and Path(checkpoint).exists() else None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -43,9 +43,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint_file(path)
 
 
+_CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files already checked by this process
+
+
 def check_checkpoint_file(path: str | Path) -> None:
-    """Refuse a file that is not an intact torch checkpoint (a text file, a truncated copy, a flipped bit)."""
+    """Refuse a file that is not an intact torch checkpoint (a text file, a truncated copy, a flipped bit).
+
+    The CRC pass reads the whole file, so a file checked once (and not changed since) is not read again.
+    """
     path = Path(path)
+    if path.is_file():
+        stamp = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
+        if stamp in _CHECKED:
+            return
     if not path.exists():
         raise ResumenError(f"checkpoint '{path}' does not exist: pass a .ckpt file or a sharded checkpoint directory.")
     if not path.is_file():
@@ -65,6 +75,7 @@ def check_checkpoint_file(path: str | Path) -> None:
             f"checkpoint '{path}' is corrupted (checksum mismatch in '{damaged}'): use another checkpoint (the best-*.ckpt, "
             "or an earlier last.ckpt) or copy it again."
         )
+    _CHECKED.add(stamp)
 
 
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:

@@ -1,12 +1,17 @@
-"""The global random states (torch, CUDA, Python, NumPy) as plain values a ``weights_only`` checkpoint can hold."""
+"""The global random states (torch, CUDA, Python, NumPy): every rank's, saved in checkpoints as plain values a
+``weights_only`` load accepts, and this rank's restored right before the first training step after a resume, so
+dropout draws what the uninterrupted run drew (on every rank: each has its own stream)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 
 
 def rng_states() -> dict[str, Any]:
@@ -28,3 +33,39 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(state), gauss))
     kind, keys, position, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+
+
+class RandomState(Callback):
+    """Save every rank's random generators in each checkpoint; restore this rank's before the next training step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saved: list[dict[str, Any]] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        # Called on every rank while a checkpoint is built, so the gather is a collective all ranks take part in.
+        states = rng_states()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, states)
+            return {"per_rank": gathered}
+        return {"per_rank": [states]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._saved = list(state_dict.get("per_rank") or []) or None
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._saved is None and checkpoint.get("rng_states"):  # written before per-rank states existed
+            self._saved = [checkpoint["rng_states"]]
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._saved is None:
+            return
+        saved, self._saved = self._saved, None
+        rank = trainer.global_rank
+        if len(saved) != trainer.world_size:
+            rank_zero_warn(
+                f"the checkpoint holds the random states of {len(saved)} rank(s) and this run has {trainer.world_size}: "
+                "each rank continues from the first rank's, so dropout will differ from the interrupted run's."
+            )
+        set_rng_states(saved[rank] if len(saved) == trainer.world_size else saved[0])

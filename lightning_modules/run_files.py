@@ -1,15 +1,27 @@
-"""Where a run's files live: ``runs/<name>/version_N/`` with ``checkpoints/`` inside."""
+"""Where a run's files live (``runs/<name>/version_N/``, the paths in ``core.runs.RunLayout``) as the trainer and
+its loggers see them, and the run's config written atomically."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+from lightning.pytorch.cli import SaveConfigCallback
+
+from core.files import atomic_file
+from core.runs import RunLayout
+from lightning_modules import compat
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The directory of this run's logs (``runs/<name>/version_N``), or the trainer's root without a logger."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's directory (``runs/<name>/version_N``, also for a command logging in ``version_N/test``), or the
+    trainer's root without a logger."""
+    return run_layout(trainer).directory
+
+
+def run_layout(trainer: L.Trainer) -> RunLayout:
+    return RunLayout.of_log_dir(Path(trainer.log_dir or trainer.default_root_dir))
 
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:
@@ -19,20 +31,18 @@ def checkpoint_dir(trainer: L.Trainer) -> Path:
     return Path(dirpath) if dirpath else run_dir(trainer) / "checkpoints"
 
 
-def share_run_directory(loggers: list) -> None:
-    """Loggers writing under the same ``save_dir/name`` log into one ``version_N``, the first logger's.
+def fixed_version(trainer: L.Trainer) -> int | str | None:
+    """The version the config gives the logger (``trainer.logger.init_args.version``), if any."""
+    return compat.logger_version(trainer.logger) if trainer.logger is not None else None
 
-    Each Lightning logger picks its own next version, so TensorBoard + CSV in one place would split a run over
-    version_0 and version_1; the run's files (config, checkpoints, export) live in the first logger's.
-    """
-    first = loggers[0] if loggers else None
-    if first is None or getattr(first, "root_dir", None) is None or not hasattr(first, "_get_next_version"):
-        return
-    # not first.version: that would fix the first logger's version now, before a resume can choose the run's
-    version = first._version if first._version is not None else first._get_next_version()
-    for logger in loggers[1:]:
-        if hasattr(logger, "_version") and getattr(logger, "root_dir", None) == first.root_dir:
-            logger._version = version
+
+def use_run_version(trainer: L.Trainer, version: int | str) -> None:
+    """Every logger writing under the first one's ``save_dir/name`` logs into ``version_N`` (TensorBoard + CSV: one
+    run directory, not two), before any of them creates its directory."""
+    first = trainer.logger
+    for logger in trainer.loggers:
+        if getattr(logger, "root_dir", None) == getattr(first, "root_dir", None) and hasattr(logger, "_version"):
+            compat.set_logger_version(logger, version)
 
 
 def keep_csv_history(logger) -> None:
@@ -54,3 +64,20 @@ def keep_csv_history(logger) -> None:
         return
     writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))
     writer.metrics = [{key: value for key, value in row.items() if value != ""} for row in rows] + writer.metrics
+
+
+class RunConfigWriter(SaveConfigCallback):
+    """Write the command's resolved config into the run directory, atomically (a kill mid-write leaves the previous
+    file): ``config.yaml`` for ``fit`` (what a resume compares), ``config.<command>.yaml`` for the others, so that
+    testing a run never rewrites the config it was trained with."""
+
+    def __init__(self, parser: Any, config: Any, config_filename: str = "config.yaml", overwrite: bool = False,
+                 multifile: bool = False, save_to_log_dir: bool = False) -> None:
+        super().__init__(parser, config, config_filename, overwrite, multifile, save_to_log_dir=False)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # rank 0 only (Lightning's rule for save_config): the logger's own directory, no collective
+        logger = trainer.logger
+        directory = Path(logger.log_dir) if logger is not None and logger.log_dir else Path(trainer.default_root_dir)
+        with atomic_file(RunLayout.of_log_dir(directory).command_config(stage)) as handle:
+            handle.write(self.parser.dump(self.config, skip_none=False))

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from core.files import atomic_file
 from core.rouge import CONFIDENCE, RESAMPLES, SEED
+from lightning_modules import compat
 from lightning_modules.best_checkpoint import checkpoint_rank
 from lightning_modules.run_files import run_dir
 
@@ -121,7 +122,7 @@ class RunReport(Callback):
         metrics = {f"hp/{name}": 0.0 for name in HPARAM_METRICS}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment._get_file_writer()  # SummaryWriter.add_hparams would open a new run dir
+                writer = compat.tensorboard_file_writer(logger)
                 for summary in hparams(params, metrics):
                     writer.add_summary(summary)
 

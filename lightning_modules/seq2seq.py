@@ -20,10 +20,10 @@ from core.errors import ResumenError
 from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
 from core.rouge import Interval, rouge_intervals
 from core.vocabulary import Vocabulary, decode_texts
+from lightning_modules import compat
 from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
-from lightning_modules.rng import rng_states, set_rng_states
 
 
 class Seq2SeqSummarizer(L.LightningModule):
@@ -102,8 +102,9 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.save_hyperparameters(ignore=["lora"])
         self.hparams["lora"] = self.lora.as_dict()  # plain values: checkpoints load with weights_only=True
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
-        self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        # the tokenizer first: a broken tokenizer.json is reported before any weights load
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
         check_vocab_fits(model_name_or_path, tokenizer, self.model)
         # The one tokenizer: the CLI hands this object to the data module (connect), so both use the same ids.
         self.vocabulary = Vocabulary(tokenizer)
@@ -119,7 +120,6 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x ROUGE_KEYS), index order
         self._generated_this_epoch = 0
         self._text_samples: list[tuple[str, str, str]] = []
-        self._rng_to_restore: dict[str, Any] | None = None
         self._lora_applied = False
         self._compiled = False
         self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
@@ -219,15 +219,12 @@ class Seq2SeqSummarizer(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         if getattr(datamodule, "prompt_template", None):  # travels to exports made later from this checkpoint
             checkpoint["prompt_template"] = datamodule.prompt_template
-        checkpoint["rng_states"] = rng_states()  # dropout after a resume draws what the uninterrupted run drew
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
         self.use_added_characters(checkpoint.get("added_characters", []))  # before Lightning loads the weights
         self.adopt_lora(checkpoint)
         check_same_shapes(checkpoint.get("state_dict", {}), self.state_dict(), self.hparams.model_name_or_path)
-        # Restored right before the next training step, where the uninterrupted run stood when this was saved.
-        self._rng_to_restore = checkpoint.get("rng_states")
 
     def adopt_lora(self, checkpoint: dict[str, Any]) -> None:
         """A LoRA checkpoint brings its LoRA settings (``test --ckpt_path best`` needs no --model.lora flags)."""
@@ -273,7 +270,7 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     def _logged_step(self) -> bool:
         """Whether Lightning writes the logs after this step (every ``log_every_n_steps``)."""
-        return bool(self._trainer is not None and self.trainer._logger_connector.should_update_logs)
+        return self._trainer is not None and compat.should_update_logs(self.trainer)
 
     def check_finite_loss(self) -> None:
         """Stop with advice when a loss since the last check was NaN or infinite (one host read)."""
@@ -287,9 +284,6 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._checked_until = self.global_step + 1  # the steps up to this one were finite
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if self._rng_to_restore is not None:
-            set_rng_states(self._rng_to_restore)
-            self._rng_to_restore = None
         if self._throughput_started is None:
             self._throughput_started = time.perf_counter()
 

@@ -49,8 +49,16 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
     if subcommand in (None, "fit"):
         check_data_source(config.data, predicting=False)
         check_fit_settings(config, rank_zero_warn)
-    elif subcommand == "predict" and config.data.predict_file:
-        check_data_source(config.data, predicting=True)
+    elif subcommand == "predict":
+        if config.data.predict_file:
+            check_data_source(config.data, predicting=True)
+        output = config.get("predictions", {}).get("output_path")
+        if output:
+            from pathlib import Path
+
+            from lightning_modules.callbacks import check_prediction_output
+
+            check_prediction_output(Path(output), config.data.predict_file)
     choose_precision_if_unset(config.trainer)
     name = config.model.model_name_or_path
     model_config = load_config(name, config.model.trust_remote_code)  # read once: the model reuses it

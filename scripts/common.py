@@ -33,6 +33,7 @@ def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> l
 
     Lines end only at ``\n`` (a U+2028 or a form feed inside an article stays in it), and input must be UTF-8 text.
     """
+    check_output(args)
     texts = [t for t in args.texts if t != "-"]
     for number, text in enumerate(texts, start=1):
         if not text.strip():
@@ -49,6 +50,17 @@ def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> l
             raise ResumenError("no input: pass texts as arguments, --file FILE, or '-' to read stdin.")
         texts = list(default)
     return texts
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """``--output`` must be a file that is not the input (it would be overwritten): refused before any model loads."""
+    output = getattr(args, "output", None)
+    if not output:
+        return
+    if Path(output).is_dir():
+        raise ResumenError(f"--output '{output}' is a directory: pass a file path (e.g. {Path(output) / 'results.jsonl'}).")
+    if getattr(args, "file", None) and Path(output).resolve() == Path(args.file).resolve():
+        raise ResumenError(f"--output '{output}' is the input file given with --file: it would be overwritten. Write elsewhere.")
 
 
 def _lines(raw: bytes, source: str) -> list[str]:

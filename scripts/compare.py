@@ -86,8 +86,14 @@ def one_model(name: str, run) -> list[dict]:
     instead of losing the other models' results."""
     try:
         rows = run()
-    except Exception as error:  # noqa: BLE001 - each model is independent: report it and go on
-        message = str(error) if isinstance(error, ResumenError) else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - each model is independent (a Rust panic too): report it, go on
+        from core.errors import error_chain
+
+        user_error = next((e for e in error_chain(error) if isinstance(e, ResumenError)), None)
+        text = str(error).strip()
+        message = str(user_error) if user_error else f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
         print(f"error: {name}: {message}", file=sys.stderr)
         rows = [{"model": name, "error": message}]
     release_memory()

@@ -39,13 +39,12 @@ def main(argv: list[str] | None = None) -> Path:
 
     from core.errors import ResumenError
     from core.prompts import SUMMARY_TEMPLATE, validate_template
-    from lightning_modules.callbacks import export_model
+    from lightning_modules.callbacks import check_export_target, export_model
     from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict, saved_module_settings
     from lightning_modules.seq2seq import Seq2SeqSummarizer
 
     output = Path(args.output)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise ResumenError(f"'{output}' already holds files: choose another --output or pass --overwrite.")
+    check_export_target(output, args.overwrite, option="--output")
     checkpoint = load_full_checkpoint(args.checkpoint)
     # What the checkpoint says about the module, minus what could choose code: trust_remote_code is this command's.
     settings = saved_module_settings(checkpoint)

@@ -1,22 +1,22 @@
-"""Which checkpoint a command uses: the run ``fit --ckpt_path last|auto`` resumes (the newest one of the same
-configuration, never another), and the best checkpoint ``validate``/``test``/``predict`` evaluate.
+"""Which run directory and which checkpoint a command uses, decided once by rank 0 and shared with every rank.
 
-A run is ``runs/<name>/version_N/`` with the ``config.yaml`` LightningCLI saved and ``checkpoints/last.ckpt``.
+``fit`` starts a new run (a ``version_N`` claimed atomically) or, with ``--ckpt_path last|auto``, resumes the newest
+run of the same configuration into its own directory; either way the run is locked while it trains.
+``validate``/``test``/``predict`` of a fitted run write into that run's directory; a model that was not fitted here
+(``--ckpt_path pretrained``, a checkpoint from elsewhere) gets a new directory.
+
 Two runs are of the same configuration when their resolved configs agree on everything except the settings in
-:data:`FREE_ON_RESUME` (how long to train, on what hardware, how to log).
+:data:`FREE_ON_RESUME` (how long to train, on what hardware, how to log), and the checkpoint's own model and data
+settings agree with this command's too (a hand-edited ``config.yaml`` does not hide a change).
 """
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.errors import ResumenError
+from core.runs import RunLayout, claim_new_run, list_runs, lock_run
 
 # Dotted prefixes that may differ between a run and its resumption.
 FREE_ON_RESUME = (
@@ -46,18 +46,11 @@ FREE_ON_RESUME = (
     "data.preprocessing_num_workers",
     "data.cache_dir",
     "last_checkpoint",
+    "stop",
     "export",
     "predictions",
     "report",
 )
-
-
-@dataclass
-class Run:
-    directory: Path
-    version: int | str
-    last: Path
-    config: dict[str, Any]
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -69,6 +62,10 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: config}
 
 
+def _free(key: str) -> bool:
+    return any(key == free or key.startswith(free + ".") for free in FREE_ON_RESUME)
+
+
 def differences(saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
     """Settings that differ (dotted name, saved value, current value), ignoring those free on resume.
 
@@ -78,7 +75,7 @@ def differences(saved: dict[str, Any], current: dict[str, Any], defaults: dict[s
     saved_flat, current_flat, default_flat = flatten(saved), flatten(current), flatten(defaults or {})
     found = []
     for key in sorted(set(saved_flat) | set(current_flat)):
-        if any(key == free or key.startswith(free + ".") for free in FREE_ON_RESUME):
+        if _free(key):
             continue
         before = saved_flat[key] if key in saved_flat else default_flat.get(key)
         if before != current_flat.get(key):
@@ -86,57 +83,89 @@ def differences(saved: dict[str, Any], current: dict[str, Any], defaults: dict[s
     return found
 
 
-def _version_key(directory: Path) -> tuple[int, float]:
-    match = re.fullmatch(r"version_(\d+)", directory.name)
-    return (int(match.group(1)) if match else -1, directory.stat().st_mtime)
+def checkpoint_differences(checkpoint: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+    """The checkpoint's own module and data settings against this command's (``model.*`` and ``data.*`` only)."""
+    saved = {
+        "model": {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not str(k).startswith("_")},
+        "data": {k: v for k, v in (checkpoint.get("datamodule_hyper_parameters") or {}).items() if not str(k).startswith("_")},
+    }
+    current_flat = {k: v for k, v in flatten(current).items() if k.startswith(("model.", "data."))}
+    saved_flat = flatten(saved)
+    found = []
+    for key in sorted(set(saved_flat) & set(current_flat)):  # link targets (data.tokenizer_name) are not in the dump
+        if not _free(key) and saved_flat[key] != current_flat[key]:
+            found.append((key, saved_flat[key], current_flat[key]))
+    for key in sorted(set(current_flat) - set(saved_flat)):  # options added since the checkpoint: their defaults
+        if not _free(key) and key in flatten(defaults or {}) and flatten(defaults or {})[key] != current_flat[key]:
+            found.append((key, flatten(defaults or {})[key], current_flat[key]))
+    return found
 
 
-def runs_with_checkpoint(root: Path, checkpoint_dirpath: str | None, only: str | None = None) -> list[Run]:
-    """Runs under ``root`` that have a saved config and a ``last.ckpt``, newest first."""
-    if not root.is_dir():
-        return []
-    directories = [root / only] if only else [d for d in root.iterdir() if d.is_dir() and d.name.startswith("version_")]
-    runs = []
-    for directory in sorted(directories, key=_version_key, reverse=True):
-        last = (Path(checkpoint_dirpath) if checkpoint_dirpath else directory / "checkpoints") / "last.ckpt"
-        config_file = directory / "config.yaml"
-        if last.is_file() and config_file.is_file():
-            version: int | str = int(directory.name[8:]) if re.fullmatch(r"version_\d+", directory.name) else directory.name
-            config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-            runs.append(Run(directory, version, last, config))
-    return runs
+def _shown(changed: list[tuple[str, Any, Any]]) -> str:
+    shown = "; ".join(f"{key}: {saved!r} there, {now!r} now" for key, saved, now in changed[:3])
+    return shown + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")
 
 
-def choose_run(runs: list[Run], current: dict[str, Any], mode: str, root: Path, defaults: dict[str, Any] | None = None) -> Run | None:
+def runs_with_last_checkpoint(root: Path, checkpoint_dirpath: str | None, only: str | None = None) -> list[tuple[RunLayout, Path, dict]]:
+    """``(run, last.ckpt, saved config)`` of the runs under ``root`` that can be resumed, newest first. A run whose
+    ``config.yaml`` cannot be read is skipped with a warning (one damaged old run does not block the others)."""
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    runs = [RunLayout(root / only)] if only else list(reversed(list_runs(root)))
+    found = []
+    for run in runs:
+        last = (Path(checkpoint_dirpath) if checkpoint_dirpath else run.checkpoints) / "last.ckpt"
+        if not last.is_file():
+            continue
+        config = run.read_config(warn=rank_zero_warn)
+        if config is not None:
+            found.append((run, last, config))
+    return found
+
+
+def _configuration_mismatch(last: Path, config: dict, current: dict, defaults: dict | None) -> tuple[list, dict | None]:
+    """What differs from the saved run (its config first, then its checkpoint's own settings), and the checkpoint's
+    metadata when it was read (checked and opened once here)."""
+    from lightning_modules.checkpoints import check_any_checkpoint, read_checkpoint_metadata
+
+    changed = differences(config, current, defaults)
+    if changed:
+        return changed, None
+    check_any_checkpoint(last)
+    metadata = read_checkpoint_metadata(last)
+    return checkpoint_differences(metadata, current, defaults), metadata
+
+
+def choose_run(candidates: list[tuple[RunLayout, Path, dict]], current: dict, mode: str, root: Path, defaults: dict | None = None):
     """``last``: the newest run, refused when its configuration differs. ``auto``: the newest run of this
-    configuration, or ``None`` (start a new run). ``defaults``: the values of options a saved run predates."""
+    configuration, or ``None`` (start a new run). Returns ``(run, last.ckpt, checkpoint metadata)``."""
     if mode == "auto":
-        return next((run for run in runs if not differences(run.config, current, defaults)), None)
-    if not runs:
+        for run, last, config in candidates:
+            changed, metadata = _configuration_mismatch(last, config, current, defaults)
+            if not changed:
+                return run, last, metadata
+        return None
+    if not candidates:
         raise ResumenError(
             f"--ckpt_path last: no run under '{root}' has a last.ckpt to resume: start a new run without --ckpt_path "
             "(or use --ckpt_path auto, which resumes when there is something to resume)."
         )
-    newest = runs[0]
-    changed = differences(newest.config, current, defaults)
+    run, last, config = candidates[0]
+    changed, metadata = _configuration_mismatch(last, config, current, defaults)
     if changed:
-        shown = "; ".join(f"{key}: {saved!r} there, {now!r} now" for key, saved, now in changed[:3])
-        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
-        matching = next((run for run in runs if not differences(run.config, current, defaults)), None)
+        matching = next((r for r, _, c in candidates[1:] if not differences(c, current, defaults)), None)
         hint = f" {matching.directory} matches this configuration: pass --ckpt_path {matching.last}." if matching else ""
+        where = "has another configuration" if metadata is None else "has a checkpoint of another configuration"
         raise ResumenError(
-            f"--ckpt_path last: the newest run with a checkpoint, '{newest.directory}', has another configuration "
-            f"({shown}{more}), so it was not resumed. Resume it with its own settings (--config "
-            f"{newest.directory / 'config.yaml'}), or start a new run without --ckpt_path.{hint}"
+            f"--ckpt_path last: the newest run with a checkpoint, '{run.directory}', {where} ({_shown(changed)}), so "
+            f"it was not resumed. Resume it with its own settings (--config {run.config}), or start a new run "
+            f"without --ckpt_path.{hint}"
         )
-    return newest
+    return run, last, metadata
 
 
-def training_finished(checkpoint_path: Path, max_epochs: int | None, max_steps: int) -> str | None:
-    """Why the run saved in this checkpoint has nothing left to train, or ``None``."""
-    import torch
-
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+def training_finished(checkpoint: dict[str, Any], max_epochs: int | None, max_steps: int) -> str | None:
+    """Why the run saved in this checkpoint (its metadata) has nothing left to train, or ``None``."""
     epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
     epochs = checkpoint.get("epoch", 0) + 1 if epochs is None else epochs
     steps = int(checkpoint.get("global_step", 0))
@@ -147,78 +176,90 @@ def training_finished(checkpoint_path: Path, max_epochs: int | None, max_steps: 
     return None
 
 
-def resume_checkpoint(
-    trainer: Any, current: dict[str, Any], checkpoint_dirpath: str | None, mode: str, defaults: dict[str, Any] | None = None,
-) -> tuple[str | None, str | None]:
-    """``(last.ckpt to resume or None for a new run, why the run is already finished or None)``.
+def fit_decision(trainer: Any, current: dict, checkpoint_dirpath: str | None, ckpt_path: str | None, defaults: dict | None) -> dict[str, Any]:
+    """Rank 0's choice for ``fit``: ``{"version", "ckpt_path", "finished", "resumed"}`` (``version`` None: no logger).
 
-    The trainer's logger is pointed at the resumed run's directory, so its logs, checkpoints and export continue there.
+    The run trained in is locked by this process; a new run's directory is claimed first.
     """
     from lightning.pytorch.utilities import rank_zero_info
 
-    from lightning_modules.checkpoints import check_any_checkpoint
+    root = run_root(trainer)
+    if ckpt_path in ("last", "auto"):
+        if root is None:
+            raise ResumenError(f"--ckpt_path {ckpt_path} needs a logger (runs/<name>/version_N) to find the run to resume.")
+        from lightning_modules.run_files import fixed_version
 
-    logger = trainer.logger
-    if logger is None or logger.root_dir is None:
-        raise ResumenError(f"--ckpt_path {mode} needs a logger (runs/<name>/version_N) to find the run to resume.")
-    root = Path(logger.root_dir)
-    explicit = getattr(logger, "_version", None)  # a version set in the config: only that run
-    only = (explicit if isinstance(explicit, str) else f"version_{explicit}") if explicit is not None else None
-    run = choose_run(runs_with_checkpoint(root, checkpoint_dirpath, only), current, mode, root, defaults)
-    if run is None:
+        explicit = fixed_version(trainer)  # a version set in the config: only that run
+        only = (explicit if isinstance(explicit, str) else f"version_{explicit}") if explicit is not None else None
+        chosen = choose_run(runs_with_last_checkpoint(root, checkpoint_dirpath, only), current, ckpt_path, root, defaults)
+        if chosen is not None:
+            run, last, metadata = chosen
+            lock_run(run, "this resume")
+            rank_zero_info(f"Resuming {run.directory} from {last}")
+            finished = training_finished(metadata, trainer.max_epochs, trainer.max_steps)
+            return {"version": run.version, "ckpt_path": str(last), "finished": finished, "resumed": True}
         rank_zero_info(f"--ckpt_path auto: no run of this configuration under {root} to resume; starting a new run.")
-        return None, None
-    check_any_checkpoint(run.last)
-    from lightning.pytorch.loggers import CSVLogger
-
-    from lightning_modules.run_files import keep_csv_history
-
-    for each in trainer.loggers:  # loggers have not made their directories yet: make them the resumed run's
-        if hasattr(each, "_version") and each.root_dir == logger.root_dir:
-            each._version = run.version
-        if isinstance(each, CSVLogger):
-            keep_csv_history(each)
-    for callback in trainer.callbacks:
-        if hasattr(callback, "resuming"):  # the export of the run being resumed may be replaced at its end
-            callback.resuming = True
-    rank_zero_info(f"Resuming {run.directory} from {run.last}")
-    return str(run.last), training_finished(run.last, trainer.max_epochs, trainer.max_steps)
+        ckpt_path = None
+    if root is None:
+        return {"version": None, "ckpt_path": ckpt_path, "finished": None, "resumed": False}
+    run = claim_new_run(root)
+    lock_run(run, "this fit")
+    return {"version": run.version, "ckpt_path": ckpt_path, "finished": None, "resumed": False, "new": True}
 
 
-def evaluation_checkpoint(trainer: Any, ckpt_path: str | None, model_name: str) -> str | None:
-    """The checkpoint ``validate``/``test``/``predict`` load: a given path (checked when the CLI parsed it), the
-    newest run's best (default and ``best``), or none for ``pretrained`` (the model as loaded)."""
+def evaluation_decision(trainer: Any, ckpt_path: str | None, model_name: str) -> dict[str, Any]:
+    """Rank 0's choice for ``validate``/``test``/``predict``: the checkpoint (a given path, the newest run's best by
+    default and for ``best``, none for ``pretrained``) and the run directory its outputs go to."""
     from lightning.pytorch.utilities import rank_zero_info
 
+    root = run_root(trainer)
+    run: RunLayout | None = None
     if ckpt_path == "pretrained":
         rank_zero_info(f"Using the model as loaded from {model_name} (no checkpoint).")
-        return None
-    if ckpt_path and ckpt_path != "best":
-        return ckpt_path
-    best = find_run_checkpoint(trainer, "best-*.ckpt")
-    if best is None:
-        rank_zero_info(
-            f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. "
-            "Pass --ckpt_path to choose one."
-        )
-        return None
-    rank_zero_info(f"Using the best checkpoint {best} (pass --ckpt_path to choose another).")
-    return str(best)
+        ckpt_path = None
+    elif ckpt_path and ckpt_path != "best":
+        run = run_of_checkpoint(Path(ckpt_path))
+    else:
+        best, run = find_best_checkpoint(trainer)
+        if best is None:
+            rank_zero_info(
+                f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. "
+                "Pass --ckpt_path to choose one."
+            )
+            ckpt_path = None
+        else:
+            rank_zero_info(f"Using the best checkpoint {best} (pass --ckpt_path to choose another).")
+            ckpt_path = str(best)
+    if root is not None and (run is None or run.directory.parent.resolve() != root.resolve()):
+        run = claim_new_run(root)  # not a run fitted here: its outputs get a directory of their own
+    return {"version": run.version if run is not None else None, "ckpt_path": ckpt_path, "run": str(run.directory) if run else None}
 
 
-def find_run_checkpoint(trainer: Any, pattern: str) -> Path | None:
-    """The newest checkpoint matching ``pattern`` (the checkpoint dir if set, else the logger's newest run having one)."""
+def run_root(trainer: Any) -> Path | None:
+    """``runs/<name>``: where the logger keeps its ``version_N`` directories (``None`` without a logger)."""
+    logger = trainer.logger
+    return Path(logger.root_dir) if logger is not None and logger.root_dir is not None else None
+
+
+def run_of_checkpoint(path: Path) -> RunLayout | None:
+    """The run a checkpoint belongs to (``.../version_N/checkpoints/x.ckpt``), if it is in one."""
+    parent = path.resolve().parent
+    if parent.name == "checkpoints" and (parent.parent / "config.yaml").is_file():
+        return RunLayout(parent.parent)
+    return None
+
+
+def find_best_checkpoint(trainer: Any) -> tuple[Path | None, RunLayout | None]:
+    """The newest best checkpoint: in the checkpoint dir if one is set, else in the newest run that has one."""
     callback = trainer.checkpoint_callback
     if callback is not None and callback.dirpath:
-        candidates = sorted(Path(callback.dirpath).glob(pattern), key=os.path.getmtime)
-        return candidates[-1] if candidates else None
-    if trainer.logger is None or trainer.logger.root_dir is None:
-        return None
-    root = Path(trainer.logger.root_dir)
-
-    def version(path: Path) -> int:
-        match = re.search(r"version_(\d+)", str(path))
-        return int(match.group(1)) if match else -1
-
-    candidates = sorted(root.glob(f"version_*/checkpoints/{pattern}"), key=lambda p: (version(p), os.path.getmtime(p)))
-    return candidates[-1] if candidates else None
+        best = RunLayout(Path(callback.dirpath).parent).best(Path(callback.dirpath))
+        return best, run_of_checkpoint(best) if best else None
+    root = run_root(trainer)
+    if root is None:
+        return None, None
+    for run in reversed(list_runs(root)):
+        best = run.best()
+        if best is not None:
+            return best, run
+    return None, None

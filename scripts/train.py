@@ -16,17 +16,21 @@ Set RESUMEN_DEBUG=1 (or pass --debug) to see full tracebacks.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 
+from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run  # noqa: E402
 from datamodules.summarization import SummarizationDataModule  # noqa: E402
 from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
@@ -37,13 +41,15 @@ from lightning_modules.checkpoints import (  # noqa: E402
     saved_module_settings,
 )
 from lightning_modules.early_stopping import OptionalEarlyStopping  # noqa: E402
-from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE, LastCheckpoint  # noqa: E402
-from lightning_modules.run_files import share_run_directory  # noqa: E402
+from lightning_modules.graceful_stop import GracefulStop  # noqa: E402
+from lightning_modules.last_checkpoint import LastCheckpoint  # noqa: E402
+from lightning_modules.rng import RandomState  # noqa: E402
+from lightning_modules.run_files import RunConfigWriter, keep_csv_history, use_run_version  # noqa: E402
 from lightning_modules.run_report import RunReport  # noqa: E402
 from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
 from scripts.cli_checks import CKPT_KEYWORDS, CKPT_PATH_HELP, check_before_loading, refuse_optimizer_options  # noqa: E402
 from scripts.cli_support import main_guard  # noqa: E402
-from scripts.resume import evaluation_checkpoint, resume_checkpoint  # noqa: E402
+from scripts.resume import evaluation_decision, fit_decision, run_root  # noqa: E402
 
 CHECKPOINT_DEFAULTS = {
     "checkpoint.monitor": "val/rougeL",
@@ -59,6 +65,7 @@ class ResumenCLI(LightningCLI):
     """LightningCLI where data and model meet: the hooks check, connect and choose checkpoints by delegating."""
 
     _finished_reason: str | None = None
+    _run: RunLayout | None = None  # the run this process decided on (and, for fit, locked)
 
     # ------------------------------------------------------------------------------------------ parsing
     def add_arguments_to_parser(self, parser) -> None:
@@ -68,6 +75,7 @@ class ResumenCLI(LightningCLI):
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(GracefulStop, "stop")
         parser.add_lightning_class_args(OptionalEarlyStopping, "early_stopping")
         parser.add_lightning_class_args(HFExport, "export")
         parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
@@ -111,7 +119,7 @@ class ResumenCLI(LightningCLI):
         super().instantiate_classes()
         # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
         self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
-        share_run_directory(self.trainer.loggers)  # e.g. TensorBoard + CSV: one run directory, not two
+        self.trainer.callbacks.append(RandomState())  # every rank's generators in checkpoints (exact resume)
         strategy = self.trainer.strategy  # checkpoints are written next to their target and renamed into place
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
@@ -119,16 +127,40 @@ class ResumenCLI(LightningCLI):
     # ---------------------------------------------------------------------------------------- commands
     def before_fit(self) -> None:
         kwargs = self._weights_only("fit")
-        ckpt_path = kwargs.get("ckpt_path")
-        if ckpt_path in ("last", "auto"):  # Lightning would look only in this new run's directory
-            parser = self._parser("fit")
-            current = yaml.safe_load(parser.dump(self.config["fit"], skip_none=False))
-            defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_validation=True))
-            checkpoint_dirpath = self.config["fit"].get("checkpoint", {}).get("dirpath")
-            ckpt_path, self._finished_reason = resume_checkpoint(self.trainer, current, checkpoint_dirpath, ckpt_path, defaults)
+        decision = self._shared_decision(lambda: self._fit_decision(kwargs.get("ckpt_path")))
+        kwargs["ckpt_path"] = decision["ckpt_path"]
+        self._finished_reason = decision.get("finished")
+        if decision.get("resumed"):
+            for each in self.trainer.loggers:  # a CSV logger keeps the rows logged before the interruption
+                if isinstance(each, CSVLogger):
+                    keep_csv_history(each)
+            for callback in self.trainer.callbacks:
+                if hasattr(callback, "resuming"):  # the export of the run being resumed may be replaced at its end
+                    callback.resuming = True
+        self._restore_vocabulary(kwargs["ckpt_path"])
+
+    def _fit_decision(self, ckpt_path: str | None) -> dict:
+        parser = self._parser("fit")
+        current = yaml.safe_load(parser.dump(self.config["fit"], skip_none=False))
+        defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False, skip_validation=True))
+        checkpoint_dirpath = self.config["fit"].get("checkpoint", {}).get("dirpath")
         # (a path given on the command line was already checked by _parse_ckpt_path)
-        kwargs["ckpt_path"] = ckpt_path
-        self._restore_vocabulary(ckpt_path)
+        return fit_decision(self.trainer, current, checkpoint_dirpath, ckpt_path, defaults)
+
+    def _shared_decision(self, decide, log_subdir: str | None = None) -> dict:
+        """Rank 0 decides (and locks or claims the run); the other ranks receive its decision, not their own.
+        ``log_subdir``: the command logs in a directory of its own inside the run (``version_N/test``)."""
+        root = run_root(self.trainer)
+        decision = received_decision(root) if root is not None else None
+        if decision is None:
+            decision = decide()
+            if root is not None:
+                share_decision(root, decision)
+            self._run = RunLayout(root / f"version_{decision['version']}") if decision.get("version") is not None else None
+        if decision.get("version") is not None:
+            version = decision["version"] if log_subdir is None else f"version_{decision['version']}/{log_subdir}"
+            use_run_version(self.trainer, version)
+        return decision
 
     def fit(self, model, datamodule=None, ckpt_path=None, weights_only=None, **kwargs) -> None:
         """``Trainer.fit``, unless the run to resume is already finished; a preempted fit exits with 143."""
@@ -137,15 +169,61 @@ class ResumenCLI(LightningCLI):
                 f"Nothing to resume: {Path(ckpt_path).parent.parent} is finished ({self._finished_reason}). "
                 "Raise --trainer.max_epochs (or max_steps) to train it longer; its export is in that directory."
             )
+            self._release_run()
             return
+        self._stopping(self.trainer.fit, model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only, **kwargs)
+
+    def validate(self, **kwargs) -> Any:
+        return self._stopping(self.trainer.validate, **kwargs)
+
+    def test(self, **kwargs) -> Any:
+        return self._stopping(self.trainer.test, **kwargs)
+
+    def predict(self, **kwargs) -> Any:
+        return self._stopping(self.trainer.predict, **kwargs)
+
+    def _stopping(self, command, *args, **kwargs) -> Any:
+        """Run a trainer command, recording the run's status; a stop by signal ends the process with 143 (130 for
+        Ctrl-C) on every rank. A new fit that fails before its first step leaves no run directory behind."""
+        fitting = command == self.trainer.fit
+        run = self._run if fitting else None
+        if run is not None:
+            run.write_status("running")
         try:
-            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only, **kwargs)
+            result = command(*args, **kwargs)
         except SIGTERMException:
-            raise SystemExit(PREEMPTED_EXIT_CODE) from None
+            stop = next((c for c in self.trainer.callbacks if isinstance(c, GracefulStop)), None)
+            if run is not None:
+                run.write_status("preempted", step=self.trainer.global_step)
+            self._release_run()
+            raise SystemExit(stop.exit_code if stop is not None else 143) from None
+        except BaseException as error:
+            if run is not None:
+                if self.trainer.global_step == 0 and not self._resumed_run():
+                    shutil.rmtree(run.directory, ignore_errors=True)  # it trained nothing: no empty run is listed
+                else:
+                    run.write_status("failed", step=self.trainer.global_step, error=str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__)
+            self._release_run()
+            raise
+        if run is not None:
+            run.write_status("finished", step=self.trainer.global_step)
+        self._release_run()
+        return result
+
+    def _resumed_run(self) -> bool:
+        return bool(self.config_init[self.subcommand].get("ckpt_path"))
+
+    def _release_run(self) -> None:
+        if self._run is not None:
+            unlock_run(self._run)
+        forget_decision()
 
     def _evaluate_with_best(self, subcommand: str) -> None:
         kwargs = self._weights_only(subcommand)
-        kwargs["ckpt_path"] = evaluation_checkpoint(self.trainer, kwargs.get("ckpt_path"), self.model.hparams.model_name_or_path)
+        name = self.model.hparams.model_name_or_path
+        decision = self._shared_decision(lambda: evaluation_decision(self.trainer, kwargs.get("ckpt_path"), name), subcommand)
+        self._run = None  # evaluation does not lock the run it writes into
+        kwargs["ckpt_path"] = decision["ckpt_path"]
         self._restore_vocabulary(kwargs["ckpt_path"])
 
     def before_validate(self) -> None:
@@ -214,6 +292,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> ResumenCLI:
         Seq2SeqSummarizer,
         SummarizationDataModule,
         trainer_defaults=trainer_defaults(),
+        save_config_callback=RunConfigWriter,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False},  # a config error is one line (main_guard), not 110 lines of usage
         auto_configure_optimizers=False,  # the module's configure_optimizers is the one (parameter groups, schedule)
@@ -224,7 +303,19 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> ResumenCLI:
 
 def main() -> None:
     """Console entry point: one-line errors, exit code 2."""
-    main_guard(cli_main)
+    try:
+        main_guard(cli_main)
+    finally:
+        end_distributed()
+
+
+def end_distributed() -> None:
+    """Shut the process group down before the interpreter exits: left to interpreter shutdown, gloo's threads were
+    sometimes destroyed while joinable, and the process aborted (SIGABRT) after its work was done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def real_gpt2_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def finished_run(tiny_t5, tmp_path_factory) -> dict:
-    """fit (3 epochs) -> validate -> test -> predict on the demo config, once per session: runs version_0..3."""
+    """fit (3 epochs) -> validate -> test -> predict on the demo config, once per session, all in version_0."""
     from cli_helpers import demo_args, run_train
 
     runs = tmp_path_factory.mktemp("e2e") / "runs"

@@ -61,7 +61,8 @@ def test_validate_and_test_use_the_best_checkpoint(finished_run):
 def test_test_reports_each_rouge_with_a_bootstrap_interval(finished_run):
     test_cli = finished_run["test"]
     tested = test_cli.trainer.callback_metrics
-    run_dir = Path(test_cli.trainer.log_dir)
+    run_dir = Path(test_cli.trainer.log_dir).parent  # logs in version_0/test, results in the fitted run's version_0
+    assert run_dir == finished_run["runs"] / "demo" / "version_0"
     results = json.loads((run_dir / "test_results.json").read_text())
     assert results["examples"] == 5 and results["checkpoint"] == test_cli.trainer.ckpt_path
     assert results["interval"]["confidence"] == 0.95 and results["interval"]["seed"] == 0
@@ -141,8 +142,8 @@ def test_export_script_refuses_bad_input(finished_run, tmp_path):
     best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    with pytest.raises(ResumenError, match="already holds files"):
-        export_main([str(best), "--output", str(tmp_path / "taken")])
+    with pytest.raises(ResumenError, match="holds 'keep.txt', which no export writes"):
+        export_main([str(best), "--output", str(tmp_path / "taken"), "--overwrite"])
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
     with pytest.raises(ResumenError, match="does not exist"):
         export_main([str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "out")])

@@ -37,7 +37,7 @@ def test_ddp_metrics_match_one_process_and_predictions_are_written_once(tiny_t5,
     assert (runs / "demo" / "version_0" / "export" / "model.safetensors").exists()
 
     run_ddp(*demo_args("validate", tiny_t5, runs, f"--ckpt_path={best}", *DDP))
-    ddp_rouge = {key: scalar(runs / "demo" / "version_1", f"val/{key}") for key in ("rouge1", "rougeL", "gen_len")}
+    ddp_rouge = {key: scalar(runs / "demo" / "version_0" / "validate", f"val/{key}") for key in ("rouge1", "rougeL", "gen_len")}
 
     monkeypatch.chdir(ROOT)
     single = run_train(*demo_args("validate", tiny_t5, runs, f"--ckpt_path={best}")).trainer.callback_metrics
@@ -72,3 +72,42 @@ def test_ddp_with_lora_trains_and_exports_merged_model_and_adapter(tiny_t5, tmp_
     assert checkpoint["global_step"] == 3  # 20 articles, batch 4, 2 ranks: 3 steps (the sampler pads to 24)
     assert any(".lora_B." in key for key in checkpoint["state_dict"])
     assert (run / "export" / "model.safetensors").exists() and (run / "export" / "adapter" / "adapter_config.json").exists()
+
+
+def signalled_ddp(args: list[str], step: int, rank: int, target: str, codes: "os.PathLike") -> subprocess.CompletedProcess:
+    """A 2-process run in a process group of its own, sent SIGTERM after ``step`` by ``rank`` (to itself or the group)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SIGNAL="TERM", STEP=str(step), SIGNAL_RANK=str(rank),
+               SIGNAL_TARGET=target, EXIT_CODES=str(codes))
+    return subprocess.run([sys.executable, "tests/signal_at_step.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, start_new_session=True)
+
+
+def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bit_exact(tiny_t5, tmp_path):
+    """The SLURM recipe on a real 2-process CPU run: SIGTERM to rank 1 alone, later to the whole group (what SLURM
+    sends); each time every rank saves at the same step, exits 143, and the resume command is printed once. The
+    resumed run (dropout on, each rank its own random stream) ends with the uninterrupted run's weights, bit for bit."""
+    import torch
+
+    from lightning_modules.checkpoints import load_checkpoint_file
+
+    def args(runs, *extra):
+        return demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", *DDP, *extra)
+
+    reference = tmp_path / "uninterrupted"
+    run_ddp(*args(reference))
+    runs = tmp_path / "runs"
+    last = runs / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+    for step, rank, target in ((1, 1, "self"), (4, 0, "group")):  # 3 steps per epoch on 2 ranks
+        codes = tmp_path / f"exit-codes-{target}"
+        stopped = signalled_ddp(args(runs, *(["--ckpt_path=last"] if last.exists() else [])), step, rank, target, codes)
+        output = stopped.stdout + stopped.stderr
+        assert stopped.returncode == 143, f"{target}: exit {stopped.returncode}: {output[-3000:]}"
+        assert sorted(codes.read_text().split("\n")[:-1]) == ["0 143", "1 143"], f"{target}: every rank exits 143"
+        assert output.count("Resume with: python scripts/train.py fit") == 1, output[-3000:]
+        assert load_checkpoint_file(last)["global_step"] == step + 1  # the ranks agree at the next batch end
+    run_ddp(*args(runs, "--ckpt_path=last"))
+    expected, resumed = (load_checkpoint_file(path / "demo" / "version_0" / "checkpoints" / "last.ckpt") for path in (reference, runs))
+    assert resumed["global_step"] == expected["global_step"] == 6
+    differing = [name for name, tensor in expected["state_dict"].items() if not torch.equal(tensor, resumed["state_dict"][name])]
+    assert not differing, f"the resumed DDP run's weights differ: {differing[:3]}"
+    assert resumed["val_history"] == expected["val_history"]

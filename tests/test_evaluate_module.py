@@ -103,3 +103,33 @@ def test_works_as_seq2seq_trainer_compute_metrics(spanish_rouge, tiny_t5, tmp_pa
     metrics = trainer.evaluate()
     assert {f"eval_{key}" for key in ROUGE_KEYS} <= set(metrics)
     assert all(0 <= metrics[f"eval_{key}"] <= 100 for key in ROUGE_KEYS)
+
+
+@pytest.mark.parametrize(
+    "predictions, references, says",
+    [
+        ("El niño juega.", "el niño juega", "must be a list of strings, not str"),
+        ([], [], "is empty: there is nothing to score"),
+        (["a", "b"], ["a"], "got 2 predictions for 1 references"),
+        ([None], ["a"], "must hold strings only"),
+    ],
+)
+def test_bad_inputs_are_refused_with_what_they_were(spanish_rouge, predictions, references, says):
+    from core.errors import ResumenError
+
+    with pytest.raises(ResumenError, match=says):
+        spanish_rouge.compute(predictions=predictions, references=references, confidence_intervals=True)
+
+
+def test_very_long_texts_are_scored_on_their_first_thousand_words_in_bounded_time(spanish_rouge):
+    import time
+
+    from core.rouge import MAX_WORDS
+
+    words = [f"palabra{i % 97}" for i in range(200_000)]  # about 2 MB each
+    long_prediction, long_reference = " ".join(words), " ".join(reversed(words))
+    start = time.perf_counter()
+    capped = spanish_rouge.compute(predictions=[long_prediction], references=[long_reference])
+    assert time.perf_counter() - start < 20  # uncapped, the LCS table alone would need 40 billion cells
+    first = spanish_rouge.compute(predictions=[" ".join(words[:MAX_WORDS])], references=[" ".join(list(reversed(words))[:MAX_WORDS])])
+    assert capped == first

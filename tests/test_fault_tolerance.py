@@ -33,9 +33,11 @@ def train(args: list[str]):
     return in_root(cli_main, args)
 
 
-def run_and_signal(signal_name: str, step: int, args: list[str]) -> subprocess.CompletedProcess:
-    """The real CLI in its own process, sent ``signal_name`` right after training step ``step``."""
-    env = dict(os.environ, SIGNAL=signal_name, STEP=str(step), PYTHONUNBUFFERED="1")
+def run_and_signal(signal_name: str, step: int | str, args: list[str]) -> subprocess.CompletedProcess:
+    """The real CLI in its own process, sent ``signal_name`` right after training step ``step`` (or at ``AT``, e.g.
+    ``val:0:2``: during epoch 0's validation batch 2; see tests/signal_at_step.py)."""
+    at = step if isinstance(step, str) else f"train:{step}"
+    env = dict(os.environ, SIGNAL=signal_name, AT=at, PYTHONUNBUFFERED="1")
     command = [sys.executable, str(ROOT / "tests" / "signal_at_step.py"), *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -106,6 +108,83 @@ def test_sigterm_saves_exits_non_zero_and_resumes_exactly(tiny_t5, tmp_path, uni
     assert not (run / "export").exists(), "an unfinished run is not exported"
     resumed = train(fit_args(tiny_t5, runs, "--ckpt_path=last"))
     assert_same_run(resumed, runs, uninterrupted, first_new_step=9)
+
+
+def test_ctrl_c_saves_like_sigterm_and_exits_130(tiny_t5, tmp_path, uninterrupted):
+    runs = tmp_path / "runs"
+    stopped = run_and_signal("INT", 8, fit_args(tiny_t5, runs))
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert "Stopped by Ctrl-C (SIGINT) at step 8" in stopped.stdout + stopped.stderr
+    assert load_checkpoint_file(runs / "demo" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 8
+    assert_same_run(train(fit_args(tiny_t5, runs, "--ckpt_path=last")), runs, uninterrupted, first_new_step=9)
+
+
+# -------------------------------------------------------------------- a stop inside (or just before) validation
+VALIDATION_BATCHES = 5  # eval_batch_size 1 over the sample's 5 validation rows
+
+
+def validating_args(model: str, runs: Path, *extra: str) -> list[str]:
+    """Two epochs with several validation batches, last.ckpt every 2 steps (steps 2 and 4 of each 5-step epoch)."""
+    return demo_args(
+        "fit", model, runs, "--trainer.max_epochs=2", "--data.eval_batch_size=1", "--trainer.num_sanity_val_steps=0",
+        "--last_checkpoint.every_n_train_steps=2", "--trainer.enable_progress_bar=false", *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_validating(tiny_t5, tmp_path_factory) -> dict:
+    runs = tmp_path_factory.mktemp("validating") / "runs"
+    cli = train(validating_args(tiny_t5, runs))
+    checkpoints = runs / "demo" / "version_0" / "checkpoints"
+    return {"weights": dict(cli.model.state_dict()), "history": cli.model.val_history,
+            "best": sorted(p.name for p in checkpoints.glob("best-*.ckpt"))}
+
+
+@pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
+def test_a_stop_during_validation_resumes_with_that_epochs_whole_validation(signal_name, tiny_t5, tmp_path, uninterrupted_validating):
+    runs = tmp_path / "runs"
+    stopped = run_and_signal(signal_name, "val:0:2", validating_args(tiny_t5, runs))  # epoch 0, 3rd of 5 batches
+    assert stopped.returncode == (143 if signal_name == "TERM" else -9), stopped.stderr[-2000:]
+    saved = load_checkpoint_file(runs / "demo" / "version_0" / "checkpoints" / "last.ckpt")
+    # SIGTERM saves where it stopped (epoch 0 trained); kill -9 leaves step 4's (the epoch's last step is never
+    # saved before its validation, or the resumed run would take that validation as done)
+    assert saved["global_step"] == (5 if signal_name == "TERM" else 4) and 0 not in saved.get("val_history", {})
+    resumed = train(validating_args(tiny_t5, runs, "--ckpt_path=last"))
+    assert resumed.model.val_history == uninterrupted_validating["history"], "an epoch's validation was lost"
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(t, weights[n]) for n, t in uninterrupted_validating["weights"].items())
+    checkpoints = runs / "demo" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("best-*.ckpt")) == uninterrupted_validating["best"]
+
+
+@pytest.mark.parametrize("subcommand", ["test", "validate"])
+def test_sigterm_during_evaluation_exits_143_without_results(subcommand, finished_run, tiny_t5, tmp_path):
+    best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    runs = tmp_path / "runs"
+    args = demo_args(subcommand, tiny_t5, runs, f"--ckpt_path={best}", "--data.eval_batch_size=1",
+                     "--trainer.enable_progress_bar=false")
+    stage = "test" if subcommand == "test" else "val:0"
+    stopped = run_and_signal("TERM", f"{stage}:1", args)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert not list(runs.rglob("test_results.json"))
+
+
+def test_a_stuck_stop_is_ended_by_the_watchdog_with_the_signals_code(tmp_path):
+    """A rank waiting forever for a dead one: the process still ends, with 143, once stop.timeout has passed."""
+    code = (
+        "import os, signal, sys, time; sys.path.insert(0, {root!r})\n"
+        "from lightning_modules.graceful_stop import FLAG\n"
+        "FLAG.timeout = 1.0\n"
+        "signal.signal(signal.SIGTERM, FLAG.handler)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(120)\n"  # the collective that never returns
+    ).format(root=str(ROOT))
+    import time
+
+    start = time.monotonic()
+    stuck = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert stuck.returncode == 143 and time.monotonic() - start < 30
+    assert "still running 1 s after SIGTERM" in stuck.stderr and "--stop.timeout" in stuck.stderr
 
 
 def test_resume_refuses_a_run_of_another_configuration(tiny_t5, tmp_path, capsys):

@@ -24,7 +24,7 @@ def test_fit_logs_every_tag_to_tensorboard(finished_run):
 
 
 def test_test_run_logs_test_metrics(finished_run):
-    tags = event_tags(finished_run["runs"] / "demo" / "version_2")  # fit, validate, test, predict
+    tags = event_tags(finished_run["runs"] / "demo" / "version_0" / "test")  # the fitted run's test logs
     assert {"test/loss", "test/gen_len"} | {f"test/{key}" for key in ROUGE} <= tags["scalars"], tags
 
 
@@ -92,7 +92,7 @@ def test_tensorboard_server_serves_the_run_scalars(finished_run):
             time.sleep(1)
         fit_tags = set(tags.get("demo/version_0", {}))
         assert {"train/loss_step", "train/grad_norm", "train/samples_per_sec", "val/loss", "val/rougeL", "hp/val/rougeL"} <= fit_tags, tags
-        assert "test/rougeL" in tags.get("demo/version_2", {})
+        assert "test/rougeL" in tags.get("demo/version_0/test", {})
         with urllib.request.urlopen(f"{url}/data/plugin/scalars/scalars?run=demo/version_0&tag=val/rougeL", timeout=10) as response:
             points = json.load(response)
         assert len(points) == 3  # one value per epoch: [wall_time, step, value]

@@ -177,7 +177,7 @@ def test_existing_export_is_refused_before_training(tiny_t5, tmp_path, capsys, i
     export.mkdir()
     (export / "config.json").write_text("{}")
     code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, f"--export.dirpath={export}"), capsys)
-    assert_one_line_error(code, err, r"already holds files.*--export.overwrite=true")
+    assert_one_line_error(code, err, r"already holds an export.*--export.overwrite=true")
     assert [p.name for p in export.iterdir()] == ["config.json"]
     assert not list(tmp_path.rglob("*.ckpt"))
 

@@ -165,3 +165,94 @@ def test_a_template_that_fills_max_source_length_by_itself_is_refused(tiny_t5, t
         in_root(main_guard, cli_main, args)
     err = capsys.readouterr().err
     assert "leaves no room for the article within max_source_length=8" in err
+
+
+# ------------------------------------------------------------------------------------ library errors, one line
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def backtracking_tokenizer(tiny_t5, tmp_path) -> Path:
+    """A model whose tokenizer.json normaliser has a regex that backtracks without end on some inputs: the Rust
+    tokenizer panics (a BaseException that no ``except Exception`` stops)."""
+    model = tmp_path / "backtracking"
+    shutil.copytree(tiny_t5, model)
+    tokenizer = json.loads((model / "tokenizer.json").read_text())
+    tokenizer["normalizer"] = {"type": "Sequence", "normalizers": [
+        tokenizer["normalizer"], {"type": "Replace", "pattern": {"Regex": "(a|aa)+$"}, "content": ""}]}
+    (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return model
+
+
+def test_a_tokenizer_that_panics_is_one_line_naming_its_file(backtracking_tokenizer, tmp_path):
+    rows = [{"text": "El Betis ganó al Celta " + "a" * 60 + "b.", "summary": "El Betis ganó."}] * 4
+    data = [f"--data.data_files.{split}={write_rows(tmp_path / f'{split}.jsonl', rows)}" for split in ("train", "validation")]
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", *demo_args("fit", str(backtracking_tokenizer), tmp_path / "runs", *data)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "tokenizer.json" in errors[0] and str(backtracking_tokenizer) in errors[0] and "retry-limit" in errors[0]
+    assert "stack backtrace" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_keeps_the_other_models_rows_when_one_panics(backtracking_tokenizer, tiny_t5, capsys):
+    from scripts import compare
+
+    with pytest.raises(SystemExit):
+        main_guard(compare.main, ["--models", tiny_t5, str(backtracking_tokenizer), "--max-new-tokens", "2", "--json",
+                                  "hola " + "a" * 60 + "b"])
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert [row["model"] for row in rows] == [tiny_t5, str(backtracking_tokenizer)]
+    assert "output" in rows[0] and "tokenizer.json" in rows[1]["error"]
+
+
+def test_a_malformed_tokenizer_json_is_one_line_before_any_weights_load(tiny_t5, tmp_path, capsys, weights_never_load):
+    model = tmp_path / "garbled"
+    shutil.copytree(tiny_t5, model)
+    (model / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "Nope"}')
+    with pytest.raises(SystemExit):
+        in_root(main_guard, cli_main, demo_args("fit", str(model), tmp_path / "runs"))
+    err = capsys.readouterr().err
+    assert f"the tokenizer files of '{model}'" in err and "tokenizer.json" in err
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_weights_file_with_a_payload_is_refused_in_one_line_and_runs_nothing(tiny_t5, tmp_path, capsys):
+    model = tmp_path / "payload"
+    shutil.copytree(tiny_t5, model)
+    (model / "model.safetensors").unlink()
+    marker = tmp_path / "payload-ran"
+    torch.save({"shared.weight": _Payload(marker)}, model / "pytorch_model.bin")
+    with pytest.raises(SystemExit):
+        in_root(main_guard, cli_main, demo_args("fit", str(model), tmp_path / "runs"))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refusing to unpickle them" in errors[0] and "\x1b[" not in err
+    assert not marker.exists()
+
+
+def test_weights_of_another_architecture_are_refused_before_they_load(tiny_t5, tmp_path, capsys, weights_never_load):
+    from transformers import BartConfig
+
+    model = tmp_path / "mismatch"
+    shutil.copytree(tiny_t5, model)
+    vocab = json.loads((model / "config.json").read_text())["vocab_size"]
+    bart = BartConfig(vocab_size=vocab, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                      decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)
+    (model / "config.json").write_text(json.dumps(bart.to_dict()))
+    with pytest.raises(SystemExit):
+        in_root(main_guard, cli_main, demo_args("fit", str(model), tmp_path / "runs"))
+    err = capsys.readouterr().err
+    assert "do not belong to a bart model" in err and "config.json's model_type does not match" in err

@@ -15,16 +15,19 @@ import datasets
 import evaluate
 import numpy as np
 
+from core.errors import ResumenError
 from core.rouge import ROUGE_KEYS, SpanishRougeScorer, rouge_intervals
 
 _DESCRIPTION = """ROUGE-1/2/L/Lsum F-measures (0-100) for Spanish: text normalised to NFC without invisible characters,
 Unicode words (accents and ñ kept, no English stemming), rougeLsum over sentences split with Spanish abbreviations
-in mind. On ASCII text it equals rouge_score's ROUGE without stemming."""
+in mind. On ASCII text it equals rouge_score's ROUGE without stemming. Each text is scored on its first
+1,000 words (summaries are a few dozen; ROUGE-L's cost grows with the square of the length)."""
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: generated summaries (strings).
-    references: reference summaries (strings), one per prediction.
+    predictions: generated summaries: a list of strings (not one string), at least one.
+    references: reference summaries: a list of strings, one per prediction. Each text counts up to its first
+        1,000 words.
     use_aggregator: return the mean over examples (default) instead of one score per example.
     confidence_intervals: also return each score's seeded 95% bootstrap interval as ``<key>_low``/``<key>_high``.
 Returns:
@@ -47,6 +50,12 @@ class SpanishRouge(evaluate.Metric):
             reference_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
         )
 
+    def compute(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> dict[str, Any] | None:
+        """``evaluate``'s compute, after checking the inputs: a plain string would be scored letter by letter."""
+        if predictions is not None or references is not None:
+            check_texts(predictions, references)
+        return super().compute(predictions=predictions, references=references, **kwargs)
+
     def _compute(self, predictions, references, use_aggregator: bool = True, confidence_intervals: bool = False) -> dict[str, Any]:
         rows = SpanishRougeScorer().score_rows(predictions, references)
         if not use_aggregator:
@@ -66,6 +75,23 @@ class SpanishRouge(evaluate.Metric):
             return self.compute(predictions=_decode(tokenizer, generated), references=_decode(tokenizer, labels))
 
         return compute_metrics
+
+
+def check_texts(predictions: Any, references: Any) -> None:
+    """Lists (or tuples) of strings, as many of each, at least one: anything else is refused with what it was."""
+    for name, value in (("predictions", predictions), ("references", references)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ResumenError(
+                f"{name} must be a list of strings, not {type(value).__name__}: pass [text] for one text (a plain string "
+                "would be scored letter by letter)."
+            )
+        if not value:
+            raise ResumenError(f"{name} is empty: there is nothing to score (ROUGE of no examples is undefined).")
+        wrong = [item for item in value if not isinstance(item, str)]
+        if wrong:
+            raise ResumenError(f"{name} must hold strings only (found a {type(wrong[0]).__name__}).")
+    if len(predictions) != len(references):
+        raise ResumenError(f"got {len(predictions)} predictions for {len(references)} references: give one reference per prediction.")
 
 
 def _decode(tokenizer: Any, ids: Any) -> list[str]:

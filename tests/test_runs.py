@@ -1,0 +1,166 @@
+"""One fit, one run directory: claimed atomically, locked while it trains, never shared, never left empty."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli_helpers import demo_args, in_root
+from conftest import ROOT
+from core.runs import RunLayout, claim_new_run, list_runs, lock_run, unlock_run
+from scripts.cli_support import main_guard
+from scripts.train import cli_main
+
+QUIET = ("--trainer.enable_progress_bar=false",)
+
+
+def train(args):
+    return in_root(cli_main, list(args))
+
+
+def refused(args, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        in_root(main_guard, cli_main, list(args))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err[-2000:]
+    return lines[0]
+
+
+CLAIMER = "import sys; sys.path.insert(0, {root!r}); from core.runs import claim_new_run; from pathlib import Path; print(claim_new_run(Path({runs!r})).name)"
+
+
+def test_processes_claiming_at_once_get_distinct_versions(tmp_path):
+    code = CLAIMER.format(root=str(ROOT), runs=str(tmp_path / "runs"))
+    claimers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    names = sorted(p.communicate(timeout=60)[0].strip() for p in claimers)
+    assert names == [f"version_{i}" for i in range(6)]
+
+
+def test_two_fits_started_together_never_share_a_run(tiny_t5, tmp_path):
+    """A requeue race: two `fit --ckpt_path auto` at the same moment, no run yet. Each gets its own directory, with
+    its own config, checkpoints and export."""
+    runs = tmp_path / "runs"
+    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--ckpt_path=auto", *QUIET)
+    fits = [subprocess.Popen([sys.executable, "scripts/train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for fit in fits:
+        assert fit.wait(timeout=300) == 0, fit.stderr.read()[-2000:]
+    directories = list_runs(runs / "demo")
+    assert [run.name for run in directories] == ["version_0", "version_1"]
+    for run in directories:
+        assert run.config.is_file() and run.last.is_file() and (run.export / "model.safetensors").is_file()
+        assert run.status()["status"] == "finished"
+
+
+@pytest.fixture
+def one_run(tiny_t5, tmp_path) -> tuple[Path, list[str]]:
+    runs = tmp_path / "runs"
+    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", *QUIET)
+    train(args)
+    return runs, args
+
+
+def test_a_second_resume_of_a_run_in_use_is_refused(one_run, capsys):
+    runs, args = one_run
+    run = RunLayout(runs / "demo" / "version_0")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from core.runs import RunLayout, "
+         f"lock_run; lock_run(RunLayout(__import__('pathlib').Path({str(run.directory)!r})), 'x'); print('locked', "
+         "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = {p: p.stat().st_mtime_ns for p in run.directory.rglob("*") if p.is_file()}
+        for mode in ("last", "auto"):
+            line = refused([*args, "--trainer.max_epochs=2", f"--ckpt_path={mode}"], capsys)
+            assert f"is in use by process {holder.pid}" in line and "one process trains in a run at a time" in line
+        assert {p: p.stat().st_mtime_ns for p in before} == before
+        assert [r.name for r in list_runs(runs / "demo")] == ["version_0"]
+        assert run.status()["status"] == "running"  # what the runs listing shows while a process holds it
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.status()["status"] == "finished"  # the lock died with its process (kill -9 too)
+    train([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])  # free again: resumed
+
+
+def test_a_hand_edited_config_does_not_hide_a_changed_setting(one_run, capsys):
+    """config.yaml edited from batch 4 to 2 after the run: the checkpoint's own settings still say 4."""
+    runs, args = one_run
+    config = RunLayout(runs / "demo" / "version_0").config
+    saved = yaml.safe_load(config.read_text())
+    saved["data"]["batch_size"] = 2
+    config.write_text(yaml.safe_dump(saved))
+    line = refused([*args, "--data.batch_size=2", "--trainer.max_epochs=2", "--ckpt_path=last"], capsys)
+    assert "has a checkpoint of another configuration (data.batch_size: 4 there, 2 now)" in line
+
+
+@pytest.mark.parametrize("damage", ["", "\x00\xff garbage: [unclosed"])
+def test_a_damaged_config_of_another_run_is_skipped_with_a_warning(damage, one_run, recwarn):
+    runs, args = one_run
+    train(args)  # version_1, the same configuration
+    RunLayout(runs / "demo" / "version_1").config.write_text(damage)  # what a kill mid-write (or a bad disk) leaves
+    cli = train([*args, "--trainer.max_epochs=2", "--ckpt_path=auto"])
+    assert any("skipping" in str(w.message) and "version_1" in str(w.message) for w in recwarn)
+    assert Path(cli.trainer.log_dir).name == "version_0" and cli.trainer.global_step == 10
+
+
+def test_a_fit_that_fails_before_its_first_step_leaves_no_run_directory(tiny_t5, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    long = "Resume el siguiente artículo de la sección de deportes y economía en una sola frase corta:\n\n{text}"
+    refused(demo_args("fit", tiny_t5, runs, f"--data.prompt_template={long}", "--data.max_source_length=8"), capsys)
+    assert list_runs(runs / "demo") == []
+
+
+def test_a_killed_fit_is_listed_as_killed_not_running(one_run):
+    runs, _ = one_run
+    run = RunLayout(runs / "demo" / "version_0")
+    run.write_status("running")  # what a kill -9 leaves: nobody holds the lock
+    assert run.status()["status"] == "killed"
+
+
+def test_the_lock_is_held_while_training_and_released_after(one_run):
+    runs, args = one_run
+    run = RunLayout(runs / "demo" / "version_0")
+    lock_run(run, "test")
+    try:
+        assert run.status()["status"] == "running"
+    finally:
+        unlock_run(run)
+    assert run.status()["status"] == "finished"
+
+
+def test_claiming_skips_versions_that_exist(tmp_path):
+    (tmp_path / "version_0").mkdir()
+    (tmp_path / "version_7").mkdir()
+    assert claim_new_run(tmp_path).name == "version_8"
+    assert [r.version for r in list_runs(tmp_path)] == [0, 7, 8]
+
+
+def test_an_export_over_a_directory_of_runs_deletes_nothing(one_run, tiny_t5, capsys):
+    """--export.dirpath pointing at the directory that holds the runs, with --export.overwrite=true: refused before
+    training, and every run's checkpoints are still there."""
+    runs, _ = one_run
+    before = sorted(str(p) for p in runs.rglob("*.ckpt"))
+    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={runs / 'demo'}",
+                     "--export.overwrite=true", *QUIET)
+    line = refused(args, capsys)
+    assert "holds 'version_0'" in line and "only replaces a previous export" in line
+    assert sorted(str(p) for p in runs.rglob("*.ckpt")) == before and before
+
+
+def test_an_export_replaces_a_previous_export(one_run, tiny_t5, tmp_path):
+    runs, _ = one_run
+    export = RunLayout(runs / "demo" / "version_0").export
+    target = tmp_path / "shared-export"
+    import shutil
+
+    shutil.copytree(export, target)
+    train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={target}",
+                    "--export.overwrite=true", *QUIET))
+    assert (target / "model.safetensors").stat().st_mtime > (export / "model.safetensors").stat().st_mtime
