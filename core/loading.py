@@ -18,7 +18,6 @@ T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Settings that decide whether code from a model repository runs: only the command line (or the user's own config
 # file) may turn them on, never a file the tool is handed (a checkpoint's hyper-parameters, an export).
 SECURITY_SETTINGS = frozenset({"trust_remote_code"})
-ADAPTER_PROMPT_FILE = "prompt_template.txt"  # a LoRA adapter directory's training prompt (its config is PEFT's)
 
 
 def _explain_load_error(name: str, error: Exception) -> ResumenError:
@@ -81,13 +80,13 @@ def _config_stamp(name: str) -> float | None:
 def _read_config(name: str, trust_remote_code: bool, stamp: float | None):
     from transformers import AutoConfig
 
-    if is_adapter_dir(name):  # a LoRA adapter: its base model's config, with the adapter's training prompt
-        config = load_config(adapter_base(name), trust_remote_code)
-        prompt = Path(name).expanduser() / ADAPTER_PROMPT_FILE
-        if prompt.is_file():
-            from core.prompts import validate_template
+    if is_adapter_dir(name):  # a LoRA adapter: its base model's config, with the adapter's trained-with record
+        from core.trained_with import from_adapter_dir, write_to_model_config
 
-            config.prompt_template = validate_template(prompt.read_text(encoding="utf-8"), f"adapter template {prompt}")
+        config = load_config(adapter_base(name), trust_remote_code)
+        record = from_adapter_dir(Path(name).expanduser())
+        if record is not None:
+            write_to_model_config(config, record)
         return config
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
@@ -174,7 +173,7 @@ def _load_model(auto_class: str, name: str, encoder_decoder: bool, trust_remote_
         return getattr(transformers, auto_class).from_pretrained(
             name, trust_remote_code=trust_remote_code, dtype=dtype, config=config
         )
-    except pickle.UnpicklingError as error:  # a pytorch_model.bin holding more than tensors (loaded weights-only)
+    except pickle.UnpicklingError:  # a pytorch_model.bin holding more than tensors (loaded weights-only)
         raise ResumenError(
             f"the weights of '{name}' (pytorch_model.bin) hold objects other than tensors and plain values: refusing "
             "to unpickle them, since that could run code. Use the model's model.safetensors."
@@ -262,7 +261,11 @@ def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: An
         ) from error
     except (OSError, ValueError, RuntimeError) as error:
         raise ResumenError(f"could not apply the adapter '{name}' to '{adapter_base(name)}': {str(error).splitlines()[0]}") from error
-    model.config.prompt_template = getattr(config, "prompt_template", None)
+    from core.trained_with import CONFIG_KEY
+
+    for key in (CONFIG_KEY, "prompt_template"):  # the adapter's record, on the merged model
+        if getattr(config, key, None) is not None:
+            setattr(model.config, key, getattr(config, key))
     return model
 
 

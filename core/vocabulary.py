@@ -182,6 +182,9 @@ class Vocabulary:
         """Take the characters a training checkpoint was extended with (before any data is tokenised)."""
         import torch
 
+        from core.trained_with import from_checkpoint
+
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
-        if "added_characters" in checkpoint:  # the checkpoint decides, extended or not
-            self.use(checkpoint["added_characters"])
+        record = from_checkpoint(checkpoint, checkpoint_path)
+        if record is not None:  # the checkpoint decides, extended or not
+            self.use(record.added_characters)

@@ -23,7 +23,7 @@ from core.vocabulary import Vocabulary
 from datamodules.collate import Seq2SeqCollator
 from datamodules.coverage import CoverageReport, coverage_report
 from datamodules.sampling import ResumableDataLoader, ResumableSampler
-from datamodules.sources import load_predict_file, load_raw_dataset
+from datamodules.sources import load_predict_file, load_raw_dataset, normalise_data_files
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Beyond this a sequence's attention alone takes gigabytes per example: a typo, not a setting.
@@ -147,6 +147,16 @@ class SummarizationDataModule(L.LightningDataModule):
         """The instruction in use: this setting, else the one the model was trained with, else the recipe's."""
         return self.hparams.prompt_template or self._trained_template or SUMMARY_TEMPLATE
 
+    def record_fields(self) -> dict[str, Any]:
+        """This data's part of a model's trained-with record: the template, the lengths and the data set."""
+        hp = self.hparams
+        if hp.data_files:
+            dataset = {"files": {split: [str(p) for p in paths] for split, paths in normalise_data_files(dict(hp.data_files)).items()}}
+        else:
+            dataset = {"name": hp.dataset_name, "config": hp.dataset_config, "revision": hp.dataset_revision}
+        return {"prompt_template": self.prompt_template, "max_source_length": hp.max_source_length,
+                "max_target_length": hp.max_target_length, "dataset": dataset}
+
     # ----------------------------------------------------------------------------------------------- loading
     def _raw(self):
         hp = self.hparams
@@ -192,6 +202,19 @@ class SummarizationDataModule(L.LightningDataModule):
             check_template_fits(self.tokenizer, self.prompt_template, self.hparams.max_source_length)
         for split, (dataset, text_column, summary_column) in selected.items():
             self.datasets[split] = self.tokenize_split(dataset, split, text_column, summary_column)
+
+    def articles(self, split: str = "test") -> tuple[list[str], list[str], list[str]]:
+        """``(ids, articles, reference summaries)`` of a split, selected as ``setup`` selects it (same columns,
+        same empty-row filter, same seeded subset), untokenised: what the inference core scores (compare.py,
+        tune_generation.py), so its examples are the ones ``test`` scores."""
+        limits = {"train": self.hparams.max_train_samples, "validation": self.hparams.max_val_samples,
+                  "test": self.hparams.max_test_samples}
+        raw = self._raw()
+        if split not in raw:
+            raise ResumenError(f"the data has no '{split}' split (it has {sorted(raw)}): add it to data.data_files.")
+        rows, text_column, summary_column = self.select_rows(raw[split], split, limits.get(split), need_summary=True)
+        rows = rows.sort("index")  # dataset order, the order test's per-example scores are kept in
+        return list(rows["id"]), list(rows[text_column]), list(rows[summary_column])
 
     # ------------------------------------------------------------------------------------------- vocabulary
     def use_added_characters(self, characters: list[str]) -> None:

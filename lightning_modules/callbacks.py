@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
-from core.prompts import SUMMARY_TEMPLATE
+from core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
 from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
 from lightning_modules.lora import ADAPTER_DIR, base_reference, export_copy
 from lightning_modules.model_card import CARD_FILE, add_test_results, build_card
@@ -57,16 +57,19 @@ def check_export_target(target: Path, overwrite: bool, option: str = "--export.d
 class HFExport(Callback):
     """At the end of ``fit``, save the best checkpoint's weights as a Hugging Face model directory."""
 
-    def __init__(self, dirpath: str | None = None, overwrite: bool = False) -> None:
+    def __init__(self, dirpath: str | None = None, overwrite: bool = False, ctranslate2: bool = False) -> None:
         """Export settings.
 
         Args:
             dirpath: where to write the model directory; defaults to ``<run dir>/export``.
             overwrite: replace an existing export in ``dirpath`` (otherwise ``fit`` refuses to start).
+            ctranslate2: also convert the export for CTranslate2 (into ``<export>/ctranslate2``), so the trained
+                run is ready for ``--backend ctranslate2`` (summarize.py, serve.py, compare.py). Needs ctranslate2.
         """
         super().__init__()
         self.dirpath = dirpath
         self.overwrite = overwrite
+        self.ctranslate2 = ctranslate2
         self.exported_to: Path | None = None
         self.resuming = False  # set by the CLI when fit resumes this run: its own export may be replaced
 
@@ -76,6 +79,10 @@ class HFExport(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        if self.ctranslate2:
+            from core.ctranslate2_backend import _ctranslate2
+
+            _ctranslate2()  # missing package: refused before training, not after it
         target = self.target(trainer)
         if trainer.is_global_zero:
             remove_stale_temporaries(target.parent)
@@ -103,14 +110,18 @@ class HFExport(Callback):
             )
             return
         datamodule = trainer.datamodule
-        template = getattr(datamodule, "prompt_template", None) or pl_module.trained_prompt_template or SUMMARY_TEMPLATE
+        record = pl_module.trained_with()
         data = dict(getattr(datamodule, "hparams", {}) or {})
         coverage = getattr(datamodule, "coverage", None)
         if coverage is not None:
             data["coverage_table"] = coverage.table("Tokenizer coverage of the training data")
         if trainer.is_global_zero:
-            self.exported_to = export_model(pl_module, target, state_dict, epoch, best, template, data)
+            self.exported_to = export_model(pl_module, target, state_dict, epoch, best, record, data)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
+            if self.ctranslate2:
+                from core.ctranslate2_backend import ensure_conversion
+
+                ensure_conversion(str(self.exported_to), rank_zero_info)
         trainer.strategy.barrier()
 
 
@@ -130,15 +141,17 @@ class HFExport(Callback):
 
 
 def export_model(
-    pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, prompt_template: str,
+    pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, record: TrainedWith,
     data: dict[str, Any] | None = None,
 ) -> Path:
     """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing.
 
-    The prompt the model was trained with travels in ``config.json`` (``prompt_template``, kept by every
-    ``from_pretrained``/``save_pretrained`` round trip) and in the card; ``predict`` and ``compare.py`` use it.
+    What the model was trained with (its trained-with record: prompt, lengths, added characters, LoRA, base model)
+    travels in ``config.json`` (the ``resumen`` entry, kept by every ``from_pretrained``/``save_pretrained`` round
+    trip) and in the card; ``predict``, ``summarize.py``, the server and ``compare.py`` use it.
     ``data``: the data module's settings (and ``coverage_table``), for the card.
     """
+    prompt_template = record.prompt_template
     hp = pl_module.hparams
     lora = getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled
     # LoRA: one copy with the best weights is saved as the adapter, then merged into a plain model (no peft needed)
@@ -146,10 +159,10 @@ def export_model(
     check_export_target(target, overwrite=True)  # again: something else may have been written there since setup
     with atomic_directory(target) as tmp:
         if lora:
-            save_adapter(model, pl_module.tokenizer, tmp / ADAPTER_DIR, prompt_template)
+            save_adapter(model, pl_module.tokenizer, tmp / ADAPTER_DIR, record)
             model, state_dict = model.merge_and_unload(), None
         pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
-        model.config.prompt_template = prompt_template
+        write_to_model_config(model.config, record)
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         pl_module.tokenizer.save_pretrained(tmp)
         data = data or {}
@@ -162,13 +175,12 @@ def export_model(
     return target
 
 
-def save_adapter(adapter: Any, tokenizer: Any, directory: Path, prompt_template: str) -> None:
-    """The LoRA adapter alone (``PeftModel.from_pretrained(base, directory)``), with the tokenizer it needs."""
-    from core.loading import ADAPTER_PROMPT_FILE
-
+def save_adapter(adapter: Any, tokenizer: Any, directory: Path, record: TrainedWith) -> None:
+    """The LoRA adapter alone (``PeftModel.from_pretrained(base, directory)``), with the tokenizer it needs and its
+    trained-with record (``trained_with.json``: an adapter's config.json is PEFT's)."""
     adapter.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)  # added characters: the base must be resized to len(tokenizer) first
-    (directory / ADAPTER_PROMPT_FILE).write_text(prompt_template, "utf-8")
+    write_to_adapter_dir(directory, record)
 
 
 def recipe_settings(hparams: Any, data: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 
 from core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
 from core.tokens import display_token
-from lightning_modules.generation import GenerationSettings
+from core.generation import GenerationSettings
 
 Task = Literal["next_token", "generate", "translate"]
 

@@ -17,11 +17,13 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from core.errors import ResumenError
+from core.generation import GenerationSettings
+from core.inference import generate_summaries
 from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
 from core.rouge import Interval, rouge_intervals
-from core.vocabulary import Vocabulary, decode_texts
+from core.trained_with import TrainedWith, from_checkpoint, from_model_config
+from core.vocabulary import Vocabulary
 from lightning_modules import compat
-from lightning_modules.generation import GenerationSettings, needs_synced_gpus
 from lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
 from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
 
@@ -106,6 +108,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
         self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
         check_vocab_fits(model_name_or_path, tokenizer, self.model)
+        # What the loaded model was trained with, when it is an export of this tool (its prompt travels on).
+        self.loaded_record = from_model_config(self.model.config, model_name_or_path)
         # The one tokenizer: the CLI hands this object to the data module (connect), so both use the same ids.
         self.vocabulary = Vocabulary(tokenizer)
         self._embedding_characters: list[str] = []  # the characters the embeddings were grown for
@@ -125,6 +129,35 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
         self._checked_until = 0  # the first step not yet checked
         self._reset_throughput()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, model_name_or_path: str | None = None, trust_remote_code: bool = False):
+        """``(module with the checkpoint's weights, its trained-with record, the checkpoint)`` from a ``.ckpt`` file or a
+        sharded directory, loaded safely; the checkpoint's settings never turn ``trust_remote_code`` on."""
+        import inspect
+
+        from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict, saved_module_settings
+
+        checkpoint = load_full_checkpoint(path)
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        settings = {k: v for k, v in saved_module_settings(checkpoint).items() if k in accepted}
+        settings["trust_remote_code"] = trust_remote_code
+        if model_name_or_path:
+            settings["model_name_or_path"] = model_name_or_path
+        if "model_name_or_path" not in settings:
+            raise ResumenError(f"the checkpoint {path} does not name its base model: pass the model it was trained from.")
+        saved = from_checkpoint(checkpoint, f"checkpoint {path}")  # its template is checked before weights load
+        module = cls(**settings)
+        module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
+        module.apply_lora()  # a LoRA checkpoint's weights are named as in the PEFT-wrapped model
+        module.model.load_state_dict(model_state_dict(checkpoint))
+        data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
+        record = saved if saved is not None else module.trained_with({})
+        if not record.max_source_length and data.get("max_source_length"):  # a checkpoint older than the record
+            record = TrainedWith(**{**record.as_dict(), "max_source_length": data["max_source_length"],
+                                    "max_target_length": data.get("max_target_length"),
+                                    "base_model": settings["model_name_or_path"]})
+        return module, record, checkpoint
 
     # ------------------------------------------------------------------------------------------------ setup
     def check_precision(self, precision: str | int | None) -> None:
@@ -190,8 +223,28 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     @property
     def trained_prompt_template(self) -> str | None:
-        """The template an export of this tool was trained with (``config.json``'s ``prompt_template``)."""
-        return getattr(self.model.config, "prompt_template", None)
+        """The template an export of this tool was trained with (its trained-with record)."""
+        return self.loaded_record.prompt_template if self.loaded_record is not None else None
+
+    def trained_with(self, data_fields: dict[str, Any] | None = None) -> TrainedWith:
+        """The record these weights go with: the data's template and lengths (``data_fields``, from the connected
+        data module by default), the added characters, the LoRA settings, the base model."""
+        if data_fields is None:
+            datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            data_fields = datamodule.record_fields() if hasattr(datamodule, "record_fields") else {}
+        if "prompt_template" not in data_fields and self.trained_prompt_template:
+            data_fields = {**data_fields, "prompt_template": self.trained_prompt_template}
+        return TrainedWith(
+            base_model=self.hparams.model_name_or_path, added_characters=self.added_characters,
+            lora=self.lora.as_dict() if self.lora.enabled else None, **data_fields,
+        )
+
+    def summarizer(self, device: str = "cpu", precision: str = "32-true", batch_size: int = 8, record: TrainedWith | None = None):
+        """This module's model as the inference core sees an export: same record, same generation settings."""
+        from core.inference import Summarizer
+
+        return Summarizer(self.model, self.tokenizer, record or self.trained_with(), self.generation,
+                          self.hparams.model_name_or_path, device, precision, batch_size)
 
     def use_added_characters(self, characters: list[str]) -> None:
         """Extend the shared vocabulary with these characters and grow the embeddings (idempotent)."""
@@ -215,14 +268,13 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.check_finite_loss()  # never write a checkpoint of weights a NaN loss has already updated
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
         checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
-        checkpoint["added_characters"] = self.added_characters  # the embeddings' shape depends on them
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if getattr(datamodule, "prompt_template", None):  # travels to exports made later from this checkpoint
-            checkpoint["prompt_template"] = datamodule.prompt_template
+        # the template, lengths and added characters (the embeddings' shape depends on them) travel with the weights
+        checkpoint["trained_with"] = self.trained_with().as_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = {int(epoch): dict(metrics) for epoch, metrics in checkpoint.get("val_history", {}).items()}
-        self.use_added_characters(checkpoint.get("added_characters", []))  # before Lightning loads the weights
+        record = from_checkpoint(checkpoint, "the checkpoint")
+        self.use_added_characters(record.added_characters if record else [])  # before Lightning loads the weights
         self.adopt_lora(checkpoint)
         check_same_shapes(checkpoint.get("state_dict", {}), self.state_dict(), self.hparams.model_name_or_path)
 
@@ -245,14 +297,9 @@ class Seq2SeqSummarizer(L.LightningModule):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
     def generate(self, batch: dict[str, Any], settings: GenerationSettings) -> tuple[list[str], torch.Tensor]:
-        """Summaries for a batch, and each summary's length in tokens."""
-        output = self.model.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            synced_gpus=needs_synced_gpus(self._trainer), **settings.generate_kwargs(),
-        )
-        pad = self.model.generation_config.pad_token_id
-        lengths = (output != pad).sum(dim=1) if pad is not None else torch.full((output.shape[0],), output.shape[1])
-        return decode_texts(self.tokenizer, output), lengths
+        """Summaries for a batch, and each summary's length in tokens (the inference core's one generate call)."""
+        return generate_summaries(self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], settings,
+                                  synced_gpus=needs_synced_gpus(self._trainer))
 
     # --------------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -445,3 +492,16 @@ def check_same_shapes(saved: dict[str, Any], current: dict[str, Any], model_name
                 f"the checkpoint was trained from a model of another size: '{name}' is {list(tensor.shape)} there and "
                 f"{list(current[name].shape)} in '{model_name}': pass the --model.model_name_or_path it was trained from."
             )
+
+
+def needs_synced_gpus(trainer: Any) -> bool:
+    """Under FSDP or ZeRO-3 every rank must keep stepping until all ranks finish generating, or they hang."""
+    if trainer is None or trainer.world_size < 2:
+        return False
+    strategy = trainer.strategy
+    name = type(strategy).__name__
+    if name == "FSDPStrategy":
+        return True
+    if name == "DeepSpeedStrategy":
+        return int(strategy.config.get("zero_optimization", {}).get("stage", 0)) == 3
+    return False

@@ -28,6 +28,36 @@ def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """The inference engine: torch, or CTranslate2 (int8 on a CPU by default, half precision on a GPU)."""
+    parser.add_argument("--backend", choices=["torch", "ctranslate2"], default="torch",
+                        help="generation engine (default torch); ctranslate2 converts an export once, then reuses it")
+    parser.add_argument("--compute-type", default=None,
+                        help="ctranslate2: int8, int8_float32, float32 (CPU; default int8) or bfloat16, float16, "
+                             "int8_float16 (CUDA; default the fastest half type)")
+
+
+def model_spec(spec: str, backend: str = "torch", compute_type: str | None = None) -> tuple[str, str, str | None]:
+    """``PATH[@ENGINE[:COMPUTE_TYPE]]`` -> (path, engine, compute type); the defaults apply without ``@``.
+
+    ``runs/x/export@ctranslate2:int8`` lets compare.py and serve.py put two engines side by side.
+    """
+    if "@" in spec and not Path(spec).exists():
+        path, _, engine = spec.rpartition("@")
+        chosen, _, kind = engine.partition(":")
+        if chosen not in ("torch", "ctranslate2"):
+            raise ResumenError(f"'{spec}': after @ comes torch or ctranslate2[:COMPUTE_TYPE] (got {engine!r}).")
+        return path, chosen, kind or None
+    return spec, backend, compute_type
+
+
+def describe_engine(summarizer: Any) -> str:
+    """One line: which engine and numbers a summariser runs with (printed at start)."""
+    if summarizer.backend == "ctranslate2":
+        return f"Backend: ctranslate2, compute type {summarizer.engine.compute_type} ({summarizer.engine.why}) on {summarizer.device}"
+    return f"Backend: torch, precision {summarizer.precision} on {summarizer.device}"
+
+
 def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> list[str]:
     """Inputs from arguments, ``--file`` (one per line) or stdin (``-``); blank lines are skipped.
 
@@ -111,3 +141,40 @@ def emit(rows: list[dict[str, Any]], args: argparse.Namespace, human: Any) -> No
             print(json.dumps(row, ensure_ascii=False))
     else:
         print(human(rows))
+
+
+def latest_export(root: Path = Path("runs")) -> Path | None:
+    """The export of the most recently finished run under ``root`` (what ``make demo`` just wrote)."""
+    exports = [p for p in root.glob("*/version_*/export") if (p / "config.json").is_file()]
+    return max(exports, key=lambda p: p.stat().st_mtime) if exports else None
+
+
+def load_summarizer(model: str, accelerator: str = "auto", precision: str | None = "32-true", trust_remote_code: bool = False,
+                    batch_size: int = 8, prompt_template: str | None = None, name: str | None = None,
+                    backend: str = "torch", compute_type: str | None = None):
+    """The inference core for an export, a LoRA adapter directory, a hub id, or a training checkpoint (``.ckpt`` or a
+    sharded directory: built through the training module, with the checkpoint's record and generation settings)."""
+    from core.inference import Summarizer, resolve_device, resolve_precision
+
+    device = resolve_device({"gpu": "cuda"}.get(accelerator, accelerator))
+    path = Path(model).expanduser()
+    is_checkpoint = path.suffix == ".ckpt" or (path.is_dir() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists())
+    if is_checkpoint and backend == "ctranslate2":
+        from core.errors import ResumenError
+
+        raise ResumenError(f"--backend ctranslate2 needs an export, not a checkpoint: python scripts/export.py {model} "
+                           "--output DIR --ctranslate2, then --model DIR.")
+    if is_checkpoint:
+        from core.trained_with import TrainedWith
+        from lightning_modules.seq2seq import Seq2SeqSummarizer
+
+        module, record, _ = Seq2SeqSummarizer.from_checkpoint(str(path), trust_remote_code=trust_remote_code)
+        if prompt_template is not None:
+            record = TrainedWith(**{**record.as_dict(), "prompt_template": prompt_template})
+        chosen, _ = resolve_precision(precision, device)
+        summarizer = module.summarizer(device, chosen, batch_size, record)
+        summarizer.name = name or model
+        return summarizer
+    return Summarizer.load(model, device=device, precision=precision, trust_remote_code=trust_remote_code,
+                           batch_size=batch_size, prompt_template=prompt_template, name=name, backend=backend,
+                           compute_type=compute_type, announce=lambda line: print(line, file=sys.stderr))

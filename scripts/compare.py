@@ -3,20 +3,28 @@
     python scripts/compare.py                                   # t5-base, google/flan-t5-base, google/flan-t5-large
     python scripts/compare.py --models google/flan-t5-base runs/mlsum_flan_t5_small/version_0/export
     python scripts/compare.py --dataset --models google/flan-t5-small runs/.../export --data-config configs/mlsum_flan_t5_small.yaml
-    python scripts/compare.py --dataset --data-file articles.jsonl --models ...
+    python scripts/compare.py --dataset --data-file articles.jsonl --models t5-base runs/.../export --plot rouge.png
 
 Prompt mode prints a table with each model's parameter count, load time and generation time, and every output;
-``--json-output``/``--markdown-output`` save it. ``--dataset`` mode scores each model with the project's Spanish
-ROUGE on the data module's test split (or ``--data-file``): the before/after fine-tuning comparison. Each score
-comes with its 95% bootstrap interval, and each model after the first with its paired difference from the first
-(same examples, same resamples), said in words when it is not significant.
-Encoder-decoder models run through the seq2seq module, decoder-only ones through the causal-LM module.
+``--json-output``/``--markdown-output`` save it. Encoder-decoder models run through the seq2seq module, decoder-only
+ones through the causal-LM module.
+
+``--dataset`` mode scores each model with the project's Spanish ROUGE on the data module's test split (or
+``--data-file``): the before/after fine-tuning comparison. Each model goes through the inference core with its own
+prompt template, max_source_length and generation settings (an export's, as ``summarize.py`` and the server use
+them), so a fine-tuned export scores here what ``train.py test`` scored for its checkpoint. A baseline trained with
+another prompt gets its own with ``--template NAME=TEMPLATE`` (the original T5 checkpoints get ``summarize: {text}``,
+the prefix they were trained with, unless told otherwise). Each score comes with its 95% bootstrap interval, and
+each model after the first with its paired difference from the first (same examples, same resamples), said in words
+when it is not significant; ``--plot FILE.png`` draws the scores with their intervals.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.errors import ResumenError  # noqa: E402
 from core.prompts import SUMMARY_TEMPLATE, format_prompt  # noqa: E402
-from scripts.common import base_parser, make_trainer, predict_rows, read_inputs  # noqa: E402
+from scripts.common import add_backend_options, base_parser, make_trainer, model_spec, predict_rows, read_inputs  # noqa: E402
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
 DEFAULT_PROMPTS = [
@@ -119,12 +127,97 @@ def prompt_rows(args, name: str, prompts: list[str]) -> list[dict]:
 
 
 def compare_dataset(args) -> list[dict]:
-    """Spanish ROUGE of each model on the test split (or a file), via the seq2seq module's ``test``."""
-    rows, settings = [], data_settings(args)
+    """Spanish ROUGE of each model on the test split (or a file), each through the inference core."""
+    from datamodules.summarization import SummarizationDataModule
+
+    ids, articles, references = SummarizationDataModule(**data_settings(args)).articles("test")
+    rows = []
     for name in args.models:
-        rows += one_model(name, lambda: dataset_row(args, name, settings))
+        rows += one_model(name, lambda: dataset_row(args, name, articles, references))
     add_paired_differences(rows)
     return rows
+
+
+# The original T5 checkpoints were trained to summarise after this prefix; Flan-T5 and resumen exports have their own.
+T5_SUMMARY_TEMPLATE = "summarize: {text}"
+ORIGINAL_T5 = re.compile(r"^(google-t5/)?t5-(small|base|large|3b|11b)$")
+
+
+def template_for(name: str, args) -> str | None:
+    """The template a model is scored with: ``--template NAME=...``, T5's own prefix, or the model's own (None)."""
+    given = dict(args.templates)
+    if name in given:
+        return given[name]
+    if ORIGINAL_T5.match(name):
+        print(f"note: {name} is scored with its own task prefix {T5_SUMMARY_TEMPLATE!r} (--template {name}=... to change)",
+              file=sys.stderr)
+        return T5_SUMMARY_TEMPLATE
+    return None
+
+
+def dataset_row(args, name: str, articles: list[str], references: list[str]) -> dict:
+    import numpy as np
+
+    from core.rouge import ROUGE_KEYS, SpanishRougeScorer, rouge_intervals
+    from scripts.common import load_summarizer
+
+    start = time.perf_counter()
+    path, backend, compute_type = model_spec(name, args.backend, args.compute_type)
+    summarizer = load_summarizer(path, args.accelerator, args.precision or "32-true", args.trust_remote_code,
+                                 args.batch_size, template_for(path, args), name=name, backend=backend,
+                                 compute_type=compute_type)
+    load_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    summaries = summarizer.summarize(articles, **generation_overrides(args))
+    seconds = time.perf_counter() - start
+    scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], references)
+    row: dict[str, Any] = {
+        "model": name, "backend": summarizer.backend, "precision": summarizer.precision,
+        "parameters": sum(p.numel() for p in summarizer.model.parameters()) if summarizer.model is not None else None,
+        "load_seconds": round(load_seconds, 3), "generate_seconds": round(seconds, 3), "examples": len(articles),
+        "prompt_template": summarizer.trained_with.prompt_template, "generation": summarizer.settings(**generation_overrides(args)).describe(),
+        "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
+    }
+    for key, interval in rouge_intervals(scores).items():
+        row.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
+    row["_scores"] = (np.arange(len(articles)), scores)
+    assert scores.shape[1] == len(ROUGE_KEYS)
+    return row
+
+
+def generation_overrides(args) -> dict[str, Any]:
+    """Settings given on the command line replace every model's own (dataset mode)."""
+    return {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}.items() if v is not None}
+
+
+def plot_scores(rows: list[dict], path: str) -> None:
+    """Each model's ROUGE-1/2/L with its 95% interval as error bars (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.files import atomic_file
+
+    scored = [row for row in rows if "rougeL" in row]
+    keys = ("rouge1", "rouge2", "rougeL")
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(scored) * len(keys) / 2), 4.2))
+    width = 0.8 / max(len(scored), 1)
+    for i, row in enumerate(scored):
+        positions = [k + (i - (len(scored) - 1) / 2) * width for k in range(len(keys))]
+        means = [row[key] for key in keys]
+        errors = [[row[key] - row[f"{key}_low"] for key in keys], [row[f"{key}_high"] - row[key] for key in keys]]
+        bars = axes.bar(positions, means, width, yerr=errors, capsize=4, label=Path(row["model"]).name or row["model"])
+        axes.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=8)
+    axes.set_xticks(range(len(keys)), ["ROUGE-1", "ROUGE-2", "ROUGE-L"])
+    axes.set_ylabel("Spanish ROUGE F1 (0-100)")
+    axes.set_title(f"ROUGE on {scored[0]['examples'] if scored else 0} test articles, 95% bootstrap intervals")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    print(f"Plot: {path}", file=sys.stderr)
 
 
 def add_paired_differences(rows: list[dict]) -> None:
@@ -147,27 +240,6 @@ def add_paired_differences(rows: list[dict]) -> None:
         row.pop("_scores", None)  # per-example scores: for the pairing only, not for the report
 
 
-def dataset_row(args, name: str, data_kwargs: dict[str, Any]) -> dict:
-    from datamodules.summarization import SummarizationDataModule
-
-    module, load_seconds = load_module(name, args.max_new_tokens, args.num_beams, args.trust_remote_code)
-    data = SummarizationDataModule(name, **data_kwargs)
-    data.connect(module.vocabulary, module.trained_prompt_template)  # an export's own prompt, unless the recipe sets one
-    trainer = make_trainer(args)
-    module.check_precision(trainer.precision)
-    start = time.perf_counter()
-    metrics = trainer.test(module, datamodule=data, verbose=False)[0]
-    seconds = time.perf_counter() - start
-    scores = {key: round(float(metrics[f"test/{key}"]), 2) for key in ("loss", "gen_len") if f"test/{key}" in metrics}
-    for key, interval in module.test_intervals.items():
-        scores.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
-    return {
-        "model": name, "parameters": sum(p.numel() for p in module.model.parameters()),
-        "load_seconds": round(load_seconds, 3), "generate_seconds": round(seconds, 3),
-        "examples": len(data.datasets["test"]), **scores, "_scores": module.test_scores,
-    }
-
-
 def data_settings(args) -> dict[str, Any]:
     """Data module arguments from ``--data-config`` (a training recipe's ``data:`` section) and ``--data-file``."""
     settings: dict[str, Any] = {}
@@ -183,6 +255,19 @@ def data_settings(args) -> dict[str, Any]:
     if args.max_samples is not None:
         settings["max_test_samples"] = args.max_samples
     return settings
+
+
+def named_template(value: str) -> tuple[str, str]:
+    """``NAME=TEMPLATE`` for --template (the template is checked like any other)."""
+    from core.prompts import validate_template
+
+    name, separator, template = value.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=TEMPLATE, e.g. t5-base='summarize: {{text}}' (got {value!r})")
+    try:
+        return name, validate_template(template, f"--template {name}")
+    except ResumenError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -203,7 +288,7 @@ def dataset_markdown(rows: list[dict]) -> str:
         if "error" in row:
             table.append({"model": row["model"], "error": row["error"]})
             continue
-        cells = {"model": row["model"], "examples": row["examples"], "loss": row.get("loss", "")}
+        cells = {"model": row["model"], "examples": row["examples"], "prompt": row.get("prompt_template", "").replace("\n", "\\n")}
         cells.update({key: f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" for key in ROUGE_KEYS if key in row})
         table.append(cells)
     lines = [markdown_table(table), "", "ROUGE: mean [95% bootstrap interval] over the test examples."]
@@ -240,8 +325,13 @@ def text_report(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = base_parser(__doc__, DEFAULT_MODELS[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="hub ids or local directories to compare")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="generated tokens (default: 64)")
-    parser.add_argument("--num-beams", type=int, default=1, help="beam search width (default: 1)")
+    parser.add_argument("--max-new-tokens", type=int, help="generated tokens (prompts: 64; --dataset: each model's own)")
+    parser.add_argument("--num-beams", type=int, help="beam search width (prompts: 1; --dataset: each model's own)")
+    parser.add_argument("--template", dest="templates", action="append", default=[], type=named_template,
+                        metavar="NAME=TEMPLATE", help="the prompt one model is scored with (--dataset), e.g. "
+                        "t5-base='summarize: {text}'; repeat for several")
+    parser.add_argument("--plot", help="--dataset: write a PNG of each model's ROUGE with its 95%% interval")
+    add_backend_options(parser)  # --dataset; PATH@ctranslate2[:TYPE] in --models picks one model's engine
     parser.add_argument("--dataset", action="store_true", help="score ROUGE on a test split instead of prompts")
     parser.add_argument("--data-config", help="recipe YAML whose data section chooses the test split")
     parser.add_argument("--data-file", help="test file (json/jsonl/csv/parquet with text and summary columns)")
@@ -249,9 +339,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json-output", help="write the comparison as JSON")
     parser.add_argument("--markdown-output", help="write the comparison as a Markdown table")
     args = parser.parse_args(argv)
-    from lightning_modules.generation import GenerationSettings
+    from core.generation import GenerationSettings
 
-    GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked before any model loads
+    GenerationSettings().with_overrides(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked first
+    if not args.dataset:
+        args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
+    elif args.plot and not args.plot.lower().endswith(".png"):
+        raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
     rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
     from core.files import atomic_file
 
@@ -261,6 +355,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.markdown_output:
         with atomic_file(args.markdown_output) as handle:
             handle.write((dataset_markdown(rows) if args.dataset else markdown_table(rows)) + "\n")
+    if args.plot and args.dataset:
+        plot_scores(rows, args.plot)
     print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows))
     failed = [row["model"] for row in rows if "error" in row]
     if failed:  # the others' results are printed and written; the exit code still tells a script

@@ -47,7 +47,7 @@ def format_report(rows: list[dict]) -> str:
 
 def decoding_settings(args):
     """The command line's decoding options as the one settings object the module and the pipeline both take."""
-    from lightning_modules.generation import GenerationSettings
+    from core.generation import GenerationSettings
 
     return GenerationSettings(
         max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature, top_k=args.top_k,

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from core.loading import load_config
     from core.prompts import gemmax2_prompt, language_name
     from datamodules.text_prompts import prompt_loader
-    from lightning_modules.generation import GenerationSettings
+    from core.generation import GenerationSettings
 
     GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked before any model loads
     source, target = language_name(args.source), language_name(args.target)  # refuse before loading anything

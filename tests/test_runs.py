@@ -1,9 +1,7 @@
 """One fit, one run directory: claimed atomically, locked while it trains, never shared, never left empty."""
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,7 @@
 """The companion scripts, in-process on tiny models."""
 
 import json
+from pathlib import Path
 import weakref
 
 import pytest
@@ -158,3 +159,40 @@ def test_paired_difference_says_significant_only_when_the_interval_excludes_zero
 def test_scripts_refuse_the_wrong_model_kind(tiny_t5):
     with pytest.raises(ResumenError, match="encoder-decoder"):
         next_token.main(["--model", tiny_t5, "Hola"])
+
+
+def test_compare_reproduces_train_py_tests_rouge_for_the_same_checkpoint(finished_run, tmp_path):
+    """The export scored by compare.py (its own template, lengths and generation settings, through the inference
+    core) gets the ROUGE that train.py test gave the checkpoint it was exported from."""
+    from cli_helpers import in_root
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    tested = json.loads((run / "test_results.json").read_text())
+    export = run / "export"
+    assert f"resumen_checkpoint: {Path(tested['checkpoint']).name}" in (export / "README.md").read_text()  # its checkpoint
+    plot = tmp_path / "rouge.png"
+    rows = in_root(compare.main, ["--dataset", "--data-config", "configs/demo.yaml", "--models", str(export), "--plot", str(plot)])
+    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        assert rows[0][key] == pytest.approx(tested["rouge"][key]["mean"], abs=0.01), key
+        assert rows[0][f"{key}_low"] == pytest.approx(tested["rouge"][key]["low"], abs=0.01)
+    assert rows[0]["generation"]["num_beams"] == 2 and rows[0]["examples"] == tested["examples"] == 5
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+
+
+def test_compare_gives_the_original_t5_its_own_prefix_and_takes_a_template_per_model(tiny_t5, sample_files, tmp_path, capsys):
+    import shutil
+
+    t5_base = tmp_path / "t5-base"  # a local directory named like the hub's original T5
+    shutil.copytree(tiny_t5, t5_base)
+    args = ["--dataset", "--data-file", sample_files["test"], "--max-new-tokens", "2", "--models", "t5-base", tiny_t5,
+            "--template", f"{tiny_t5}=Noticia: {{text}}"]
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rows = compare.main(args)
+    finally:
+        os.chdir(cwd)
+    assert [row["prompt_template"] for row in rows] == ["summarize: {text}", "Noticia: {text}"]
+    assert "scored with its own task prefix 'summarize: {text}'" in capsys.readouterr().err

@@ -146,15 +146,17 @@ def test_an_export_whose_template_is_code_is_refused_before_its_weights_load(tin
     assert "config.json" in err and "only {text} is filled in" in err
 
 
-def test_an_adapter_template_is_checked_when_read(tiny_t5, tmp_path):
+@pytest.mark.parametrize("record", ["trained_with.json", "prompt_template.txt"])  # the record, and an older adapter's file
+def test_an_adapter_template_is_checked_when_read(record, tiny_t5, tmp_path):
     from core.errors import ResumenError
-    from core.loading import ADAPTER_PROMPT_FILE, load_config
+    from core.loading import load_config
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": tiny_t5, "peft_type": "LORA"}))
-    (adapter / ADAPTER_PROMPT_FILE).write_text("{text:>99999999}", encoding="utf-8")
-    with pytest.raises(ResumenError, match="adapter template .* no conversion or format spec"):
+    template = "{text:>99999999}"
+    (adapter / record).write_text(json.dumps({"prompt_template": template}) if record.endswith(".json") else template)
+    with pytest.raises(ResumenError, match="no conversion or format spec"):
         load_config(str(adapter))
 
 

@@ -1,4 +1,5 @@
-"""How text is decoded, defined once: both modules, the export's ``generation_config`` and the scripts use it."""
+"""How text is decoded, defined once: both modules, the export's ``generation_config``, the inference core and the
+scripts use it."""
 
 from __future__ import annotations
 
@@ -43,6 +44,26 @@ class GenerationSettings:
     def with_beams(self, num_beams: int) -> GenerationSettings:
         return replace(self, num_beams=num_beams)
 
+    def with_overrides(self, **overrides: Any) -> GenerationSettings:
+        """These settings with some replaced (``None`` values are ignored), checked again."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_generation_config(cls, generation_config: Any, fallback: GenerationSettings | None = None) -> GenerationSettings:
+        """A model's ``generation_config`` (an export writes its test/predict settings there) as settings; what it
+        leaves unset comes from ``fallback``. ``max_new_tokens`` is always set (``generate()`` stops near 20
+        tokens without it)."""
+        fallback = fallback or cls(num_beams=4)
+        values = {}
+        for name in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size", "repetition_penalty"):
+            value = getattr(generation_config, name, None) if generation_config is not None else None
+            values[name] = value if value is not None else getattr(fallback, name)
+        return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that decide a summary (for /models, model cards and reports)."""
+        return {k: v for k, v in self.generate_kwargs().items() if k != "num_return_sequences"}
+
     def generate_kwargs(self) -> dict[str, Any]:
         """Arguments for ``generate()`` (and the ``text-generation`` pipeline)."""
         kwargs = asdict(self)
@@ -56,16 +77,3 @@ class GenerationSettings:
         for name, value in self.generate_kwargs().items():
             if name != "num_return_sequences":
                 setattr(generation_config, name, value)
-
-
-def needs_synced_gpus(trainer: Any) -> bool:
-    """Under FSDP or ZeRO-3 every rank must keep stepping until all ranks finish generating, or they hang."""
-    if trainer is None or trainer.world_size < 2:
-        return False
-    strategy = trainer.strategy
-    name = type(strategy).__name__
-    if name == "FSDPStrategy":
-        return True
-    if name == "DeepSpeedStrategy":
-        return int(strategy.config.get("zero_optimization", {}).get("stage", 0)) == 3
-    return False

@@ -1,0 +1,138 @@
+"""CTranslate2, the inference engine built for T5-style models: int8 weights on a CPU, half precision on a GPU.
+
+An export is converted once into its ``ctranslate2/`` subdirectory (atomically, with a record of the weights it came
+from), converted again when the export's weights changed, and loaded with the compute type asked for (quantisation is
+chosen when loading). Articles are encoded by the DataModule's own function and the generated tokens decoded by the
+project's one decoder, so the template, truncation and added characters behave as with torch. Settings where the two
+engines can differ are in docs/serving.md ("CTranslate2").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from core.errors import ResumenError
+from core.generation import GenerationSettings
+
+CONVERSION_DIR = "ctranslate2"
+SOURCE_FILE = "resumen_source.json"  # inside the conversion: the export files it was made from
+_WEIGHT_FILES = ("config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json")
+
+
+def _ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as error:
+        raise ResumenError("--backend ctranslate2 needs the ctranslate2 package: pip install 'ctranslate2>=4.5'.") from error
+    return ctranslate2
+
+
+def source_fingerprint(export: Path) -> dict[str, Any]:
+    """What the conversion depends on: each weights/config file's size, modification time and leading bytes."""
+    fingerprint: dict[str, Any] = {}
+    for path in sorted(set(export.glob("model-*.safetensors")) | {export / name for name in _WEIGHT_FILES}):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]
+            stat = path.stat()
+            fingerprint[path.name] = [stat.st_size, stat.st_mtime_ns, head]
+    return fingerprint
+
+
+def conversion_dir(model: str) -> Path:
+    """Where a model's conversion lives: inside a local export, else in the user's cache (a hub id)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path / CONVERSION_DIR
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resumen" / "ctranslate2"
+    return cache / model.replace("/", "--")
+
+
+def ensure_conversion(model: str, announce: Any = print) -> Path:
+    """The CTranslate2 conversion of ``model`` (an export dir or a hub id), made now if missing or out of date."""
+    ctranslate2 = _ctranslate2()
+    source = Path(model).expanduser()
+    if (source / "adapter_config.json").is_file():
+        raise ResumenError(f"'{model}' is a LoRA adapter: convert the merged export it came from (the directory above it).")
+    target = conversion_dir(model)
+    fingerprint = source_fingerprint(source) if source.is_dir() else {"hub id": model}
+    recorded = target / SOURCE_FILE
+    if recorded.is_file():
+        try:
+            if json.loads(recorded.read_text(encoding="utf-8")) == fingerprint:
+                return target
+        except ValueError:
+            pass
+        announce(f"CTranslate2: {target} was converted from other weights than {model}'s now: converting again.")
+    else:
+        announce(f"CTranslate2: converting {model} into {target} (once; later loads reuse it).")
+    from core.files import atomic_directory
+
+    try:
+        with atomic_directory(target) as tmp:
+            converter = ctranslate2.converters.TransformersConverter(str(source) if source.is_dir() else model)
+            converter.convert(str(tmp), force=True)
+            (Path(tmp) / SOURCE_FILE).write_text(json.dumps(fingerprint), encoding="utf-8")
+    except ResumenError:
+        raise
+    except Exception as error:  # the converter raises whatever transformers or its own checks raise
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ResumenError(f"could not convert '{model}' to CTranslate2 ({type(error).__name__}: {detail}).") from None
+    return target
+
+
+def choose_compute_type(device: str, requested: str | None) -> tuple[str, str]:
+    """``(compute type, why)``: int8 on a CPU, the fastest half type on CUDA; a type the device cannot run is refused
+    with the ones it can."""
+    ctranslate2 = _ctranslate2()
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    if device not in ("cpu",) and kind != "cuda":
+        raise ResumenError(f"CTranslate2 runs on cpu or cuda, not {device}: use --backend torch there.")
+    supported = sorted(ctranslate2.get_supported_compute_types(kind))
+    if requested in (None, "auto"):
+        preference = ("int8", "int8_float32", "float32") if kind == "cpu" else ("bfloat16", "float16", "int8_float16", "float32")
+        chosen = next(t for t in preference if t in supported)
+        return chosen, f"the default on {kind.upper() if kind == 'cpu' else 'CUDA'}"
+    if requested not in supported:
+        raise ResumenError(f"compute type '{requested}' cannot run on this {kind} with CTranslate2: it can run {', '.join(supported)}.")
+    return requested, "asked for"
+
+
+class CTranslate2Engine:
+    """A converted model behind the same ``generate`` contract as torch: token ids in, texts and lengths out."""
+
+    def __init__(self, model: str, device: str = "cpu", compute_type: str | None = None, announce: Any = print) -> None:
+        ctranslate2 = _ctranslate2()
+        self.path = ensure_conversion(model, announce)
+        self.compute_type, self.why = choose_compute_type(device, compute_type)
+        kind, _, index = device.partition(":")
+        threads = int(os.environ.get("RESUMEN_CT2_THREADS", "0"))  # 0: CTranslate2's own choice (all cores)
+        self.translator = ctranslate2.Translator(str(self.path), device=kind, device_index=int(index or 0),
+                                                 compute_type=self.compute_type, intra_threads=threads)
+
+    def generate(self, tokenizer: Any, input_ids: list[list[int]], settings: GenerationSettings) -> tuple[list[list[int]], list[int]]:
+        """Generated ids (without the start and end tokens) and their lengths counted as torch counts them."""
+        if settings.do_sample:
+            raise ResumenError("--backend ctranslate2 decodes greedily or with beams: sampling is torch's only.")
+        tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in input_ids]
+        results = self.translator.translate_batch(
+            tokens, beam_size=settings.num_beams, max_decoding_length=settings.max_new_tokens,
+            length_penalty=settings.length_penalty, no_repeat_ngram_size=settings.no_repeat_ngram_size,
+            repetition_penalty=settings.repetition_penalty, max_batch_size=0,
+        )
+        ids = [tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
+        # torch counts the end token when one was written (the summary stopped before max_new_tokens)
+        lengths = [len(i) + (1 if len(i) < settings.max_new_tokens else 0) for i in ids]
+        return ids, lengths
+
+    def stream(self, tokenizer: Any, input_ids: list[int], settings: GenerationSettings):
+        """Greedy decoding, token by token (``generate_tokens``)."""
+        for step in self.translator.generate_tokens(tokenizer.convert_ids_to_tokens(input_ids),
+                                                    max_decoding_length=settings.max_new_tokens,
+                                                    repetition_penalty=settings.repetition_penalty,
+                                                    no_repeat_ngram_size=settings.no_repeat_ngram_size):
+            yield step.token_id

@@ -1,0 +1,103 @@
+"""Serve fine-tuned summarisers over HTTP with LitServe: a batched JSON API, an OpenAI route and a page to try them.
+
+    python scripts/serve.py --model runs/demo/version_0/export                      # http://127.0.0.1:8000
+    python scripts/serve.py --model base=google/flan-t5-small --model tuned=runs/.../export --port 8080
+    RESUMEN_API_KEY=secret python scripts/serve.py --model tuned=runs/.../export --host 0.0.0.0
+
+Routes: GET / (the page), GET /health, GET /models, POST /summarize ({"text": ...} or {"texts": [...]}, optional
+"model" and generation overrides), POST /v1/chat/completions (OpenAI's shape; "stream": true streams the summary).
+Each model is used as every other door uses it: its own prompt template, max_source_length and generation settings.
+Concurrent requests are batched (--max-batch-size, --batch-timeout); a request's summary does not depend on what it
+was batched with. docs/serving.md has the details, the security notes and how to scale out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.cli_support import main_guard  # noqa: E402
+from scripts.common import add_backend_options  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH[@ENGINE[:TYPE]]",
+                        help="a model to serve (export, checkpoint, LoRA adapter directory or hub id); repeat for several, "
+                             "each NAME=PATH (the first is the default); PATH@ctranslate2:int8 serves that model with "
+                             "CTranslate2 whatever --backend says")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--max-batch-size", type=int, default=8, help="requests batched together at most (default 8)")
+    parser.add_argument("--batch-timeout", type=float, default=0.05,
+                        help="seconds to wait for a batch to fill (default 0.05)")
+    parser.add_argument("--max-chars", type=int, default=20_000, help="longest article accepted, in characters (413 beyond)")
+    parser.add_argument("--max-texts", type=int, default=16, help="most articles in one request's \"texts\"")
+    parser.add_argument("--max-new-tokens-limit", type=int, default=512, help="largest max_new_tokens a request may ask for")
+    parser.add_argument("--max-beams", type=int, default=8, help="largest num_beams a request may ask for")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds a request may wait and run (504 beyond)")
+    parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="device type")
+    parser.add_argument("--devices", default="auto", help="how many devices (default: all of the type)")
+    parser.add_argument("--workers-per-device", type=int, default=1, help="model workers per device (each holds the models)")
+    parser.add_argument("--precision", default="32-true",
+                        help="32-true (default: a summary never depends on what it was batched with) or bf16-mixed "
+                             "(faster where bf16 is native; batched summaries may then differ slightly), or auto")
+    parser.add_argument("--batch-size", type=int, default=8, help="articles per generate() call inside a batch")
+    add_backend_options(parser)
+    parser.add_argument("--no-openai", action="store_true",
+                        help="do not serve /v1/chat/completions (it runs in its own worker with its own copy of the models)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="let model repositories run their own code")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+def named_models(specs: list[str]) -> dict[str, str]:
+    """``NAME=PATH[@ENGINE[:TYPE]]`` (or a bare path, named after it) -> {name: spec}, in the order given."""
+    from core.errors import ResumenError
+
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        name = name or Path(path.split("@")[0].rstrip("/")).name or path
+        if not path:
+            raise ResumenError(f"--model {spec!r} names no path: use NAME=PATH or PATH.")
+        if name in models:
+            raise ResumenError(f"two models are named '{name}': give each --model a NAME=PATH of its own.")
+        models[name] = path
+    return models
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from core.errors import ResumenError
+    from scripts.serving.app import build_server
+    from scripts.serving.requests import Limits
+
+    for name in ("max_batch_size", "max_chars", "max_texts", "max_new_tokens_limit", "max_beams", "workers_per_device", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ResumenError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+    if args.timeout <= args.batch_timeout:
+        raise ResumenError(f"--timeout ({args.timeout}) must be longer than --batch-timeout ({args.batch_timeout}).")
+    models = named_models(args.model)
+    Limits.models, Limits.max_chars, Limits.max_texts = tuple(models), args.max_chars, args.max_texts
+    Limits.max_new_tokens, Limits.max_beams = args.max_new_tokens_limit, args.max_beams
+    options = {
+        "max_batch_size": args.max_batch_size, "batch_timeout": args.batch_timeout, "timeout": args.timeout,
+        "accelerator": args.accelerator, "devices": int(args.devices) if str(args.devices).isdigit() else args.devices,
+        "workers_per_device": args.workers_per_device, "precision": args.precision, "batch_size": args.batch_size,
+        "trust_remote_code": args.trust_remote_code, "backend": args.backend, "compute_type": args.compute_type,
+    }
+    api_key = os.environ.get("RESUMEN_API_KEY") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        print(f"warning: serving on {args.host} without RESUMEN_API_KEY: anyone who can reach it can use it.", file=sys.stderr)
+    server = build_server(models, options, api_key, openai_route=not args.no_openai)
+    print(f"Serving {', '.join(models)} on http://{args.host}:{args.port} (the page is at /)", file=sys.stderr)
+    server.run(host=args.host, port=args.port, generate_client_file=False)
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,144 @@
+"""The server, assembled: LitServe with the two APIs, the key check, one-line JSON errors, ``/models`` and the page.
+
+A served model is a public surface: it binds to loopback unless told otherwise, every route but ``/health`` and the
+page itself needs ``Authorization: Bearer <key>`` when ``RESUMEN_API_KEY`` is set (compared in constant time), every
+bad request is a 4xx with a one-line message, and request sizes and generation settings are bounded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+PAGE = Path(__file__).with_name("page.html")
+OPEN_PATHS = ("/health", "/", "/favicon.ico")  # the page loads without the key, then asks for it
+
+
+class BearerKey:
+    """ASGI middleware: ``Authorization: Bearer <key>`` on every path but ``OPEN_PATHS`` (401 otherwise)."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = json.dumps({"error": "missing or wrong API key: send Authorization: Bearer <RESUMEN_API_KEY>"}).encode()
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def error_body(path: str, status: int, message: str) -> dict[str, Any]:
+    """One line for our routes; OpenAI's error shape on /v1 (its clients read error.message)."""
+    if path.startswith("/v1/"):
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return {"error": {"message": message, "type": kind, "code": status}}
+    return {"error": message}
+
+
+def install_error_handlers(app: Any) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from scripts.serving.requests import validation_message
+
+    async def invalid(request: Any, error: RequestValidationError) -> JSONResponse:
+        status, message = validation_message(list(error.errors()))
+        content_type = request.headers.get("content-type", "")
+        if status == 400 and content_type and "json" not in content_type:  # curl -d sends a form
+            message = f"the body must be JSON, sent with Content-Type: application/json (not {content_type.split(';')[0]})"
+        return JSONResponse(error_body(request.url.path, status, message), status_code=status)
+
+    async def http_error(request: Any, error: StarletteHTTPException) -> JSONResponse:
+        message = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        if error.status_code == 504 and message == "Request timed out":
+            message = "the request waited longer than this server's --timeout for a worker: try again, or add workers"
+        if error.status_code == 413 and message == "Payload too large":
+            message = "the body is larger than this server accepts (--max-chars, --max-texts)"
+        return JSONResponse(error_body(request.url.path, error.status_code, message), status_code=error.status_code)
+
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def describe_model(name: str, spec: str, backend: str = "torch", compute_type: str | None = None) -> dict[str, Any]:
+    """What ``GET /models`` shows, read from the model's files (no weights are loaded in the HTTP process)."""
+    from scripts.common import model_spec
+
+    path, backend, compute_type = model_spec(spec, backend, compute_type)
+    from core.generation import GenerationSettings
+    from core.inference import DEFAULT_MAX_SOURCE_LENGTH
+    from core.loading import load_config
+    from core.trained_with import TrainedWith, from_checkpoint, from_model_config
+
+    location = Path(path).expanduser()
+    if location.suffix == ".ckpt":
+        from lightning_modules.checkpoints import read_checkpoint_metadata
+
+        checkpoint = read_checkpoint_metadata(location)
+        record = from_checkpoint(checkpoint, path) or TrainedWith()
+        hp = checkpoint.get("hyper_parameters") or {}
+        generation = GenerationSettings(**{k: hp[k] for k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size") if k in hp})
+        base = hp.get("model_name_or_path")
+    else:
+        from transformers import GenerationConfig
+
+        record = from_model_config(load_config(path), path) or TrainedWith(base_model=path)
+        try:
+            generation = GenerationSettings.from_generation_config(GenerationConfig.from_pretrained(path))
+        except (OSError, ValueError):
+            generation = GenerationSettings.from_generation_config(None)
+        base = record.base_model or path
+    return {
+        "name": name, "path": path, "base_model": base, "prompt_template": record.prompt_template,
+        "max_source_length": record.max_source_length or DEFAULT_MAX_SOURCE_LENGTH, "generation": generation.describe(),
+        "backend": backend, "compute_type": compute_type if backend == "ctranslate2" else None,
+    }
+
+
+def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True):
+    """The LitServer: ``POST /summarize`` (batched), ``POST /v1/chat/completions``, ``GET /models``, the page at ``/``."""
+    import litserve as ls
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.routing import APIRoute
+
+    from scripts.serving.apis import ChatAPI, SummarizeAPI
+    from scripts.serving.requests import Limits
+
+    descriptions = [describe_model(name, spec, options.get("backend", "torch"), options.get("compute_type"))
+                    for name, spec in models.items()]  # also checks every path early
+    summarize = SummarizeAPI(max_batch_size=options["max_batch_size"], batch_timeout=options["batch_timeout"],
+                             api_path="/summarize")
+    summarize.configure(models, options)
+    apis: list[Any] = [summarize]
+    if openai_route:
+        chat = ChatAPI(spec=ls.OpenAISpec())
+        chat.configure(models, options)
+        apis.append(chat)
+    per_request = Limits.max_chars * 4 + 2_000  # UTF-8 and JSON escapes, bounded before the body is parsed
+    middlewares: list[Any] = [(BearerKey, {"key": api_key})] if api_key else []
+    server = ls.LitServer(
+        apis, accelerator=options["accelerator"], devices=options["devices"],
+        workers_per_device=options["workers_per_device"], timeout=options["timeout"],
+        max_payload_size=per_request * Limits.max_texts, middlewares=middlewares,
+    )
+    install_error_handlers(server.app)
+
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    async def list_models() -> JSONResponse:
+        return JSONResponse({"models": descriptions, "limits": Limits.as_dict(), "openai_route": openai_route})
+
+    # The page replaces LitServe's "litserve running" at "/": the router matches the first route added.
+    server.app.router.routes.insert(0, APIRoute("/", page, methods=["GET"], include_in_schema=False))
+    server.app.router.routes.insert(1, APIRoute("/models", list_models, methods=["GET"]))
+    return server

@@ -1,0 +1,169 @@
+"""CTranslate2 behind the inference core: the same summaries as torch in float32 (added characters included), one
+conversion per export that is redone when the weights change, and clear refusals."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from core.errors import ResumenError
+
+ctranslate2 = pytest.importorskip("ctranslate2")
+
+ARTICLES = [json.loads(line)["text"] for split in ("train", "validation", "test")
+            for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def export(finished_run, tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("ct2") / "export"
+    shutil.copytree(finished_run["runs"] / "demo" / "version_0" / "export", copy)
+    return copy
+
+
+def load(path, backend="torch", compute_type=None, messages=None):
+    from core.inference import Summarizer
+
+    return Summarizer.load(str(path), device="cpu", precision="32-true", backend=backend, compute_type=compute_type,
+                           announce=(messages.append if messages is not None else lambda line: None))
+
+
+def test_float32_greedy_writes_the_torch_summaries(export):
+    torch_summaries = load(export).summarize(ARTICLES, num_beams=1)
+    converted = load(export, "ctranslate2", "float32").summarize(ARTICLES, num_beams=1)
+    assert [s.summary for s in converted] == [s.summary for s in torch_summaries]
+    assert [s.output_tokens for s in converted] == [s.output_tokens for s in torch_summaries]
+    assert [s.input_tokens for s in converted] == [s.input_tokens for s in torch_summaries]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"num_beams": 4, "length_penalty": 2.0}],
+                         ids=["the export's own settings (2 beams)", "4 beams, length penalty 2"])
+def test_float32_beam_search_never_falls_far_behind_torchs(export, overrides):
+    """The two beam searches keep different candidates each step: where they part, neither is a copy of the other
+    (docs/serving.md). Where a summary differs, CTranslate2's is within a small margin of torch's under torch's own
+    log-probability, so it is another good beam, not a broken one."""
+    import torch
+
+    reference = load(export)
+    torch_summaries = [s.summary for s in reference.summarize(ARTICLES, **overrides)]
+    converted = [s.summary for s in load(export, "ctranslate2", "float32").summarize(ARTICLES, **overrides)]
+    agreement = sum(a == b for a, b in zip(torch_summaries, converted)) / len(ARTICLES)
+    print(f"float32 beam agreement with torch: {agreement:.0%}")  # reported; docs/serving.md gives measured figures
+    encoded = reference.encode(ARTICLES)
+
+    def mean_log_probability(i: int, text: str) -> float:
+        target = reference.tokenizer(text_target=[text], add_special_tokens=True)["input_ids"][0]
+        source = torch.tensor([encoded["input_ids"][i]])
+        labels = torch.tensor([target])
+        with torch.inference_mode():
+            return -float(reference.model(input_ids=source, attention_mask=torch.ones_like(source), labels=labels).loss)
+
+    for i, (ours, theirs) in enumerate(zip(torch_summaries, converted)):
+        if ours != theirs:
+            assert mean_log_probability(i, theirs) > mean_log_probability(i, ours) - 1.0, (ours, theirs)
+
+
+def test_an_extended_vocabulary_writes_its_added_character_the_same(tiny_t5, tmp_path):
+    """An export whose tokenizer gained a character (extend_vocabulary adds those a vocabulary lacks, as "ñ" for T5)
+    and whose head favours it: both engines write it."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from core.vocabulary import Vocabulary, extend_embeddings
+
+    base = AutoTokenizer.from_pretrained(tiny_t5)
+    vocabulary = Vocabulary(base)
+    vocabulary.use(["ç"])  # the tiny tokenizer has every Spanish letter; it lacks this one
+    assert len(vocabulary.tokenizer) == len(base) + 1
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5)
+    extend_embeddings(model, vocabulary.tokenizer, ["ç"], known_rows=len(base))
+    new_id = vocabulary.tokenizer.convert_tokens_to_ids("ç")
+    model.config.tie_word_embeddings = False  # a head of its own (as Flan-T5's), rigged to favour the new token
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    with torch.no_grad():
+        head = model.lm_head.weight
+        direction = torch.randn(head.shape[1], generator=torch.Generator().manual_seed(0))
+        head[:] = -direction
+        head[new_id] = direction
+        head[vocabulary.tokenizer.eos_token_id] = 0.1 * direction
+    export = tmp_path / "extended-export"
+    model.save_pretrained(export)
+    vocabulary.tokenizer.save_pretrained(export)
+    torch_summaries = [s.summary for s in load(export).summarize(ARTICLES[:8], num_beams=1, max_new_tokens=12)]
+    assert any("ç" in summary for summary in torch_summaries)
+    converted = load(export, "ctranslate2", "float32").summarize(ARTICLES[:8], num_beams=1, max_new_tokens=12)
+    assert [s.summary for s in converted] == torch_summaries
+
+
+def test_int8_streams_greedy_tokens_that_add_up_to_its_summary(export):
+    summarizer = load(export, "ctranslate2", "int8")
+    counts = {}
+    pieces = list(summarizer.stream(ARTICLES[0], counts, num_beams=1))
+    assert len(pieces) > 1 and "".join(pieces) == summarizer.summarize([ARTICLES[0]], num_beams=1)[0].summary
+    assert counts["input_tokens"] > 0 and counts["output_tokens"] > 0
+
+
+def test_the_conversion_is_made_once_reused_and_redone_when_the_weights_change(export):
+    shutil.rmtree(export / "ctranslate2", ignore_errors=True)
+    messages: list[str] = []
+    load(export, "ctranslate2", messages=messages)
+    assert len(messages) == 1 and "converting" in messages[0] and (export / "ctranslate2" / "model.bin").is_file()
+    made = (export / "ctranslate2" / "model.bin").stat().st_mtime_ns
+    load(export, "ctranslate2", messages=messages)
+    assert len(messages) == 1 and (export / "ctranslate2" / "model.bin").stat().st_mtime_ns == made  # reused
+    weights = export / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # the export's weights rewritten (a new export in place)
+    load(export, "ctranslate2", messages=messages)
+    assert "converted from other weights" in messages[-1] and (export / "ctranslate2" / "model.bin").stat().st_mtime_ns != made
+    assert sorted(p.name for p in export.iterdir() if p.name.startswith(".")) == [], "no temporary is left"
+
+
+def test_a_failed_conversion_names_its_cause(tiny_t5, tmp_path):
+    from core.ctranslate2_backend import ensure_conversion
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_t5, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ResumenError, match="could not convert .*broken' to CTranslate2 \\("):
+        ensure_conversion(str(broken))
+    assert not (broken / "ctranslate2").exists()
+
+
+def test_a_compute_type_the_device_cannot_run_names_the_ones_it_can(export):
+    with pytest.raises(ResumenError, match="compute type 'float16' cannot run on this cpu .* it can run .*int8"):
+        load(export, "ctranslate2", "float16")
+
+
+def test_a_checkpoint_is_pointed_to_its_export_first(finished_run, capsys):
+    from scripts import summarize
+    from scripts.cli_support import main_guard
+
+    best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+    with pytest.raises(SystemExit):
+        main_guard(summarize.main, ["--model", str(best), "--backend", "ctranslate2", "hola"])
+    assert f"python scripts/export.py {best} --output DIR --ctranslate2" in capsys.readouterr().err
+
+
+def test_compare_puts_torch_and_int8_side_by_side_with_their_paired_difference(export, sample_files):
+    from scripts import compare
+
+    rows = compare.main(["--dataset", "--data-file", sample_files["test"], "--models", str(export), f"{export}@ctranslate2:int8"])
+    assert [row["backend"] for row in rows] == ["torch", "ctranslate2"] and rows[1]["precision"] == "int8"
+    assert rows[1]["difference_vs"] == str(export) and set(rows[1]["difference"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+
+
+def test_export_py_converts_an_export_and_fit_can_convert_its_own(export, tiny_t5, tmp_path):
+    from cli_helpers import demo_args, in_root
+    from scripts import export as export_script
+    from scripts.train import cli_main
+
+    shutil.rmtree(export / "ctranslate2", ignore_errors=True)
+    assert export_script.main(["--ctranslate2", str(export)]) == export / "ctranslate2"
+    runs = tmp_path / "runs"
+    in_root(cli_main, demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--export.ctranslate2=true",
+                                "--trainer.enable_progress_bar=false"))
+    assert (runs / "demo" / "version_0" / "export" / "ctranslate2" / "model.bin").is_file()
+    assert os.path.exists(runs / "demo" / "version_0" / "export" / "ctranslate2" / "resumen_source.json")

@@ -1,0 +1,236 @@
+"""The server as a user meets it: a real process on loopback with two models and an API key, real HTTP, the OpenAI
+client, 32 concurrent requests, crafted bodies, and the page in a real headless Chromium."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+httpx = pytest.importorskip("httpx")
+KEY = "test-key-0123"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(models: list[str], *extra: str, key: str | None = KEY) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("RESUMEN_API_KEY", None)
+    if key:
+        env["RESUMEN_API_KEY"] = key
+    command = [sys.executable, "scripts/serve.py", *[arg for model in models for arg in ("--model", model)],
+               "--port", str(port), "--max-chars", "5000", "--max-texts", "4", *extra]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server exited with {server.returncode}: {server.stdout.read()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).text == "ok":
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise AssertionError("the server did not become healthy within 180 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def export(finished_run) -> Path:
+    return finished_run["runs"] / "demo" / "version_0" / "export"
+
+
+@pytest.fixture(scope="module")
+def server(export, tiny_t5):
+    process, url = start_server([f"tuned={export}", f"base={tiny_t5}", f"fast={export}@ctranslate2:float32"])
+    yield url
+    stop_server(process)
+
+
+def summarize(url: str, **body) -> httpx.Response:
+    return httpx.post(f"{url}/summarize", json=body, headers=AUTH, timeout=120)
+
+
+def test_everything_but_health_and_the_page_needs_the_key(server):
+    assert httpx.get(f"{server}/health").text == "ok"
+    assert "<textarea" in httpx.get(f"{server}/").text  # the page loads, then asks for the key
+    for method, path in [("GET", "/models"), ("POST", "/summarize"), ("POST", "/v1/chat/completions"), ("GET", "/info")]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            response = httpx.request(method, f"{server}{path}", headers=headers, json={"text": "hola"})
+            assert response.status_code == 401, (path, headers, response.text)
+            assert "API key" in response.json()["error"]
+
+
+def test_models_says_what_each_model_was_trained_with(server, tiny_t5):
+    models = {m["name"]: m for m in httpx.get(f"{server}/models", headers=AUTH).json()["models"]}
+    assert list(models) == ["tuned", "base", "fast"]
+    assert models["fast"]["backend"] == "ctranslate2" and models["fast"]["compute_type"] == "float32"
+    assert models["tuned"]["max_source_length"] == 256 and models["tuned"]["generation"]["num_beams"] == 2
+    assert models["tuned"]["prompt_template"] == "Resume el siguiente articulo:\n\n{text}"
+    assert models["base"]["base_model"] == tiny_t5
+
+
+def test_the_server_summarize_py_and_train_predict_give_the_same_summaries(server, export, finished_run):
+    from scripts import summarize as summarize_script
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    predicted = [json.loads(line) for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    articles = [json.loads(line)["text"] for line in (ROOT / "datamodules/data/test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(predicted) == len(articles) == 5
+    served = [summarize(server, text=article).json()["summary"] for article in articles]
+    from_script = [row["summary"] for row in summarize_script.main(["--model", str(export), *articles])]
+    assert served == from_script == [row["summary"] for row in predicted]
+    batch = summarize(server, texts=articles[:4]).json()
+    assert [row["summary"] for row in batch["summaries"]] == served[:4] and batch["model"] == "tuned"
+
+
+def test_a_ctranslate2_model_is_served_beside_torch_with_the_same_greedy_summaries(server):
+    articles = [json.loads(line)["text"] for line in (ROOT / "datamodules/data/test.jsonl").read_text(encoding="utf-8").splitlines()]
+    for article in articles:
+        torch_summary = summarize(server, text=article, model="tuned", num_beams=1).json()["summary"]
+        assert summarize(server, text=article, model="fast", num_beams=1).json()["summary"] == torch_summary
+
+
+def test_a_response_says_what_happened(server):
+    long_article = "El Betis ganó al Celta en el último minuto del partido. " * 60
+    body = summarize(server, text=long_article, model="base", max_new_tokens=3, num_beams=1).json()
+    assert set(body) == {"summary", "model", "input_tokens", "output_tokens", "truncated", "seconds"}
+    assert body["model"] == "base" and body["truncated"] is True and body["input_tokens"] == 512 and body["output_tokens"] <= 3
+
+
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ("not json", 400, "must be a JSON object"),
+        ([1, 2], 400, "must be a JSON object"),
+        ({}, 400, 'either "text"'),
+        ({"text": 5}, 400, "text: Input should be a valid string"),
+        ({"text": "   "}, 400, "text is empty"),
+        ({"texts": []}, 400, "texts is empty"),
+        ({"texts": ["a"] * 5}, 413, "at most 4 per request"),
+        ({"text": "a" * 5001}, 413, "at most 5,000 (--max-chars)"),
+        ({"text": "hola", "model": "gpt-4"}, 404, "unknown model 'gpt-4'"),
+        ({"text": "hola", "max_new_tokens": 10**9}, 400, "max_new_tokens must be between 1 and 512"),
+        ({"text": "hola", "num_beams": 1000}, 400, "num_beams must be between 1 and 8"),
+        ({"text": "hola", "num_beams": "3"}, 400, "num_beams: Input should be a valid integer"),
+        ({"text": "hola", "length_penalty": 1e308 * 10}, 400, "length_penalty"),
+        ({"text": "hola", "temperature": 0.5}, 400, "unknown field 'temperature'"),
+    ],
+)
+def test_a_bad_request_is_a_4xx_with_one_line_and_the_server_keeps_serving(server, body, status, says):
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(f"{server}/summarize", content=data, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert isinstance(error, str) and "\n" not in error and says in error
+    assert summarize(server, text="El Betis ganó.").status_code == 200
+
+
+def test_a_form_body_and_a_huge_body_are_refused_with_the_reason(server):
+    form = httpx.post(f"{server}/summarize", content="text=hola", headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 400 and "Content-Type: application/json" in form.json()["error"]
+    huge = httpx.post(f"{server}/summarize", content=b'{"text": "' + b"a" * 3_000_000 + b'"}',
+                      headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
+    assert huge.status_code == 413 and "larger than this server accepts" in huge.json()["error"]
+    assert httpx.get(f"{server}/health").text == "ok"
+
+
+def test_the_openai_client_gets_the_summary_and_can_stream_it(server):
+    openai = pytest.importorskip("openai")
+    article = "El Ayuntamiento de Valencia ha anunciado que las doce bibliotecas municipales abrirán hasta la medianoche."
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=KEY)
+    reply = client.chat.completions.create(model="tuned", messages=[{"role": "user", "content": article}])
+    expected = summarize(server, text=article).json()["summary"]
+    assert reply.choices[0].message.content == expected
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    chunks = [c.choices[0].delta.content for c in client.chat.completions.create(
+        model="tuned", messages=[{"role": "user", "content": article}], stream=True) if c.choices and c.choices[0].delta.content]
+    assert len(chunks) > 1 and "".join(chunks) == expected
+    with pytest.raises(openai.NotFoundError, match="unknown model"):
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": article}])
+
+
+def test_32_concurrent_requests_each_get_their_own_summary(server, export):
+    """Dynamic batching: whatever a request is batched with, its summary is the one it gets alone (fp32)."""
+    from core.inference import Summarizer
+
+    sentences = [json.loads(line)["text"] for split in ("train", "validation", "test")
+                 for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    articles = [f"{sentences[i % len(sentences)]} Noticia número {i}." for i in range(32)]
+    alone = Summarizer.load(str(export), device="cpu", precision="32-true")
+    expected = [alone.summarize([article])[0].summary for article in articles]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(lambda article: summarize(server, text=article), articles))
+    assert [r.status_code for r in responses] == [200] * 32
+    assert [r.json()["summary"] for r in responses] == expected
+    assert httpx.get(f"{server}/health").text == "ok"
+
+
+def test_the_page_in_a_real_browser_shows_every_models_summary(server):
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.wait_for_selector("#keybox", state="visible")  # /models answered 401: the page asks for the key
+            page.fill("#key", KEY)
+            page.click("#sample")
+            article = page.input_value("#article")
+            assert article.startswith("El Ayuntamiento de Valencia")
+            page.click("#summarize")
+            page.wait_for_function("""() => [...document.querySelectorAll('.model-column .meta')].length === 3 &&
+                [...document.querySelectorAll('.model-column .meta')].every(m => m.textContent.includes(' s ·'))""", timeout=60_000)
+            shown = {name: page.inner_text(f'.model-column[data-model="{name}"] .summary') for name in ("tuned", "base", "fast")}
+            meta = page.inner_text('.model-column[data-model="tuned"] .meta')
+        finally:
+            browser.close()
+    for name in ("tuned", "base", "fast"):
+        assert shown[name] == summarize(server, text=article, model=name).json()["summary"].strip()
+    assert "tokens in" in meta and " out" in meta
+
+
+def test_a_request_that_runs_too_long_is_a_504_with_the_limit(export):
+    """The generation bound, in the worker's own code (a 504 from LitServe's queue limit is renamed the same way)."""
+    from fastapi import HTTPException
+
+    from scripts.serving.apis import SummarizeAPI
+    from scripts.serving.requests import Limits
+
+    Limits.models = ("tuned",)
+    api = SummarizeAPI(max_batch_size=4, api_path="/summarize")
+    api.configure({"tuned": str(export)}, {"timeout": 1e-9, "precision": "32-true"})
+    api.setup("cpu")
+    with pytest.raises(HTTPException) as raised:
+        api.predict([{"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {}}])
+    assert raised.value.status_code == 504 and "--timeout" in raised.value.detail
