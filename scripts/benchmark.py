@@ -39,12 +39,14 @@ from scripts.cli_support import main_guard  # noqa: E402
 PRESETS = {
     "small": {"repeats": 3, "warmup": 1, "steps": 6, "loop_warmup": 3, "loop_steps": 10, "train_rows": 256,
               "eval_rows": 32, "max_new_tokens": 64, "scaling_rows": [1000, 10000, 100000],
-              "batch_sizes": [4, 8, 16, 32], "batch_size_steps": 2},
+              "batch_sizes": [4, 8, 16, 32], "batch_size_steps": 2, "single_rows": 4, "concurrencies": [1, 4, 16],
+              "requests_per_level": 32, "engine_configs": ["batch8_beams4", "batch8_greedy", "batch1_beams4", "batch1_greedy"]},
     "tiny": {"repeats": 2, "warmup": 1, "steps": 3, "loop_warmup": 2, "loop_steps": 10, "train_rows": 48,
              "eval_rows": 8, "max_new_tokens": 8, "scaling_rows": [100, 300], "batch_sizes": [4, 8],
-             "batch_size_steps": 2},
+             "batch_size_steps": 2, "single_rows": 2, "concurrencies": [1, 4], "requests_per_level": 8,
+             "engine_configs": ["batch8_beams4"]},
 }
-SECTIONS = ["loop", "recipe", "options", "variants", "generation", "batch_sizes", "scaling", "cli"]  # the optional ones (--skip)
+SECTIONS = ["loop", "recipe", "options", "variants", "generation", "engines", "serving", "batch_sizes", "scaling", "cli"]  # --skip
 OURS, COURSE = "ours (recipe)", "course"
 RECIPE = {"padding": "batch", "group_by_length": True, "pad_to_multiple_of": 8}  # configs/mlsum_flan_t5_small.yaml
 EQUAL_PADDING = "ours, dynamic padding, no grouping, no multiple of 8"  # what Seq2SeqTrainer's dynamic run does
@@ -54,6 +56,8 @@ GOALS = {
     "generation_vs_trainer_predict": 1.3,
     "padding_efficiency_grouped": 0.9,
     "mfu": 0.30,
+    "ctranslate2_int8_vs_ours": 2.5,  # batch 8, 4 beams (aim for 3x)
+    "batching_vs_unbatched_at_16": 2.0,  # requests/s of the server at concurrency 16
 }
 
 
@@ -67,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                  "batch_size_steps"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the preset's {name}")
     parser.add_argument("--scaling-rows", type=int, nargs="+", help="corpus sizes for the tokenisation scaling")
+    parser.add_argument("--concurrencies", type=int, nargs="+", help="serving: concurrent clients at each level")
+    parser.add_argument("--requests-per-level", type=int, help="serving: requests timed at each concurrency")
+    parser.add_argument("--single-rows", type=int, help="engines: articles timed one at a time (batch 1)")
     parser.add_argument("--loop-precisions", nargs="+", choices=["auto", "32-true", "bf16-mixed"], default=["auto"],
                         help="precisions of the loop comparison (default: auto, what a run of ours picks here)")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to skip")
@@ -149,6 +156,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "generation" not in args.skip:
             progress("evaluation with generation")
             results["generation"] = generation_comparison(args, model_dir, files, eval_rows)
+            save()
+        if "engines" not in args.skip:
+            progress("generation engines: ours, the inference core in fp32, CTranslate2 float32 and int8")
+            results["engines"] = engine_comparison(args, model_dir, files, work)
+            save()
+        if "serving" not in args.skip:
+            progress("the server under load, batched and unbatched, torch and CTranslate2")
+            results["serving"] = serving_comparison(args, model_dir, files)
             save()
 
         progress("padding efficiency")
@@ -366,6 +381,81 @@ def generation_comparison(args: argparse.Namespace, model_dir: Path, files: dict
     return generation
 
 
+def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
+    """Generation engines on the same articles, each run a fresh process, interleaved: ours as shipped (train.py
+    predict, the precision it picks here), the inference core in fp32 (summarize.py and the server's default),
+    CTranslate2 float32 and int8 (the conversion is made once, before the timed runs)."""
+    from core.ctranslate2_backend import ensure_conversion
+    from scripts.benchmarking.measure import interleaved, paired_ratios
+    from scripts.benchmarking.runners import automatic_precision
+
+    start = time.perf_counter()
+    ensure_conversion(str(model_dir), announce=progress)
+    engines: dict[str, Any] = {"conversion_seconds": time.perf_counter() - start, "max_new_tokens": args.max_new_tokens,
+                               "ours_precision": automatic_precision(), "configs": {}}
+    single = work / "single.jsonl"  # batch 1 is slow: a few articles
+    single.write_text("".join(Path(files["validation"]).read_text(encoding="utf-8").splitlines(keepends=True)[: args.single_rows]),
+                      encoding="utf-8")
+    configs = {"batch8_beams4": (args.batch_size, 4), "batch8_greedy": (args.batch_size, 1), "batch1_beams4": (1, 4),
+               "batch1_greedy": (1, 1)}
+    for name, (batch, beams) in configs.items():
+        if name not in args.engine_configs:
+            continue
+        articles = files["validation"] if batch > 1 else str(single)
+        common = {"model_dir": str(model_dir), "articles_file": articles, "batch_size": batch,
+                  "max_new_tokens": args.max_new_tokens, "num_beams": beams}
+        ours_files = {**files, "validation": articles, "test": articles}
+        jobs = {
+            "ours": ("scripts.benchmarking.runners:ours_generation",
+                     {"model_dir": str(model_dir), "files": ours_files, "batch_size": batch,
+                      "max_new_tokens": args.max_new_tokens, "num_beams": beams}),
+            "core_torch_fp32": ("scripts.benchmarking.inference:core_generation", {**common, "precision": "32-true"}),
+            "ctranslate2_float32": ("scripts.benchmarking.inference:core_generation",
+                                    {**common, "backend": "ctranslate2", "compute_type": "float32"}),
+            "ctranslate2_int8": ("scripts.benchmarking.inference:core_generation",
+                                 {**common, "backend": "ctranslate2", "compute_type": "int8"}),
+        }
+        runs = interleaved(jobs, args.repeats, progress)
+        result: dict[str, Any] = {"batch_size": batch, "num_beams": beams, "articles": len(Path(articles).read_text(encoding="utf-8").splitlines())}
+        result.update({job: _summarise_runs(job_runs) for job, job_runs in runs.items()})
+        result["ctranslate2_int8_vs_ours"] = paired_ratios(runs["ctranslate2_int8"], runs["ours"], "summaries_per_sec")
+        result["ctranslate2_float32_vs_ours"] = paired_ratios(runs["ctranslate2_float32"], runs["ours"], "summaries_per_sec")
+        result["ctranslate2_int8_vs_core_fp32"] = paired_ratios(runs["ctranslate2_int8"], runs["core_torch_fp32"], "summaries_per_sec")
+        identical = [sum(a == b for a, b in zip(x["summaries"], y["summaries"])) / len(x["summaries"])
+                     for x, y in zip(runs["ctranslate2_float32"], runs["core_torch_fp32"])]
+        result["ctranslate2_float32_same_summaries_as_torch_fp32"] = min(identical)
+        engines["configs"][name] = result
+    return engines
+
+
+def serving_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -> dict[str, Any]:
+    """The server under load (greedy, max_new_tokens of the preset): batched vs --max-batch-size 1, with torch fp32
+    (the server's default) and CTranslate2 int8, each a fresh server process."""
+    from scripts.benchmarking.inference import serving
+
+    common = {"model_dir": str(model_dir), "articles_file": files["validation"], "requests_per_level": args.requests_per_level,
+              "max_new_tokens": args.max_new_tokens, "num_beams": 1}
+    top = max(args.concurrencies)
+    configs = {
+        "torch_batched": {**common, "concurrencies": args.concurrencies, "max_batch_size": args.batch_size},
+        "torch_unbatched": {**common, "concurrencies": args.concurrencies, "max_batch_size": 1},
+        "ctranslate2_int8_batched": {**common, "concurrencies": [top], "max_batch_size": args.batch_size,
+                                     "backend": "ctranslate2", "compute_type": "int8"},
+        "ctranslate2_int8_unbatched": {**common, "concurrencies": [top], "max_batch_size": 1, "backend": "ctranslate2",
+                                       "compute_type": "int8"},
+    }
+    result: dict[str, Any] = {"num_beams": 1, "max_new_tokens": args.max_new_tokens, "configs": {}}
+    for name, kwargs in configs.items():
+        progress(f"serving: {name}")
+        result["configs"][name] = serving(**kwargs)
+    level = str(top)
+    rate = {name: config["levels"][level]["requests_per_sec"] for name, config in result["configs"].items()}
+    result["batching_vs_unbatched"] = {"concurrency": top, "torch": rate["torch_batched"] / rate["torch_unbatched"],
+                                       "ctranslate2_int8": rate["ctranslate2_int8_batched"] / rate["ctranslate2_int8_unbatched"]}
+    result["ctranslate2_int8_vs_torch_batched"] = rate["ctranslate2_int8_batched"] / rate["torch_batched"]
+    return result
+
+
 def corpus_shape(tokenizer: Any, rows: list[dict[str, str]]) -> dict[str, float]:
     import numpy as np
 
@@ -448,6 +538,14 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = results["generation"]["ratio"]
         checks.append(("generation vs Seq2SeqTrainer.predict", ratio, f">= {GOALS['generation_vs_trainer_predict']}x",
                        ratio >= GOALS["generation_vs_trainer_predict"]))
+    if "engines" in results:
+        ratio = results["engines"]["configs"]["batch8_beams4"]["ctranslate2_int8_vs_ours"]["median"]
+        checks.append(("CTranslate2 int8 vs ours as shipped, batch 8, 4 beams", ratio,
+                       f">= {GOALS['ctranslate2_int8_vs_ours']}x", ratio >= GOALS["ctranslate2_int8_vs_ours"]))
+    if "serving" in results:
+        ratio = results["serving"]["batching_vs_unbatched"]["torch"]
+        checks.append((f"server, batched vs unbatched at concurrency {results['serving']['batching_vs_unbatched']['concurrency']}",
+                       ratio, f">= {GOALS['batching_vs_unbatched_at_16']}x", ratio >= GOALS["batching_vs_unbatched_at_16"]))
     efficiency = results["padding_efficiency"]["batch + group_by_length + pad_to_multiple_of=8 (recipe)"]
     checks += [
         ("padding efficiency, grouped", efficiency, f">= {GOALS['padding_efficiency_grouped']}", efficiency >= GOALS["padding_efficiency_grouped"]),
@@ -495,6 +593,29 @@ def _generation_lines(g: dict[str, Any]) -> list[str]:
         "ROUGE-L: one Spanish scorer on both sides (the course side through `evaluation/spanish_rouge`, the `evaluate` "
         "module; ours through the training metric). Random weights: the scores only show both sides agree.",
     ]
+
+
+def _engine_lines(engines: dict[str, Any]) -> list[str]:
+    lines = ["", f"| generation engine (max_new_tokens {engines['max_new_tokens']}, summaries/s) | " +
+             " | ".join(engines["configs"]) + " |", "|---|" + "---|" * len(engines["configs"])]
+    names = {"ours": f"ours as shipped (predict, {engines['ours_precision']})", "core_torch_fp32": "inference core, torch fp32",
+             "ctranslate2_float32": "CTranslate2 float32", "ctranslate2_int8": "CTranslate2 int8"}
+    for key, label in names.items():
+        lines.append(f"| {label} | " + " | ".join(_cell(c[key]["summaries_per_sec"]) for c in engines["configs"].values()) + " |")
+    lines.append("| **int8 / ours** | " + " | ".join(_ratio_cell(c["ctranslate2_int8_vs_ours"]) for c in engines["configs"].values()) + " |")
+    return lines
+
+
+def _serving_lines(serving: dict[str, Any]) -> list[str]:
+    lines = ["", f"| server (greedy, max_new_tokens {serving['max_new_tokens']}) | concurrency | requests/s | p50 s | p95 s |",
+             "|---|---|---|---|---|"]
+    for name, config in serving["configs"].items():
+        for level, stats in config["levels"].items():
+            lines.append(f"| {name} | {level} | {stats['requests_per_sec']:.2f} | {stats['p50_seconds']:.2f} | {stats['p95_seconds']:.2f} |")
+    ratio = serving["batching_vs_unbatched"]
+    lines.append(f"\nBatching vs --max-batch-size 1 at concurrency {ratio['concurrency']}: torch {ratio['torch']:.2f}x, "
+                 f"CTranslate2 int8 {ratio['ctranslate2_int8']:.2f}x.")
+    return lines
 
 
 def _recipe_lines(training: dict[str, Any]) -> list[str]:
@@ -548,6 +669,10 @@ def format_tables(results: dict[str, Any]) -> str:
         lines += _option_lines(results["options"])
     if "generation" in results:
         lines += _generation_lines(results["generation"])
+    if "engines" in results:
+        lines += _engine_lines(results["engines"])
+    if "serving" in results:
+        lines += _serving_lines(results["serving"])
     lines += [
         "",
         "| padding mode | real / computed tokens |",

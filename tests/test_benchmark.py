@@ -47,7 +47,7 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path):
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--output", str(output), "--skip", "variants",
-         "batch_sizes", "options", "--scaling-rows", "100"],
+         "batch_sizes", "options", "engines", "serving", "--scaling-rows", "100"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -124,3 +124,30 @@ def test_phase_clock_times_each_phase_of_a_plain_loop():
     phases = result["phases"]
     assert all(phases[p] > 0 for p in ("forward", "backward", "optimizer"))
     assert abs(sum(phases.values()) - result["seconds_per_step"]) < 1e-9 and phases["other"] >= -1e-3
+
+
+def test_benchmark_inference_sections_write_their_figures(tmp_path):
+    """The engines (ours, the core in fp32, CTranslate2 float32 and int8) and the server under load, batched and
+    not, with each backend: one repeat of the smallest configuration, for the figures' structure."""
+    output = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--repeats", "1", "--output", str(output), "--skip",
+         "loop", "recipe", "options", "variants", "generation", "batch_sizes", "scaling", "cli"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(output.read_text())
+    engines = data["engines"]["configs"]["batch8_beams4"]
+    for engine in ("ours", "core_torch_fp32", "ctranslate2_float32", "ctranslate2_int8"):
+        assert engines[engine]["summaries_per_sec"]["median"] > 0
+    for engine in ("core_torch_fp32", "ctranslate2_float32", "ctranslate2_int8"):
+        assert engines[engine]["peak_rss_gib"]["median"] > 0
+    assert engines["ctranslate2_int8_vs_ours"]["median"] > 0 and 0 <= engines["ctranslate2_float32_same_summaries_as_torch_fp32"] <= 1
+    serving = data["serving"]
+    assert set(serving["configs"]) == {"torch_batched", "torch_unbatched", "ctranslate2_int8_batched", "ctranslate2_int8_unbatched"}
+    for level in serving["configs"]["torch_batched"]["levels"].values():
+        assert level["requests_per_sec"] > 0 and 0 < level["p50_seconds"] <= level["p95_seconds"]
+    assert serving["batching_vs_unbatched"]["torch"] > 0
+    goals = {goal["goal"] for goal in data["goals"]}
+    assert any(goal.startswith("CTranslate2 int8 vs ours") for goal in goals) and any(goal.startswith("server, batched") for goal in goals)
+    assert "| CTranslate2 int8 |" in result.stdout and "| torch_batched |" in result.stdout

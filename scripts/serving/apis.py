@@ -49,8 +49,10 @@ class SummarizeAPI(ModelsMixin, ls.LitAPI):
     def batch(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(inputs)
 
-    def predict(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict(self, jobs: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
         """One generation per (model, settings) group; a request's summaries do not depend on its neighbours."""
+        if isinstance(jobs, dict):  # --max-batch-size 1: LitServe hands over one request, unbatched
+            return self.predict([jobs])[0]
         groups: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
         for j, job in enumerate(jobs):
             key = (job["model"], tuple(sorted(job["overrides"].items())))
