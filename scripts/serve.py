@@ -91,12 +91,43 @@ def main(argv: list[str] | None = None) -> None:
         "workers_per_device": args.workers_per_device, "precision": args.precision, "batch_size": args.batch_size,
         "trust_remote_code": args.trust_remote_code, "backend": args.backend, "compute_type": args.compute_type,
     }
+    if args.host not in LITSERVE_HOSTS:
+        raise ResumenError(f"--host {args.host}: the server listens on 127.0.0.1 (this machine), 0.0.0.0 or :: (every "
+                           "address); to reach one address only, put a reverse proxy in front of 127.0.0.1.")
     api_key = os.environ.get("RESUMEN_API_KEY") or None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+    if args.host not in ("127.0.0.1", "localhost") and not api_key:
         print(f"warning: serving on {args.host} without RESUMEN_API_KEY: anyone who can reach it can use it.", file=sys.stderr)
     server = build_server(models, options, api_key, openai_route=not args.no_openai)
     print(f"Serving {', '.join(models)} on http://{args.host}:{args.port} (the page is at /)", file=sys.stderr)
-    server.run(host=args.host, port=args.port, generate_client_file=False)
+    stop_on_sigterm()
+    server.run(host=LITSERVE_HOSTS[args.host], port=args.port, generate_client_file=False)
+
+
+# the addresses LitServe can bind (it refuses others), by the names a user may give them
+LITSERVE_HOSTS = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "0.0.0.0": "0.0.0.0", "::": "::"}
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, Kubernetes) stops the server as Ctrl-C does: LitServe then stops its workers
+    and its manager process. Without this, SIGTERM ended the main process alone and left them running, holding the
+    port and the models' memory."""
+    import signal
+
+    main_pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked worker inherited this handler: end as SIGTERM's default would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cli() -> None:
+    """Console entry point (resumen-serve): one-line errors, exit code 2."""
+    main_guard(main)
 
 
 if __name__ == "__main__":

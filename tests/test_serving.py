@@ -234,3 +234,44 @@ def test_a_request_that_runs_too_long_is_a_504_with_the_limit(export):
     with pytest.raises(HTTPException) as raised:
         api.predict([{"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {}}])
     assert raised.value.status_code == 504 and "--timeout" in raised.value.detail
+
+
+def test_sigterm_to_the_server_alone_stops_every_process_it_started(export):
+    """docker stop / systemd / Kubernetes signal the main process only: its workers and LitServe's manager process
+    must end with it, freeing the port and the models' memory."""
+    process, url = start_server([f"tuned={export}"])
+    try:
+        group = process.pid  # start_new_session: the server's own process group
+        assert len(_group_members(group)) >= 3  # the server, LitServe's manager, the inference and HTTP workers
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _group_members(group) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _group_members(group), "processes left running after SIGTERM"
+        port = int(url.rsplit(":", 1)[1])
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # the port is free again
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == group and (entry / "stat").read_text().split()[2] != "Z":
+                    members.append(int(entry.name))
+            except (ProcessLookupError, FileNotFoundError, PermissionError):
+                pass
+    return members
+
+
+def test_a_host_litserve_cannot_bind_is_refused_before_any_model_loads(export):
+    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--host", "10.1.2.3"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --host 10.1.2.3") and "0.0.0.0" in result.stderr
