@@ -62,9 +62,10 @@ class RunLayout:
     status_file = property(lambda self: self.directory / "status.json")
     lock_file = property(lambda self: self.directory / ".lock")
 
-    def command_config(self, subcommand: str) -> Path:
+    def command_config(self, subcommand: Any) -> Path:
         """Where a command's resolved config goes: ``config.yaml`` for the fit, ``config.test.yaml`` and so on."""
-        return self.config if subcommand == "fit" else self.directory / f"config.{subcommand}.yaml"
+        name = str(getattr(subcommand, "value", subcommand))  # Lightning hands over its TrainerFn enum
+        return self.config if name == "fit" else self.directory / f"config.{name}.yaml"
 
     def best(self, checkpoint_dir: Path | None = None) -> Path | None:
         """The newest ``best-*.ckpt`` (file or sharded directory)."""

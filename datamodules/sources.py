@@ -142,11 +142,14 @@ def load_raw_dataset(
     import datasets
 
     if data_files:
+        from datamodules.progress import progress_bars_for
+
         files = normalise_data_files(data_files)
         builders = {split: check_local_files(paths) for split, paths in files.items()}
         parts = {}
         for split, paths in files.items():
-            parts[split] = datasets.load_dataset(builders[split], data_files={split: paths}, split=split, cache_dir=cache_dir)
+            with progress_bars_for(size_bytes=sum(Path(p).expanduser().stat().st_size for p in paths)):
+                parts[split] = datasets.load_dataset(builders[split], data_files={split: paths}, split=split, cache_dir=cache_dir)
         return datasets.DatasetDict(parts)
     if not dataset_name:
         raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
@@ -168,5 +171,8 @@ def load_predict_file(path: str, cache_dir: str | None = None):
     """Articles to summarise: json/jsonl/csv/parquet with a text column, or .txt with one article per line."""
     import datasets
 
+    from datamodules.progress import progress_bars_for
+
     builder = check_local_files([path], allow_txt=True)
-    return datasets.load_dataset(builder, data_files={"predict": [path]}, split="predict", cache_dir=cache_dir)
+    with progress_bars_for(size_bytes=Path(path).expanduser().stat().st_size):
+        return datasets.load_dataset(builder, data_files={"predict": [path]}, split="predict", cache_dir=cache_dir)

@@ -22,6 +22,7 @@ from core.prompts import SUMMARY_TEMPLATE, validate_template
 from core.vocabulary import Vocabulary
 from datamodules.collate import Seq2SeqCollator
 from datamodules.coverage import CoverageReport, coverage_report
+from datamodules.progress import progress_bars_for
 from datamodules.sampling import ResumableDataLoader, ResumableSampler
 from datamodules.sources import load_predict_file, load_raw_dataset, normalise_data_files
 
@@ -110,6 +111,7 @@ class SummarizationDataModule(L.LightningDataModule):
         if not dataset_name and not data_files:
             raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
         self.datasets: dict[str, Any] = {}
+        self.previews: dict[str, list[str]] = {}  # the first articles of each split, in input order
         self.fixed_lengths: dict[str, tuple[int, int]] = {}
         self.coverage: CoverageReport | None = None
         self._vocabulary: Vocabulary | None = None  # the model's, through connect(); else loaded on first use
@@ -197,6 +199,9 @@ class SummarizationDataModule(L.LightningDataModule):
                     f"e.g. --data.data_files.{source_split}=PATH."
                 )
             selected[split] = self.select_rows(raw[source_split], split, limit, need_summary=split != "predict")
+        for split, (dataset, text_column, _) in selected.items():
+            ordered = dataset.sort("index") if len(dataset) > 1 else dataset
+            self.previews[split] = list(ordered.select(range(min(3, len(ordered))))[text_column])
         if selected:
             self.prepare_vocabulary(selected)  # before tokenising: an extended tokenizer changes the ids
             check_template_fits(self.tokenizer, self.prompt_template, self.hparams.max_source_length)
@@ -240,8 +245,10 @@ class SummarizationDataModule(L.LightningDataModule):
     def _publish_coverage(self, split: str) -> None:
         report = self.coverage
         table = report.table(f"Tokenizer coverage of the {split} data ({self.hparams.tokenizer_name})")
-        rank_zero_info(table)
         trainer = getattr(self, "trainer", None)
+        fitting = trainer is None or trainer.training or trainer.state.fn == "fit"
+        # the full table once per run, at fit, when it has something to show; one line otherwise
+        rank_zero_info(table if fitting and not report.perfect else report.summary_line(split))
         if trainer is not None and trainer.is_global_zero:
             for logger in trainer.loggers:
                 if hasattr(getattr(logger, "experiment", None), "add_text"):
@@ -280,7 +287,8 @@ class SummarizationDataModule(L.LightningDataModule):
             ids = [str(v) for v in batch[id_column]] if id_column else [str(i) for i in indices]
             return {"index": indices, "id": ids}
 
-        dataset = dataset.map(add_ids, with_indices=True, batched=True, desc=f"Indexing {split}")
+        with progress_bars_for(rows=len(dataset)):
+            dataset = dataset.map(add_ids, with_indices=True, batched=True, desc=f"Indexing {split}")
         # predict needs only the article: a missing reference does not drop the row
         checked = [text_column] + ([hp.summary_column] if has_summary and need_summary else [])
 
@@ -291,7 +299,8 @@ class SummarizationDataModule(L.LightningDataModule):
             ]
 
         before = len(dataset)
-        dataset = dataset.filter(usable, batched=True, desc=f"Dropping empty {split} rows")
+        with progress_bars_for(rows=len(dataset)):
+            dataset = dataset.filter(usable, batched=True, desc=f"Dropping empty {split} rows")
         dropped = before - len(dataset)
         if dropped:
             rank_zero_warn(f"{split}: dropped {dropped} of {before} rows with an empty, null or non-text {checked}.")
@@ -332,6 +341,11 @@ class SummarizationDataModule(L.LightningDataModule):
             return features
 
         keep = {"id", "index"}
+        with progress_bars_for(rows=len(dataset)):
+            return self._map_tokens(dataset, encode, keep, split)
+
+    def _map_tokens(self, dataset, encode, keep: set[str], split: str):
+        hp = self.hparams
         return dataset.map(
             encode,
             batched=True,
@@ -419,6 +433,10 @@ class SummarizationDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", self.eval_batch_size, sampler=self._longest_first("predict"))
 
+    def first_articles(self, split: str, count: int = 3) -> list[str]:
+        """The first ``count`` articles of a split that was set up, in input order (for showing sample summaries)."""
+        return self.previews.get(split, [])[:count]
+
     def predict_rows(self) -> int:
         """How many inputs ``predict`` has (after setup)."""
         return len(self.datasets["predict"])
@@ -426,9 +444,10 @@ class SummarizationDataModule(L.LightningDataModule):
     def skip_predict_rows(self, done: set[int]) -> None:
         """Leave out the inputs (by ``index``) an interrupted ``predict`` already wrote: a rerun continues."""
         if done and "predict" in self.datasets:
-            self.datasets["predict"] = self.datasets["predict"].filter(
-                lambda batch: [index not in done for index in batch["index"]], batched=True, desc="Skipping done inputs"
-            )
+            with progress_bars_for(rows=len(self.datasets["predict"])):
+                self.datasets["predict"] = self.datasets["predict"].filter(
+                    lambda batch: [index not in done for index in batch["index"]], batched=True, desc="Skipping done inputs"
+                )
 
 
 def _texts(selected: Any):

@@ -100,7 +100,7 @@ class HFExport(Callback):
         if best and Path(best).is_file():
             checkpoint = load_full_checkpoint(best)
             state_dict, epoch = model_state_dict(checkpoint), checkpoint.get("epoch", epoch)
-        target = self.target(trainer)  # on every rank: trainer.log_dir is a collective under DDP
+        target = self.target(trainer)
         if best and Path(best).is_dir():
             # FSDP/DeepSpeed shards: this process holds only its part of the weights, so consolidating belongs
             # in a separate CPU step rather than here, where every GPU would wait.
@@ -170,6 +170,7 @@ def export_model(
             hp.model_name_or_path, prompt_template, epoch, checkpoint, pl_module.val_history.get(epoch, {}),
             recipe_settings(hp, data), dataset=data.get("dataset_name") if not data.get("data_files") else None,
             dataset_config=data.get("dataset_config"), coverage=data.get("coverage_table"),
+            max_source_length=record.max_source_length or 512,
         )
         card.save(tmp / CARD_FILE)
     return target

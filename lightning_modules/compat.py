@@ -1,7 +1,9 @@
-"""Every use of a Lightning internal, in one place, each with a test (tests/test_compat.py).
+"""Every use of a Lightning (or torch) internal, in one place, each with a test (tests/test_compat.py).
 
-Lightning has no public API for these; when an upgrade moves one, its test here fails first, naming it. The
-version tested is pinned in pyproject.toml (``lightning>=2.6,<2.7``).
+Lightning has no public API for these; when an upgrade moves one, its test fails first, naming it. The version
+tested is pinned in pyproject.toml (``lightning>=2.6,<2.7``). The functions below are the internals resumen reads or
+sets; ``OVERRIDDEN`` lists the private methods it overrides in subclasses (the override stays in its class, the test
+checks the method still exists with the arguments the override expects).
 """
 
 from __future__ import annotations
@@ -11,6 +13,28 @@ from typing import Any
 import lightning as L
 
 VAL_PROGRESS = "epoch_loop.val_loop.batch_progress"  # where a checkpoint keeps the fit's validation position
+
+# (class, private method, the arguments the override is called with): where resumen subclasses an internal.
+OVERRIDDEN = (
+    # BestCheckpoint: ties on the monitored metric go to the lower loss (lightning_modules/best_checkpoint.py)
+    ("lightning.pytorch.callbacks.ModelCheckpoint", "_save_monitor_checkpoint", ("self", "trainer", "monitor_candidates")),
+    ("lightning.pytorch.callbacks.ModelCheckpoint", "_update_best_and_save", ("self", "current", "trainer", "monitor_candidates")),
+    # OptionalEarlyStopping: off unless --early_stopping.patience is given (lightning_modules/early_stopping.py)
+    ("lightning.pytorch.callbacks.EarlyStopping", "_should_skip_check", ("self", "trainer")),
+    # ResumenCLI: a checkpoint's hyper-parameters never choose code; our --ckpt_path help (scripts/train.py)
+    ("lightning.pytorch.cli.LightningCLI", "_parse_ckpt_path", ("self",)),
+    ("lightning.pytorch.cli.LightningCLI", "_prepare_subcommand_parser", ("self", "klass", "subcommand")),
+    ("lightning.pytorch.cli.LightningCLI", "_parser", ("self", "subcommand")),
+)
+# Torch internals the safe sharded-checkpoint loader builds on (lightning_modules/checkpoints.py): it replaces the
+# pickle-based parts of torch.distributed.checkpoint with weights-only ones.
+TORCH_INTERNALS = (
+    ("torch.distributed.checkpoint.state_dict_loader", "_load_state_dict"),
+    ("torch.distributed.checkpoint.default_planner", "_EmptyStateDictLoadPlanner"),
+    ("torch.distributed.checkpoint._traverse", "set_element"),
+    ("torch.distributed.checkpoint.filesystem", "FileSystemReader._get_metadata_path"),
+    ("lightning.pytorch.utilities.consolidate_checkpoint", "_format_checkpoint"),
+)
 
 
 def mark_stop_requested(trainer: L.Trainer) -> None:
@@ -66,8 +90,3 @@ def logger_version(logger: Any) -> int | str | None:
 def set_logger_version(logger: Any, version: int | str) -> None:
     """Point a logger (TensorBoard, CSV) at ``version_N`` before it creates its directory."""
     logger._version = version
-
-
-def tensorboard_file_writer(logger: Any) -> Any:
-    """The writer of a TensorBoard logger's own run directory (``SummaryWriter.add_hparams`` would open a new one)."""
-    return logger.experiment._get_file_writer()

@@ -54,6 +54,7 @@ def build_card(
     dataset: str | None = None,
     dataset_config: str | None = None,
     coverage: str | None = None,
+    max_source_length: int = 512,
 ) -> Any:
     """The card of an export (a ``huggingface_hub.ModelCard``)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -73,7 +74,6 @@ def build_card(
         resumen_checkpoint=Path(checkpoint).name if checkpoint else None,  # lets `test` add its scores later
     )
     shown = prompt_template.replace("\n", "\\n")
-    prefix, _, suffix = prompt_template.partition("{text}")
     source = f"[`{base_model}`](https://huggingface.co/{base_model})" if hub_base else f"the local model `{base_model}`"
     rows = "\n".join(f"| {name} | {value:.2f} |" for name, value in sorted(validation.items())) or "| (none) | |"
     recipe = "\n".join(f"| `{name}` | `{value}` |" for name, value in settings.items())
@@ -107,9 +107,13 @@ ROUGE is F-measure in 0-100 on Unicode words (accents kept, no stemming): resume
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 tokenizer = AutoTokenizer.from_pretrained("<this directory>")
 model = AutoModelForSeq2SeqLM.from_pretrained("<this directory>")
-prompt = model.config.prompt_template.format(text=article)  # {prefix!r} + article + {suffix!r}
-print(tokenizer.decode(model.generate(**tokenizer(prompt, return_tensors="pt"))[0], skip_special_tokens=True))
+prompt = model.config.prompt_template.format(text=article)
+inputs = tokenizer(prompt, return_tensors="pt", truncation=True, max_length={max_source_length})
+print(tokenizer.decode(model.generate(**inputs)[0], skip_special_tokens=True))
 ```
+
+With resumen: `python scripts/summarize.py --model <this directory> "article"`, or serve it with
+`python scripts/serve.py --model <this directory>` (the same prompt, lengths and generation settings).
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
 

@@ -21,7 +21,20 @@ def run_dir(trainer: L.Trainer) -> Path:
 
 
 def run_layout(trainer: L.Trainer) -> RunLayout:
-    return RunLayout.of_log_dir(Path(trainer.log_dir or trainer.default_root_dir))
+    return RunLayout.of_log_dir(log_dir(trainer))
+
+
+def log_dir(trainer: L.Trainer) -> Path:
+    """``trainer.log_dir`` without its broadcast, so a hook that runs on rank 0 alone can ask (the broadcast would
+    wait forever for the other ranks). Every rank logs into the same version (``use_run_version``), so no rank
+    needs rank 0's answer."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    first = trainer.loggers[0]  # Lightning's own rule: TensorBoard and CSV log in log_dir, others in save_dir
+    directory = first.log_dir if isinstance(first, (TensorBoardLogger, CSVLogger)) else first.save_dir
+    return Path(directory or trainer.default_root_dir)
 
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from core.files import atomic_file
 from core.rouge import CONFIDENCE, RESAMPLES, SEED
-from lightning_modules import compat
+from core.runs import RunLayout
 from lightning_modules.best_checkpoint import checkpoint_rank
 from lightning_modules.run_files import run_dir
 
@@ -38,6 +38,13 @@ class RunReport(Callback):
         super().__init__()
         self.write_json = write_json
         self.report: dict[str, Any] = {}
+        self.text = ""  # the report as printed; the CLI prints it once the progress bar is gone (defer_printing)
+        self.test_text = ""
+        self.defer_printing = False
+        self.train_losses: dict[int, float] = {}  # mean training loss per epoch (kept in checkpoints: resumable)
+        self._loss_sum: Any = None
+        self._losses = 0
+        self._hparams_writer: Any = None  # the HParams sub-run's writer, open for the length of a fit
         self._fit_started = 0.0
         self._validation_started = 0.0
         self._validation_seconds = 0.0
@@ -63,10 +70,25 @@ class RunReport(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._samples += int(batch["input_ids"].shape[0])
         self._tokens += batch["attention_mask"].sum()  # stays a tensor: int() here would sync the GPU every step
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:  # summed on the device, read once per epoch
+            self._loss_sum = loss.detach() if self._loss_sum is None else self._loss_sum + loss.detach()
+            self._losses += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._losses:
+            self.train_losses[trainer.current_epoch] = float(self._loss_sum) / self._losses
+        self._loss_sum, self._losses = None, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_losses": {int(k): float(v) for k, v in self.train_losses.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train_losses = {int(k): float(v) for k, v in (state_dict.get("train_losses") or {}).items()}
 
     # --------------------------------------------------------------------------------------------- report
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        directory = run_dir(trainer)  # on every rank: trainer.log_dir is a collective under DDP
+        directory = run_dir(trainer)
         if not trainer.is_global_zero:
             return
         total = time.perf_counter() - self._fit_started
@@ -85,10 +107,19 @@ class RunReport(Callback):
             **early_stop(trainer),
         }
         self._log_final_metrics(trainer)
+        history = getattr(pl_module, "val_history", {})
+        if history:
+            from lightning_modules.learning_curve import plot_learning_curve
+
+            curve = RunLayout(directory).learning_curve
+            if plot_learning_curve(history, self.train_losses, self.report.get("best_epoch"), self.report.get("monitor"), curve):
+                self.report["learning_curve"] = str(curve)
         if self.write_json:
             with atomic_file(directory / "report.json") as handle:
                 json.dump(self.report, handle, indent=2)
-        rank_zero_info(format_report(self.report))
+        self.text = format_report(self.report)
+        if not self.defer_printing:
+            rank_zero_info(self.text)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         directory = run_dir(trainer)
@@ -108,53 +139,90 @@ class RunReport(Callback):
                 json.dump(results, handle, indent=2)
             with atomic_file(directory / "test_results.md") as handle:
                 handle.write(markdown_test_results(results))
-        rank_zero_info(format_test_results(results))
+        self.test_text = format_test_results(results)
+        if not self.defer_printing:
+            rank_zero_info(self.test_text)
 
     def _log_hparams(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the HParams-tab summary that declares which scalars are the run's metrics.
+        """TensorBoard: the layout its Custom Scalars tab opens on (loss and ROUGE per epoch), and the HParams-tab
+        summary in a run of its own (``version_N/hparams``), so its single-value ``hp/`` metrics stay out of the
+        run's own scalar charts.
 
-        Lightning's ``log_hyperparams`` would also log a placeholder value for each metric at step 0 (a fake point
-        on every chart), so the summary is written directly and the real values follow in ``on_fit_end``.
+        Lightning's ``log_hyperparams`` would log a placeholder value for each metric at step 0 (a fake point on every
+        chart), so the summary is written directly and the real values follow in ``on_fit_end``.
         """
+        from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
         params = flat_hparams(trainer, pl_module)
         metrics = {f"hp/{name}": 0.0 for name in HPARAM_METRICS}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                writer = compat.tensorboard_file_writer(logger)
+                logger.experiment.add_custom_scalars(CUSTOM_SCALARS)
+                # One writer, hence one event file, for the summary and the final values: TensorBoard reads a
+                # folder's files in name order, and a second file of this process could sort before the first.
+                self._hparams_writer = SummaryWriter(log_dir=str(run_dir(trainer) / "hparams"))
                 for summary in hparams(params, metrics):
-                    writer.add_summary(summary)
+                    self._hparams_writer.file_writer.add_summary(summary)
+                self._hparams_writer.flush()
+                break
 
     def _log_final_metrics(self, trainer: L.Trainer) -> None:
         metrics = {f"hp/{name}": value for name, value in self.report.get("best_metrics", {}).items()}
-        if metrics:
-            for logger in trainer.loggers:
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                continue  # beside the HParams summary, not in the run's charts: below
+            if metrics:
                 logger.log_metrics(metrics, step=trainer.global_step)
                 logger.save()
+        if self._hparams_writer is not None:
+            for name, value in metrics.items():
+                self._hparams_writer.add_scalar(name, value, global_step=trainer.global_step)
+            self._close_hparams_writer()
+
+    def _close_hparams_writer(self) -> None:
+        if self._hparams_writer is not None:
+            self._hparams_writer.close()
+            self._hparams_writer = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close_hparams_writer()
+
+
+# TensorBoard's Custom Scalars tab: what a user looks at first, one chart each, per epoch.
+CUSTOM_SCALARS = {
+    "resumen": {
+        "loss per epoch (train, validation)": ["Multiline", ["train/loss_epoch", "val/loss"]],
+        "validation ROUGE per epoch": ["Multiline", ["val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum"]],
+        "learning rate": ["Multiline", ["lr-AdamW.*"]],
+    }
+}
+# The HParams tab's columns: the settings that tell runs apart (all of them are in the run's config.yaml).
+HPARAM_COLUMNS = {
+    "model": ("model", "model_name_or_path"), "learning_rate": ("model", "learning_rate"),
+    "weight_decay": ("model", "weight_decay"), "batch_size": ("data", "batch_size"),
+    "max_source_length": ("data", "max_source_length"), "max_target_length": ("data", "max_target_length"),
+    "train_samples": ("data", "max_train_samples"), "num_beams": ("model", "num_beams"),
+    "extend_vocabulary": ("model", "extend_vocabulary"), "dropout_rate": ("model", "dropout_rate"),
+}
 
 
 def flat_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-    """Model, data and trainer settings as the flat scalars TensorBoard's HParams tab accepts."""
+    """The settings that tell runs apart, as the flat scalars TensorBoard's HParams tab accepts (None as "none")."""
+    sources = {"model": dict(pl_module.hparams), "data": dict(getattr(trainer.datamodule, "hparams", {}) or {})}
     params: dict[str, Any] = {}
-    sources = [("model", pl_module.hparams)]
-    if trainer.datamodule is not None:
-        sources.append(("data", trainer.datamodule.hparams))
-    for prefix, values in sources:
-        for key, value in values.items():
-            if key.startswith("_"):  # LightningCLI's bookkeeping (_instantiator), not a setting
-                continue
-            params[f"{prefix}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    batch = getattr(trainer.datamodule, "hparams", {}).get("batch_size", 0) if trainer.datamodule else 0
-    params.update(
-        {
-            "trainer.precision": str(trainer.precision),
-            "trainer.world_size": trainer.world_size,
-            "trainer.accumulate_grad_batches": trainer.accumulate_grad_batches,
-            "trainer.max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
-            "effective_batch_size": batch * trainer.world_size * trainer.accumulate_grad_batches,
-        }
-    )
+    for column, (source, key) in HPARAM_COLUMNS.items():
+        value = sources[source].get(key)
+        params[column] = value if isinstance(value, (bool, int, float, str)) else ("all" if key == "max_train_samples" and value is None else str(value))
+    lora = sources["model"].get("lora") or {}
+    batch = sources["data"].get("batch_size") or 0
+    params.update({
+        "lora_r": int(lora.get("r", 0)),
+        "precision": str(trainer.precision),
+        "max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
+        "world_size": trainer.world_size,
+        "effective_batch_size": batch * trainer.world_size * trainer.accumulate_grad_batches,
+    })
     return params
 
 
@@ -261,6 +329,8 @@ def format_report(report: dict[str, Any]) -> str:
     memory = report["peak_memory"]
     gpu = f", CUDA allocated {memory['cuda_allocated_gib']:.2f} GiB" if "cuda_allocated_gib" in memory else ""
     lines.append(f"  peak memory: process RSS {memory['process_rss_gib']:.2f} GiB{gpu}")
+    if report.get("learning_curve"):
+        lines.append(f"  learning curve: {report['learning_curve']}")
     return "\n".join(lines)
 
 

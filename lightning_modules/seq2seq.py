@@ -124,6 +124,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x ROUGE_KEYS), index order
         self._generated_this_epoch = 0
         self._text_samples: list[tuple[str, str, str]] = []
+        self.test_samples: list[tuple[str, str, str]] = []  # (article, reference, summary): the first of test
         self._lora_applied = False
         self._compiled = False
         self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
@@ -189,6 +190,8 @@ class Seq2SeqSummarizer(L.LightningModule):
                     "model.compile with bf16-mixed on the CPU gives NaN losses (torch.compile's CPU bf16 path, "
                     "measured with T5): add --trainer.precision=32-true, or drop --model.compile."
                 )
+            rank_zero_info("Compiling the training steps with torch.compile: the first step, and each new batch shape, "
+                           "waits for the compiler (tens of seconds to minutes).")
             self.model.compile()  # in place: parameter names, checkpoints and exports stay as without it
             self._compiled = True
         if stage == "fit":
@@ -412,10 +415,11 @@ class Seq2SeqSummarizer(L.LightningModule):
         rouge, gen_len = (self.val_rouge, self.val_gen_len) if stage == "val" else (self.test_rouge, self.test_gen_len)
         rouge.update(summaries, batch["reference"], batch["index"])
         gen_len.update(lengths.float(), batch["index"])
-        if stage == "val" and len(self._text_samples) < self.hparams.log_text_samples:
-            articles = self.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
-            room = self.hparams.log_text_samples - len(self._text_samples)
-            self._text_samples += list(zip(articles, batch["reference"], summaries))[:room]
+        samples = self._text_samples if stage == "val" else self.test_samples
+        room = (self.hparams.log_text_samples if stage == "val" else 3) - len(samples)
+        if room > 0:
+            articles = self.tokenizer.batch_decode(batch["input_ids"][:room], skip_special_tokens=True)
+            samples += list(zip(articles, batch["reference"], summaries))[:room]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self.evaluation_step(batch, "val")

@@ -582,13 +582,16 @@ def _option_lines(options: dict[str, Any]) -> list[str]:
 
 
 def _generation_lines(g: dict[str, Any]) -> list[str]:
+    course, ours, ours_2x = g["seq2seqtrainer_predict"], g["ours"], g["ours_eval_batch_2x"]
     return [
         "",
         f"| evaluation with generation (max_new_tokens {g['max_new_tokens']}, beams {g['num_beams']}) | summaries/s | vs predict | ROUGE-L |",
         "|---|---|---|---|",
-        f"| Seq2SeqTrainer.predict(predict_with_generate), batch {g['batch_size']} | {_cell(g['seq2seqtrainer_predict']['summaries_per_sec'])} | 1.00x | {g['seq2seqtrainer_predict']['rougeL']['median']:.2f} |",
-        f"| **ours** (predict), batch {g['batch_size']} | {_cell(g['ours']['summaries_per_sec'])} | {g['ratio']:.2f}x | {g['ours']['rougeL']['median']:.2f} |",
-        f"| ours, eval batch {2 * g['batch_size']} (our default: 2x) | {_cell(g['ours_eval_batch_2x']['summaries_per_sec'])} | {g['ratio_eval_batch_2x']:.2f}x | {g['ours_eval_batch_2x']['rougeL']['median']:.2f} |",
+        f"| Seq2SeqTrainer.predict(predict_with_generate), batch {g['batch_size']} | {_cell(course['summaries_per_sec'])} | 1.00x"
+        f" | {course['rougeL']['median']:.2f} |",
+        f"| **ours** (predict), batch {g['batch_size']} | {_cell(ours['summaries_per_sec'])} | {g['ratio']:.2f}x | {ours['rougeL']['median']:.2f} |",
+        f"| ours, eval batch {2 * g['batch_size']} (our default: 2x) | {_cell(ours_2x['summaries_per_sec'])} | {g['ratio_eval_batch_2x']:.2f}x"
+        f" | {ours_2x['rougeL']['median']:.2f} |",
         "",
         "ROUGE-L: one Spanish scorer on both sides (the course side through `evaluation/spanish_rouge`, the `evaluate` "
         "module; ours through the training metric). Random weights: the scores only show both sides agree.",
@@ -693,7 +696,8 @@ def format_tables(results: dict[str, Any]) -> str:
             if "extrapolated_seconds_cold" in row:
                 lines.append(f"| {row['articles']:,} (extrapolated) | {row['extrapolated_seconds_cold']:.0f} | | |")
             else:
-                lines.append(f"| {row['articles']:,} | {_cell(row['seconds_cold'], '{:.1f}')} | {_cell(row['seconds_cached'], '{:.1f}')} | {_cell(row['peak_rss_gib'])} |")
+                cold, cached = _cell(row['seconds_cold'], '{:.1f}'), _cell(row['seconds_cached'], '{:.1f}')
+                lines.append(f"| {row['articles']:,} | {cold} | {cached} | {_cell(row['peak_rss_gib'])} |")
     if "cli" in results:
         cli = results["cli"]
         memory = ", ".join(f"{k} {v:.2f}" for k, v in cli["fit_peak_memory"].items())

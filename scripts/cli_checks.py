@@ -6,6 +6,7 @@ from typing import Any
 
 from core.errors import ResumenError
 
+DEFAULT_CHECKPOINT_NAME = "best-epoch{epoch:02d}-rougeL{val/rougeL:.2f}"
 # --ckpt_path values that name no file: resolved by the CLI (last, auto, pretrained, best) or by Lightning (hpc).
 CKPT_KEYWORDS = {"last", "auto", "pretrained", "best", "hpc"}
 _EVALUATE_HELP = (
@@ -102,7 +103,11 @@ def check_fit_settings(config: Any, warn: Any) -> None:
             "best checkpoint is chosen by the lowest val/loss instead."
         )
         config.checkpoint.monitor, config.checkpoint.mode = "val/loss", "min"
-        config.checkpoint.filename = "best-epoch{epoch:02d}-loss{val/loss:.3f}"
+        monitor = "val/loss"
+    if monitor and monitor != "val/rougeL" and config.checkpoint.filename == DEFAULT_CHECKPOINT_NAME:
+        # the file is named after what chose it: best-epoch03-loss2.314.ckpt for --checkpoint.monitor=val/loss
+        digits = 3 if "loss" in monitor else 2
+        config.checkpoint.filename = f"best-epoch{{epoch:02d}}-{monitor.split('/')[-1]}{{{monitor}:.{digits}f}}"
     early = config.get("early_stopping")
     if early is not None and early.patience is not None and config.model.val_generate_samples == 0 and early.monitor.startswith("val/rouge"):
         warn(f"model.val_generate_samples=0: there is no {early.monitor}, so early stopping watches val/loss instead.")

@@ -14,6 +14,48 @@ def debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("RESUMEN_DEBUG", "") not in {"", "0"}
 
 
+# Lines libraries print that tell a user nothing about their run (each measured in make demo's output).
+QUIET_LOG_LINES = (
+    "💡 Tip:",  # Lightning's advertisement for its cloud logger, on every command
+    "TPU available:", "HPU available:",  # hardware no user of this tool has
+    "Loading `train_dataloader` to estimate number of stepping batches.",  # Lightning's note to itself
+    "Seed set to",  # the seed is in the run's config.yaml
+    # our own line already names the checkpoint a command uses ("Test: run ... ; best-....ckpt", "Resuming ...")
+    "Restoring states from the checkpoint path at", "Loaded model weights from the checkpoint at",
+)
+
+
+class _DropLines:
+    """A logging filter dropping the records that start with one of ``QUIET_LOG_LINES``."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith(QUIET_LOG_LINES)
+
+
+def quiet_libraries() -> None:
+    """Silence, at their source, the library output that is noise on every command (not warnings about the run)."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch",
+                 "lightning.fabric.utilities.seed"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in logger.filters):
+            logger.addFilter(_DropLines())
+    # torch 2.13 deprecates the LeafSpec check Lightning 2.6's pytree helper makes on every run
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # main_guard hands the CLI its arguments on purpose (without --debug, or a run's own config on top)
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    # pyarrow 25 deprecates an argument datasets' sort still passes (datasets' to fix, nothing for a user to do)
+    warnings.filterwarnings("ignore", message=r"Specifying null_placement in SortOptions is deprecated", category=FutureWarning)
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights 100%" for a model that loads in a second
+    except ImportError:
+        pass
+
+
 def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
     """Run ``main(args)``; print ``ResumenError`` (and offline/loading errors) as one line unless debugging."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -25,6 +67,8 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
     args = [a for a in argv if a != "--debug"]
     if from_command_line:  # parsers read sys.argv themselves; only drop our own flag from it
         sys.argv = sys.argv[:1] + args
+    if not debug:
+        quiet_libraries()
     try:
         return main(None if from_command_line else args)
     except KeyboardInterrupt:

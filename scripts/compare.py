@@ -85,7 +85,7 @@ def release_memory() -> None:
 def compare_prompts(args, prompts: list[str]) -> list[dict]:
     rows = []
     for name in args.models:
-        rows += one_model(name, lambda: prompt_rows(args, name, prompts))  # the model lives only inside prompt_rows
+        rows += one_model(name, lambda name=name: prompt_rows(args, name, prompts))  # the model lives only inside prompt_rows
     return rows
 
 
@@ -133,7 +133,7 @@ def compare_dataset(args) -> list[dict]:
     ids, articles, references = SummarizationDataModule(**data_settings(args)).articles("test")
     rows = []
     for name in args.models:
-        rows += one_model(name, lambda: dataset_row(args, name, articles, references))
+        rows += one_model(name, lambda name=name: dataset_row(args, name, articles, references))
     add_paired_differences(rows)
     return rows
 

@@ -47,14 +47,21 @@ def plot_top_k(row: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from core.files import atomic_file
+
     top = row["positions"][-1]["top"]
     figure, axis = plt.subplots(figsize=(8, 0.4 * len(top) + 1.2))
-    axis.barh([t["token"] for t in reversed(top)], [t["probability"] for t in reversed(top)])
-    axis.set_xlabel("probability")
+    percents = [100 * t["probability"] for t in reversed(top)]
+    bars = axis.barh([t["token"] for t in reversed(top)], percents)
+    axis.bar_label(bars, labels=[f"{p:.2f}%" if p < 10 else f"{p:.1f}%" for p in percents], padding=3, fontsize=8)
+    axis.set_xlabel("probability (%)")
+    axis.set_xlim(0, max(percents) * 1.18 if percents else 1)
     axis.set_title(f"Next token after {row['text']!r}")
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png")
     plt.close(figure)
+    print(f"Plot: {path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

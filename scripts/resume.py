@@ -215,7 +215,6 @@ def evaluation_decision(trainer: Any, ckpt_path: str | None, model_name: str) ->
     root = run_root(trainer)
     run: RunLayout | None = None
     if ckpt_path == "pretrained":
-        rank_zero_info(f"Using the model as loaded from {model_name} (no checkpoint).")
         ckpt_path = None
     elif ckpt_path and ckpt_path != "best":
         run = run_of_checkpoint(Path(ckpt_path))
@@ -226,10 +225,7 @@ def evaluation_decision(trainer: Any, ckpt_path: str | None, model_name: str) ->
                 f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. "
                 "Pass --ckpt_path to choose one."
             )
-            ckpt_path = None
-        else:
-            rank_zero_info(f"Using the best checkpoint {best} (pass --ckpt_path to choose another).")
-            ckpt_path = str(best)
+        ckpt_path = str(best) if best is not None else None
     if root is not None and (run is None or run.directory.parent.resolve() != root.resolve()):
         run = claim_new_run(root)  # not a run fitted here: its outputs get a directory of their own
     return {"version": run.version if run is not None else None, "ckpt_path": ckpt_path, "run": str(run.directory) if run else None}

@@ -96,5 +96,10 @@ def human(rows: list[dict], articles: list[str], max_source_length: int) -> str:
     return "\n\n".join(blocks)
 
 
+def cli() -> None:
+    """Console entry point (resumen-summarize): one-line errors, exit code 2."""
+    main_guard(main)
+
+
 if __name__ == "__main__":
     main_guard(main)

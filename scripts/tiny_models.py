@@ -41,8 +41,10 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_l
         special_tokens=["<pad>", "</s>", "<unk>"],
         unk_token="<unk>",
         initial_alphabet=SPANISH_ALPHABET,
+        show_progress=False,  # a bar for a sub-second training
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    tokenizer = _reproducible(tokenizer, specials=3)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))]
     )
@@ -53,6 +55,20 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_l
         unk_token="<unk>",
         model_max_length=model_max_length,
     )
+
+
+def _reproducible(tokenizer, specials: int):
+    """The same vocabulary from every build. The Unigram trainer's scores differ between processes: in the last digits
+    for most pieces (parallel sums), and by about 0.002 for the alphabet's characters the corpus barely uses, which sit
+    at the lowest score. Scores are rounded, those lowest ones share one value, and ties are ordered by piece."""
+    from tokenizers import Tokenizer
+
+    state = json.loads(tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    lowest = min(score for _, score in vocab[specials:])
+    rest = [[piece, round(lowest, 1) if score <= lowest + 0.05 else round(score, 6)] for piece, score in vocab[specials:]]
+    state["model"]["vocab"] = vocab[:specials] + sorted(rest, key=lambda item: (-item[1], item[0]))
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def build_tiny_t5(
@@ -102,7 +118,8 @@ def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str] | None = None, voc
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts or sample_corpus()), vocab_size=vocab_size, special_tokens=["<|endoftext|>"])
+    bpe.train_from_iterator(list(texts or sample_corpus()), vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                        show_progress=False)
     tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=256)
     tokenizer.add_special_tokens(
         {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
@@ -130,7 +147,7 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
     trained = Tokenizer(models.BPE(unk_token="<unk>"))
     trained.normalizer = normalizers.Replace(" ", "▁")
     texts = list(texts or sample_corpus()) + ["Translate this from Spanish to Chinese:", "English: Chinese:"]
-    trained.train_from_iterator(texts, trainer=trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials))
+    trained.train_from_iterator(texts, trainer=trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
     # The 256 <0x..> byte pieces must be ordinary vocabulary entries (not special tokens, which decoding skips)
     # so that characters never seen in training fall back to bytes and round-trip.
     state = json.loads(trained.to_str())["model"]

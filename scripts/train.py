@@ -16,6 +16,7 @@ Set RESUMEN_DEBUG=1 (or pass --debug) to see full tracebacks.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 
+from core.prompts import parse_template  # noqa: E402
 from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run  # noqa: E402
 from datamodules.summarization import SummarizationDataModule  # noqa: E402
 from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
@@ -41,13 +43,20 @@ from lightning_modules.checkpoints import (  # noqa: E402
     saved_module_settings,
 )
 from lightning_modules.early_stopping import OptionalEarlyStopping  # noqa: E402
+from lightning_modules.epoch_line import EpochLine  # noqa: E402
 from lightning_modules.graceful_stop import GracefulStop  # noqa: E402
 from lightning_modules.last_checkpoint import LastCheckpoint  # noqa: E402
 from lightning_modules.rng import RandomState  # noqa: E402
-from lightning_modules.run_files import RunConfigWriter, keep_csv_history, use_run_version  # noqa: E402
+from lightning_modules.run_files import RunConfigWriter, keep_csv_history, log_dir, use_run_version  # noqa: E402
 from lightning_modules.run_report import RunReport  # noqa: E402
 from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
-from scripts.cli_checks import CKPT_KEYWORDS, CKPT_PATH_HELP, check_before_loading, refuse_optimizer_options  # noqa: E402
+from scripts.cli_checks import (  # noqa: E402
+    CKPT_KEYWORDS,
+    CKPT_PATH_HELP,
+    DEFAULT_CHECKPOINT_NAME,
+    check_before_loading,
+    refuse_optimizer_options,
+)
 from scripts.cli_support import main_guard  # noqa: E402
 from scripts.resume import evaluation_decision, fit_decision, run_root  # noqa: E402
 
@@ -56,7 +65,7 @@ CHECKPOINT_DEFAULTS = {
     "checkpoint.mode": "max",
     "checkpoint.save_last": False,  # LastCheckpoint keeps last.ckpt fresh every epoch
     "checkpoint.save_top_k": 1,
-    "checkpoint.filename": "best-epoch{epoch:02d}-rougeL{val/rougeL:.2f}",
+    "checkpoint.filename": DEFAULT_CHECKPOINT_NAME,
     "checkpoint.auto_insert_metric_name": False,
 }
 
@@ -66,6 +75,8 @@ class ResumenCLI(LightningCLI):
 
     _finished_reason: str | None = None
     _run: RunLayout | None = None  # the run this process decided on (and, for fit, locked)
+    _followed: RunLayout | None = None  # validate/test/predict: the fitted run whose settings they took
+    _explicit: frozenset = frozenset()  # the options given on the command line
 
     # ------------------------------------------------------------------------------------------ parsing
     def add_arguments_to_parser(self, parser) -> None:
@@ -89,8 +100,14 @@ class ResumenCLI(LightningCLI):
         return parser
 
     def parse_arguments(self, parser, args) -> None:
-        refuse_optimizer_options(sys.argv[1:] if args is None else args)
-        super().parse_arguments(parser, args)
+        argv = list(sys.argv[1:] if args is None else args)
+        refuse_optimizer_options(argv)
+        super().parse_arguments(parser, argv)
+        self._explicit = explicit_options(argv)
+        followed = run_to_follow(self.config)
+        if followed is not None:  # validate/test/predict of a fitted run: its settings, then this command's options
+            self._followed = followed
+            super().parse_arguments(parser, with_run_settings(argv, followed))
 
     def _parse_ckpt_path(self) -> None:
         """A --ckpt_path file's module settings become the config's (as LightningCLI does), after the file is checked,
@@ -102,7 +119,10 @@ class ResumenCLI(LightningCLI):
         check_any_checkpoint(ckpt_path)  # a text file or a damaged copy is one line, not a KeyError from torch.load
         if not Path(ckpt_path).is_file():  # a sharded directory: settings come from the config
             return
+        if self._followed is not None:  # the run's config already gave the settings; the command line wins over it
+            return
         settings = saved_module_settings(read_checkpoint_metadata(ckpt_path))
+        settings = {k: v for k, v in settings.items() if f"model.{k}" not in self._explicit}  # a flag given here wins
         if settings:
             self.config = self.parser.parse_object({subcommand: {"model": settings}}, self.config)
 
@@ -120,6 +140,11 @@ class ResumenCLI(LightningCLI):
         # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
         self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
         self.trainer.callbacks.append(RandomState())  # every rank's generators in checkpoints (exact resume)
+        if self.trainer.progress_bar_callback is None:  # a log-only run (batch jobs) prints one line per epoch
+            self.trainer.callbacks.append(EpochLine())
+        report = self._report()
+        if report is not None:
+            report.defer_printing = True
         strategy = self.trainer.strategy  # checkpoints are written next to their target and renamed into place
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
@@ -177,6 +202,7 @@ class ResumenCLI(LightningCLI):
         return self._stopping(self.trainer.validate, **kwargs)
 
     def test(self, **kwargs) -> Any:
+        kwargs["verbose"] = False  # the scores are printed once, with their intervals (after_test)
         return self._stopping(self.trainer.test, **kwargs)
 
     def predict(self, **kwargs) -> Any:
@@ -202,7 +228,8 @@ class ResumenCLI(LightningCLI):
                 if self.trainer.global_step == 0 and not self._resumed_run():
                     shutil.rmtree(run.directory, ignore_errors=True)  # it trained nothing: no empty run is listed
                 else:
-                    run.write_status("failed", step=self.trainer.global_step, error=str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__)
+                    first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                    run.write_status("failed", step=self.trainer.global_step, error=first_line)
             self._release_run()
             raise
         if run is not None:
@@ -223,6 +250,15 @@ class ResumenCLI(LightningCLI):
         name = self.model.hparams.model_name_or_path
         decision = self._shared_decision(lambda: evaluation_decision(self.trainer, kwargs.get("ckpt_path"), name), subcommand)
         self._run = None  # evaluation does not lock the run it writes into
+        settings = "its settings (config.yaml, options given here on top)" if self._followed is not None else "this command's settings"
+        checkpoint_name = Path(decision["ckpt_path"]).name if decision["ckpt_path"] else f"no checkpoint: {name} as loaded"
+        rank_zero_info(f"{subcommand.capitalize()}: run {decision.get('run') or '(none)'} with {settings}; {checkpoint_name}.")
+        checkpoint = self.trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.dirpath is None and (decision["ckpt_path"] or decision.get("run")):
+            # the checkpoint's own folder: its restored callback state then matches (no "dirpath has changed"
+            # warning); evaluation saves no checkpoints
+            source = Path(decision["ckpt_path"]).parent if decision["ckpt_path"] else RunLayout(Path(decision["run"])).checkpoints
+            checkpoint.dirpath = str(source)
         kwargs["ckpt_path"] = decision["ckpt_path"]
         self._restore_vocabulary(kwargs["ckpt_path"])
 
@@ -247,32 +283,119 @@ class ResumenCLI(LightningCLI):
             self.model.vocabulary.restore(ckpt_path)
 
     # ----------------------------------------------------------------------------------------- reports
+    # Printed once the command returned: the progress bar is gone, so its last redraw cannot overwrite them.
+    def _report(self) -> RunReport | None:
+        return next((c for c in self.trainer.callbacks if isinstance(c, RunReport)), None)
+
     def after_fit(self) -> None:
         if self._finished_reason:
             return
+        report = self._report()
         checkpoint = self.trainer.checkpoint_callback
-        lines = [logs_line(self.trainer)]
+        lines = [report.text] if report is not None and report.text else []
+        lines.append(logs_line(self.trainer))
         if checkpoint is not None and checkpoint.best_model_path and checkpoint.best_model_score is not None:
             lines.append(f"Best checkpoint ({checkpoint.monitor}={float(checkpoint.best_model_score):.2f}): {checkpoint.best_model_path}")
         lines += [f"Hugging Face export: {c.exported_to}" for c in self.trainer.callbacks if isinstance(c, HFExport) and c.exported_to]
         rank_zero_info("\n".join(lines))
 
     def after_test(self) -> None:
-        rank_zero_info(logs_line(self.trainer))
+        report = self._report()
+        lines = [report.test_text] if report is not None and report.test_text else []
+        instruction = " ".join(parse_template(self.datamodule.prompt_template).prefix.split())
+        lines += sample_lines([(article.removeprefix(instruction).strip(), summary, reference)
+                               for article, reference, summary in self.model.test_samples])
+        lines.append(logs_line(self.trainer))
+        rank_zero_info("\n".join(lines))
 
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:
-            if isinstance(callback, JsonlPredictionWriter) and callback.written_to:
-                rank_zero_info(f"Predictions: {callback.written_to}")
+            if isinstance(callback, JsonlPredictionWriter) and callback.written_to and callback.written_to.is_file():
+                rows = [json.loads(line) for line in callback.written_to.read_text(encoding="utf-8").splitlines()[:3]]
+                articles = self.datamodule.first_articles("predict", len(rows))
+                lines = sample_lines([(article, row["summary"], row.get("reference")) for article, row in zip(articles, rows)])
+                rank_zero_info("\n".join(lines + [f"Predictions: {callback.written_to}"]))
+
+
+def explicit_options(argv: list[str]) -> frozenset:
+    """The dotted options a command line gives (``--model.num_beams=4``, ``--data.batch_size 2``): they win."""
+    return frozenset(arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--") and "." in arg.split("=", 1)[0])
+
+
+# Link targets are set from the model's options; the security setting is never taken from a file (the command line
+# turns it on).
+NOT_FOLLOWED = {"tokenizer_name", "trust_remote_code", "extend_vocabulary"}
+
+
+def run_to_follow(config: Any) -> RunLayout | None:
+    """The fitted run a validate/test/predict evaluates: the run of an explicit checkpoint, or the newest run with a
+    best checkpoint under the logger's directory (--ckpt_path best, the default); None for a pretrained model."""
+    from core.runs import list_runs
+    from scripts.resume import run_of_checkpoint
+
+    subcommand = config.get("subcommand")
+    if subcommand not in ("validate", "test", "predict"):
+        return None
+    ckpt_path = config[subcommand].get("ckpt_path")
+    if ckpt_path == "pretrained":
+        return None
+    if ckpt_path and ckpt_path != "best":
+        run = run_of_checkpoint(Path(ckpt_path))
+        return run if run is not None and run.read_config() else None
+    root = logger_root(config[subcommand].get("trainer", {}).get("logger"))
+    if root is None:
+        return None
+    return next((run for run in reversed(list_runs(root)) if run.best() is not None and run.read_config()), None)
+
+
+def logger_root(logger: Any) -> Path | None:
+    """``save_dir/name`` of a logger's config (its first, if a list), or None when it cannot be told."""
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if not init or not init.get("save_dir"):
+        return None
+    return Path(init["save_dir"]) / (init.get("name") or "lightning_logs")
+
+
+def with_run_settings(argv: list[str], run: RunLayout) -> list[str]:
+    """The command line with the run's model and data settings between its config files and its other options."""
+    saved = run.read_config() or {}
+    settings = {section: {k: v for k, v in (saved.get(section) or {}).items() if k not in NOT_FOLLOWED}
+                for section in ("model", "data")}
+    subcommand, rest = argv[0], argv[1:]
+    configs, others, i = [], [], 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg in ("--config", "-c") and i + 1 < len(rest):
+            configs += rest[i : i + 2]
+            i += 2
+            continue
+        (configs if arg.startswith("--config=") else others).append(arg)
+        i += 1
+    return [subcommand, *configs, "--config", yaml.safe_dump(settings, allow_unicode=True), *others]
+
+
+def sample_lines(samples: list[tuple[str, str, str | None]]) -> list[str]:
+    """Two or three summaries beside their article's opening and the reference: what the model writes."""
+    lines = []
+    for i, (article, summary, reference) in enumerate(samples[:3], start=1):
+        start = " ".join(article.split())[:100]
+        lines += [f"Sample {i}: {start}{'…' if len(article) > 100 else ''}", f"  summary:   {summary}"]
+        if reference:
+            lines.append(f"  reference: {reference}")
+    return lines
 
 
 def logs_line(trainer) -> str:
     """Where the logs are, with the TensorBoard command only when a TensorBoard logger wrote them."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    directory = log_dir(trainer)  # no collective: this line is printed by rank 0 alone
+    root = Path(trainer.logger.root_dir) if trainer.logger is not None and trainer.logger.root_dir else directory.parent
     if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
-        return f"Logs (tensorboard --logdir {Path(trainer.log_dir).parent}): {trainer.log_dir}"
-    return f"Logs: {trainer.log_dir}"
+        return f"Logs (tensorboard --logdir {root.parent}): {directory}"
+    return f"Logs: {directory}"
 
 
 def trainer_defaults() -> dict:
@@ -283,6 +406,8 @@ def trainer_defaults() -> dict:
     return {
         "logger": lazy_instance(TensorBoardLogger, save_dir="runs", name="resumen", default_hp_metric=False),
         "callbacks": [lazy_instance(LearningRateMonitor, logging_interval="step"), lazy_instance(RichProgressBar)],
+        # the module prints its parameter count in one line; Lightning's table adds layer rows and FLOPs columns
+        "enable_model_summary": False,
     }
 
 

@@ -172,13 +172,13 @@ def test_sigterm_during_evaluation_exits_143_without_results(subcommand, finishe
 def test_a_stuck_stop_is_ended_by_the_watchdog_with_the_signals_code(tmp_path):
     """A rank waiting forever for a dead one: the process still ends, with 143, once stop.timeout has passed."""
     code = (
-        "import os, signal, sys, time; sys.path.insert(0, {root!r})\n"
+        f"import os, signal, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
         "from lightning_modules.graceful_stop import FLAG\n"
         "FLAG.timeout = 1.0\n"
         "signal.signal(signal.SIGTERM, FLAG.handler)\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(120)\n"  # the collective that never returns
-    ).format(root=str(ROOT))
+    )
     import time
 
     start = time.monotonic()

@@ -54,4 +54,4 @@ def test_the_demo_visibly_learns_under_fp32_and_bf16_alike(tiny_t5, tmp_path):
     assert 0.5 <= best_rouge["bf16-mixed"] / best_rouge["32-true"] <= 2.0, best_rouge
     # and the demo says plainly what the tiny model learned, and where the real recipe is
     recipe = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
-    assert "word statistics" in recipe and "configs/mlsum_flan_t5_small.yaml" in recipe
+    assert "synthetic" in recipe and "configs/mlsum_flan_t5_small.yaml" in recipe and "After the demo" in recipe

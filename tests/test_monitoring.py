@@ -33,19 +33,45 @@ def test_hparams_tab_holds_settings_and_best_epoch_metrics(finished_run):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = finished_run["runs"] / "demo" / "version_0"
-    accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    accumulator = EventAccumulator(str(run / "hparams"), size_guidance={"scalars": 0})  # a run of its own
     accumulator.Reload()
     content = accumulator.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-    assert {"model.learning_rate", "data.batch_size", "trainer.precision", "effective_batch_size"} <= set(session.hparams)
-    assert session.hparams["model.model_name_or_path"].string_value == finished_run["fit"].model.hparams.model_name_or_path
+    # the columns that tell runs apart, not every setting (no cache_dir=None)
+    assert set(session.hparams) == {"model", "learning_rate", "weight_decay", "batch_size", "max_source_length",
+                                    "max_target_length", "train_samples", "num_beams", "extend_vocabulary", "dropout_rate",
+                                    "lora_r", "precision", "max_epochs", "world_size", "effective_batch_size"}
+    assert session.hparams["model"].string_value == finished_run["fit"].model.hparams.model_name_or_path
+    assert session.hparams["learning_rate"].number_value == pytest.approx(0.03)
     metric_tags = {info.name.tag for info in experiment.metric_infos}
     assert {"hp/val/loss", "hp/val/rougeL"} <= metric_tags
     # Each declared metric has a real value: the best epoch's, the same the checkpoint callback kept.
     best = float(finished_run["fit"].trainer.checkpoint_callback.best_model_score)
     assert [event.value for event in accumulator.Scalars("hp/val/rougeL")] == [pytest.approx(best, abs=1e-4)]
     assert all(accumulator.Scalars(tag) for tag in metric_tags)
+
+
+def test_the_run_opens_on_loss_and_rouge_and_keeps_hp_metrics_out_of_its_charts(finished_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    accumulator = EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0})
+    accumulator.Reload()
+    assert not [tag for tag in accumulator.Tags()["scalars"] if tag.startswith("hp/")]
+    layout = layout_pb2.Layout.FromString(accumulator.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
+    assert charts["loss per epoch (train, validation)"] == ["train/loss_epoch", "val/loss"]
+    assert "val/rougeL" in charts["validation ROUGE per epoch"]
+
+
+def test_each_fitted_run_has_a_learning_curve_named_in_its_report(finished_run):
+    run = finished_run["runs"] / "demo" / "version_0"
+    report = json.loads((run / "report.json").read_text())
+    assert report["learning_curve"] == str(run / "learning_curve.png")
+    png = (run / "learning_curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 def test_end_of_fit_report_names_best_metric_time_throughput_memory(finished_run):
@@ -91,7 +117,8 @@ def test_tensorboard_server_serves_the_run_scalars(finished_run):
                 break
             time.sleep(1)
         fit_tags = set(tags.get("demo/version_0", {}))
-        assert {"train/loss_step", "train/grad_norm", "train/samples_per_sec", "val/loss", "val/rougeL", "hp/val/rougeL"} <= fit_tags, tags
+        assert {"train/loss_step", "train/grad_norm", "train/samples_per_sec", "val/loss", "val/rougeL"} <= fit_tags, tags
+        assert "hp/val/rougeL" in tags.get("demo/version_0/hparams", {}) and "hp/val/rougeL" not in fit_tags
         assert "test/rougeL" in tags.get("demo/version_0/test", {})
         with urllib.request.urlopen(f"{url}/data/plugin/scalars/scalars?run=demo/version_0&tag=val/rougeL", timeout=10) as response:
             points = json.load(response)

@@ -162,3 +162,39 @@ def test_an_export_replaces_a_previous_export(one_run, tiny_t5, tmp_path):
     train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={target}",
                     "--export.overwrite=true", *QUIET))
     assert (target / "model.safetensors").stat().st_mtime > (export / "model.safetensors").stat().st_mtime
+
+
+def test_the_runs_listing_shows_status_epochs_scores_and_exports_in_version_order(finished_run, tmp_path, capsys):
+    """runs.py over a directory of runs: finished, preempted, failed and killed ones, version_10 after version_9."""
+    import json
+    import shutil
+
+    from scripts import runs as listing
+
+    root = tmp_path / "runs" / "demo"
+    shutil.copytree(finished_run["runs"] / "demo" / "version_0", root / "version_9")
+    shutil.copytree(finished_run["runs"] / "demo" / "version_0", root / "version_10")
+    RunLayout(root / "version_10").write_status("preempted", step=12)
+    (root / "version_2").mkdir()
+    RunLayout(root / "version_2").write_status("failed", step=3, error="the training loss became NaN at step 3")
+    (root / "version_3").mkdir()
+    RunLayout(root / "version_3").write_status("running")  # its process is gone: a kill -9
+    rows = listing.main(["--root", str(tmp_path / "runs"), "--json"])
+    assert [row["run"] for row in rows] == ["demo/version_2", "demo/version_3", "demo/version_9", "demo/version_10"]
+    assert [row["status"] for row in rows] == ["failed", "killed", "finished", "preempted"]
+    finished = rows[2]
+    tested = json.loads((root / "version_9" / "test_results.json").read_text())["rouge"]["rougeL"]
+    assert finished["epochs"] == 3 and finished["best_epoch"] in (0, 1, 2) and finished["best_val_rougeL"] >= 0
+    assert finished["test_rougeL"] == tested["mean"] and finished["test_rougeL_low"] == tested["low"]
+    assert finished["export"].endswith("version_9/export") and "export" not in rows[0]
+    assert json.loads(capsys.readouterr().out) == rows
+    listing.main(["--root", str(root)])
+    table = capsys.readouterr().out
+    assert "demo/version_10" in table and "the training loss became NaN" in table and "[" in table
+
+
+def test_a_loss_monitored_checkpoint_is_named_after_the_loss(tiny_t5, tmp_path):
+    runs = tmp_path / "runs"
+    train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--checkpoint.monitor=val/loss", "--checkpoint.mode=min", *QUIET))
+    names = [p.name for p in (runs / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt")]
+    assert len(names) == 1 and names[0].startswith("best-epoch00-loss") and "rougeL" not in names[0], names

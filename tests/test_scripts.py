@@ -134,7 +134,7 @@ def test_compare_dataset_mode_reports_rouge_with_intervals_and_paired_difference
         assert all(row[f"{k}_low"] <= row[k] <= row[f"{k}_high"] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
     assert "difference" not in rows[0] and rows[1]["difference_vs"] == tiny_t5
     # the same model twice: every paired difference is 0 and said to be not significant
-    for key, difference in rows[1]["difference"].items():
+    for difference in rows[1]["difference"].values():
         assert difference["mean"] == 0 and difference["significant"] is False
         assert "not significant" in difference["in_words"]
     markdown = md_out.read_text()
@@ -171,7 +171,8 @@ def test_compare_reproduces_train_py_tests_rouge_for_the_same_checkpoint(finishe
     export = run / "export"
     assert f"resumen_checkpoint: {Path(tested['checkpoint']).name}" in (export / "README.md").read_text()  # its checkpoint
     plot = tmp_path / "rouge.png"
-    rows = in_root(compare.main, ["--dataset", "--data-config", "configs/demo.yaml", "--models", str(export), "--plot", str(plot)])
+    rows = in_root(compare.main, ["--dataset", "--data-config", str(run / "config.yaml"), "--models", str(export),
+                                  "--plot", str(plot)])  # the run's own data section
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         assert rows[0][key] == pytest.approx(tested["rouge"][key]["mean"], abs=0.01), key
         assert rows[0][f"{key}_low"] == pytest.approx(tested["rouge"][key]["low"], abs=0.01)

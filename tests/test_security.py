@@ -11,6 +11,7 @@ import torch
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
+from core.errors import ResumenError
 from scripts.cli_support import main_guard
 from scripts.train import cli_main
 
@@ -72,7 +73,10 @@ def test_a_checkpoint_cannot_turn_on_remote_code_in_export(code_repository, tmp_
 def test_a_checkpoint_cannot_turn_on_remote_code_in_test(code_repository, tiny_t5, tmp_path, capsys):
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
     with pytest.raises(SystemExit) as exit_info:
-        in_root(main_guard, cli_main, demo_args("test", tiny_t5, tmp_path / "runs", f"--ckpt_path={gift}"))
+        # no --model.model_name_or_path: the command line would win over the checkpoint's own model
+        args = [arg for arg in demo_args("test", tiny_t5, tmp_path / "runs", f"--ckpt_path={gift}")
+                if not arg.startswith("--model.model_name_or_path")]
+        in_root(main_guard, cli_main, args)
     assert exit_info.value.code == 2
     assert not (code_repository / "CODE_RAN").exists(), "the checkpoint's trust_remote_code was obeyed"
     assert "custom code" in capsys.readouterr().err
@@ -83,7 +87,7 @@ def test_only_the_command_line_turns_remote_code_on_in_export(code_repository, t
     from scripts import export
 
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
-    with pytest.raises(Exception):  # the crafted weights do not fit the model; the code has run by then
+    with pytest.raises(ResumenError):  # the crafted weights do not fit the model; the code has run by then
         export.main([str(gift), "--output", str(tmp_path / "out"), "--trust-remote-code"])
     assert (code_repository / "CODE_RAN").exists()
 

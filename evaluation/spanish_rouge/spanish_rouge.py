@@ -9,7 +9,8 @@ Needs resumen installed (``pip install -e /path/to/resumen``): the scorer is ``c
 training metric and ``scripts/compare.py``, so all three give identical numbers.
 """
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import datasets
 import evaluate

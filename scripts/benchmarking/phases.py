@@ -15,7 +15,8 @@ import contextlib
 import resource
 import statistics
 import time
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import torch
 
@@ -50,7 +51,7 @@ class PhaseClock:
             self.marks[self.step][name] = self._now()
 
     @contextlib.contextmanager
-    def attached(self, model: torch.nn.Module) -> Iterator["PhaseClock"]:
+    def attached(self, model: torch.nn.Module) -> Iterator[PhaseClock]:
         """Time ``model``'s forward and every ``Tensor.backward`` while inside; call :meth:`watch` on the optimizer."""
         handles = [
             model.register_forward_pre_hook(lambda *_: self.mark("forward_start")),

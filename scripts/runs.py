@@ -1,0 +1,112 @@
+"""List the runs under runs/ with what they reached: status, epochs, best validation ROUGE-L, test ROUGE-L, export.
+
+    python scripts/runs.py                 # every run under runs/, by name and version number
+    python scripts/runs.py --root runs/demo --json
+
+Status: running (a process holds the run), finished, preempted (stopped by a signal: --ckpt_path last resumes it),
+failed (with the error), killed (it was running and its process is gone), or unknown (a run older than the status
+file). The best validation ROUGE-L is the epoch the best checkpoint came from (ties to the lower loss, as training
+chooses); the test ROUGE-L comes with its 95% bootstrap interval once `train.py test` ran on the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.cli_support import main_guard  # noqa: E402
+
+
+def run_roots(root: Path) -> list[Path]:
+    """``root`` itself when it holds version_N directories, else each of its subdirectories that does."""
+    if any(child.name.startswith("version_") for child in root.iterdir() if child.is_dir()):
+        return [root]
+    return sorted(child for child in root.iterdir() if child.is_dir() and any(g.name.startswith("version_") for g in child.iterdir()))
+
+
+def describe(run: Any) -> dict[str, Any]:
+    """One run's row (read from its small files and the checkpoint's metadata; no weights are loaded)."""
+    from lightning_modules.checkpoints import read_checkpoint_metadata
+
+    status = run.status()
+    row: dict[str, Any] = {"run": f"{run.directory.parent.name}/{run.name}", "version": run.version, "status": status["status"],
+                           "directory": str(run.directory)}
+    if status.get("error"):
+        row["error"] = status["error"]
+    history: dict[Any, dict[str, float]] = {}
+    if run.last.is_file():
+        try:
+            checkpoint = read_checkpoint_metadata(run.last)
+            progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+            # "processed": an epoch-end save happens before Lightning counts the epoch "completed"
+            row["epochs"] = int(progress.get("processed", progress.get("completed", 0)))
+            row["steps"] = int(checkpoint.get("global_step", 0))
+            history = checkpoint.get("val_history", {}) or {}
+        except Exception as error:  # noqa: BLE001 - a damaged checkpoint is one cell, not a failed listing
+            row["checkpoint_error"] = str(error).splitlines()[0][:120]
+    report = _json(run.report)
+    if report.get("epochs") is not None:
+        row["epochs"] = int(report["epochs"])  # the finished fit's own count
+    if report.get("best_epoch") is not None and report.get("monitor") == "val/rougeL":
+        row["best_val_rougeL"], row["best_epoch"] = round(report["best_value"], 2), report["best_epoch"]
+    elif history:
+        best = max(sorted(history), key=lambda e: (history[e].get("val/rougeL", float("-inf")), -history[e].get("val/loss", float("inf"))))
+        row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), int(best)
+    if status["status"] == "unknown" and report:
+        row["status"] = "interrupted" if report.get("interrupted") else "finished"
+    test = _json(run.test_results).get("rouge", {}).get("rougeL")
+    if test:
+        row["test_rougeL"], row["test_rougeL_low"], row["test_rougeL_high"] = test["mean"], test["low"], test["high"]
+    if (run.export / "config.json").is_file():
+        row["export"] = str(run.export)
+    return row
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'run':<26} {'status':<11} {'epochs':>6}  {'best val ROUGE-L':<17} {'test ROUGE-L [95%]':<22} export"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        best = f"{row['best_val_rougeL']:.2f} (epoch {row['best_epoch']})" if "best_val_rougeL" in row else "-"
+        test = f"{row['test_rougeL']:.2f} [{row['test_rougeL_low']:.2f}, {row['test_rougeL_high']:.2f}]" if "test_rougeL" in row else "-"
+        lines.append(f"{row['run']:<26} {row['status']:<11} {row.get('epochs', '-'):>6}  {best:<17} {test:<22} {row.get('export', '-')}")
+        if row.get("error"):
+            lines.append(f"{'':<26} {row['error']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="runs", help="a logger's save_dir (runs) or one run name's directory (runs/demo)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    from core.errors import ResumenError
+    from core.runs import list_runs
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ResumenError(f"'{root}' is not a directory: there are no runs yet (make demo, or train.py fit, makes one).")
+    rows = [describe(run) for each in run_roots(root) for run in list_runs(each)]
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else (table(rows) if rows else f"No runs under {root}."))
+    return rows
+
+
+def cli() -> None:
+    """Console entry point (resumen-runs): one-line errors, exit code 2."""
+    main_guard(main)
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,84 @@
+"""The newcomer's path, as a newcomer walks it: `make demo` in a fresh copy of the repository, then the README's
+"After the demo" commands exactly as printed, in a new shell."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+
+# What make demo prints that is a result: the epoch lines, the run report, the test scores, sample summaries, the
+# paths of what was written, which run a command used, and the closing explanation. Everything else is noise.
+RESULT_LINE = re.compile(
+    r"^(Run report|  (best |chosen because|epoch |first |best \(|time |training |peak memory|learning curve)|Test ROUGE|"
+    r"  rouge|Sample \d|  summary:|  reference:|Logs|Best checkpoint|Hugging Face export|Predictions:|epoch \d+/\d+|"
+    r"Demo done|(Fit|Test|Predict|Validate): run)"
+)
+NOISE_BUDGET = 22  # lines that are not results: 20 measured (169 before the newcomer pass; make's command echoes included)
+
+
+def not_results(output: str) -> list[str]:
+    lines, done = [], False
+    for line in output.splitlines():
+        done = done or line.startswith("Demo done")
+        if not done and not RESULT_LINE.match(line):
+            lines.append(line)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict:
+    """A fresh copy of the working tree (what a clone holds), its .venv the one already built, then `make demo`."""
+    copy = tmp_path_factory.mktemp("newcomer") / "resumen"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    (copy / ".venv").symlink_to(ROOT / ".venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "PYTHONPATH")}
+    start = time.monotonic()
+    # -o: the environment is already built (re-running pip here would point its editable install at this copy)
+    # one stream, as a terminal shows it: what is printed after "Demo done" is not counted
+    made = subprocess.run(["make", "-o", ".venv/.installed", "demo"], cwd=copy, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert made.returncode == 0, made.stdout[-6000:]
+    return {"copy": copy, "output": made.stdout, "seconds": time.monotonic() - start, "env": env}
+
+
+def test_make_demo_writes_sentences_that_score_and_one_run_directory(demo):
+    runs = demo["copy"] / "runs" / "demo"
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"], "fit, test and predict share one run directory"
+    run = runs / "version_0"
+    rouge_l = json.loads((run / "test_results.json").read_text())["rouge"]["rougeL"]
+    assert rouge_l["mean"] >= 25, rouge_l
+    summaries = [json.loads(line)["summary"] for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(summaries) == 40 and len(set(summaries)) >= 36, "the summaries are distinct"
+    assert all(len(s.split()) >= 5 for s in summaries), summaries[:5]  # several words each
+    assert sum(s.endswith(".") for s in summaries) >= 0.9 * len(summaries), summaries  # sentences, mostly finished
+    assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG" and (run / "export" / "model.safetensors").is_file()
+    assert "Sample 1:" in demo["output"] and "  summary:" in demo["output"]
+
+
+def test_make_demo_prints_little_but_its_results(demo):
+    noise = not_results(demo["output"])
+    print(f"make demo: {demo['seconds']:.0f} s, {len(noise)} lines that are not results")
+    assert len(noise) <= NOISE_BUDGET, "\n".join(noise)
+
+
+def test_the_readmes_commands_after_the_demo_work_as_printed(demo):
+    readme = (demo["copy"] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### After the demo", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #", 1)[0].strip() for line in block.strip().splitlines() if line.strip()]
+    assert commands[0] == "source .venv/bin/activate" and any("HF_HUB_OFFLINE=1" in c for c in commands)
+    script = "set -e\n" + "\n".join(f"echo '$ {c}'\n{c}" for c in commands)  # one new shell, the lines in order
+    done = subprocess.run(["bash", "-c", script], cwd=demo["copy"], env=demo["env"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "finished" in done.stdout and "version_0" in done.stdout  # the runs listing
+    assert sorted(p.name for p in (demo["copy"] / "runs" / "demo").iterdir()) == ["version_0"]
