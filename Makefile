@@ -38,7 +38,7 @@ lint: $(VENV)/.installed   # ruff, configured in pyproject.toml
 	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.installed   # the full benchmark (tens of minutes on a CPU); see README "Performance"
-	$(PY) scripts/benchmark.py --output bench.json
+	$(PY) benchmarks/benchmark.py --output bench.json
 
 clean:
 	rm -rf runs .cache

@@ -137,6 +137,9 @@ class Summarizer:
             generation = GenerationSettings.from_generation_config(generation_config)
             return cls(None, tokenizer, record, generation, name or name_or_path, device, engine.compute_type, batch_size, engine)
         precision, _ = resolve_precision(precision, device)
+        from core.torch_settings import apply_torch_settings
+
+        apply_torch_settings(device, allow_tf32=False)  # as train.py predict runs; true fp32 where fp32 is asked
         model = load_seq2seq_model(name_or_path, trust_remote_code=trust_remote_code, config=config)
         check_vocab_fits(name_or_path, tokenizer, model)
         generation = GenerationSettings.from_generation_config(model.generation_config)

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
+from core.contract import Batch
+
 # Columns that travel with a batch as Python lists (ids for ordering and dedupe, references for ROUGE).
 META_COLUMNS = ("id", "index", "reference")
 LABEL_PAD = -100
@@ -32,7 +34,7 @@ class Seq2SeqCollator:
             self.tokenizer, label_pad_token_id=LABEL_PAD, pad_to_multiple_of=self.pad_to_multiple_of
         )
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, features: list[dict[str, Any]]) -> Batch:
         features = [dict(feature) for feature in features]
         meta = {key: [f.pop(key) for f in features] for key in META_COLUMNS if key in features[0]}
         for feature in features:
@@ -56,7 +58,7 @@ class Seq2SeqCollator:
         if "index" in meta:
             meta["index"] = torch.as_tensor(meta["index"], dtype=torch.long)
         batch.update(meta)
-        return batch
+        return Batch(**batch)
 
     def _round(self, length: int) -> int:
         multiple = self.pad_to_multiple_of

@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from core.contract import data_settings, summarization_data
 from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
 from core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
@@ -109,12 +110,11 @@ class HFExport(Callback):
                 f"python scripts/export.py {best} --output {target}"
             )
             return
-        datamodule = trainer.datamodule
         record = pl_module.trained_with()
-        data = dict(getattr(datamodule, "hparams", {}) or {})
-        coverage = getattr(datamodule, "coverage", None)
-        if coverage is not None:
-            data["coverage_table"] = coverage.table("Tokenizer coverage of the training data")
+        data = data_settings(trainer)
+        datamodule = summarization_data(trainer)
+        if datamodule is not None and datamodule.coverage is not None:
+            data["coverage_table"] = datamodule.coverage.table("Tokenizer coverage of the training data")
         if trainer.is_global_zero:
             self.exported_to = export_model(pl_module, target, state_dict, epoch, best, record, data)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
@@ -134,8 +134,9 @@ class HFExport(Callback):
         exports = [Path(self.dirpath)] if self.dirpath else []
         exports.append(Path(checkpoint).resolve().parent.parent / "export")  # the fit run's own export
         scores = {key: interval.mean for key, interval in intervals.items()}
+        literature = {key: interval.mean for key, interval in getattr(pl_module, "test_literature_intervals", {}).items()}
         for export in exports:
-            if add_test_results(export, checkpoint, scores, len(pl_module.test_scores[0])):
+            if add_test_results(export, checkpoint, scores, len(pl_module.test_scores[0]), literature):
                 rank_zero_info(f"Added the test ROUGE to the model card of {export}")
                 return
 
@@ -191,7 +192,7 @@ def recipe_settings(hparams: Any, data: dict[str, Any]) -> dict[str, Any]:
     lora = hparams.get("lora") or {}
     if lora.get("r"):
         settings.update({f"model.lora.{key}": value for key, value in lora.items()})
-    for name in ("dataset_name", "dataset_config", "max_train_samples", "max_source_length", "max_target_length", "batch_size"):
+    for name in ("dataset_name", "dataset_config", "dataset_revision", "max_train_samples", "max_source_length", "max_target_length", "batch_size"):
         if data.get(name) is not None and not (name.startswith("dataset") and data.get("data_files")):
             settings[f"data.{name}"] = data[name]
     return settings
@@ -252,15 +253,15 @@ class JsonlPredictionWriter(BasePredictionWriter):
         if stage != "predict":
             return
         self.path = Path(self.output_path) if self.output_path else run_dir(trainer) / "predictions.jsonl"
-        check_prediction_output(self.path, getattr(trainer.datamodule, "hparams", {}).get("predict_file"))
+        check_prediction_output(self.path, data_settings(trainer).get("predict_file"))
         self._fingerprint = _job_fingerprint(trainer, pl_module)
         if trainer.is_global_zero:
             remove_stale_temporaries(self.path.parent)
         trainer.strategy.barrier()
         done = self._read_partials()
-        datamodule = trainer.datamodule
-        self.total = datamodule.predict_rows() if hasattr(datamodule, "predict_rows") else 0
-        if done and hasattr(datamodule, "skip_predict_rows"):
+        datamodule = summarization_data(trainer)
+        self.total = datamodule.predict_rows() if datamodule is not None else 0
+        if done and datamodule is not None:
             rank_zero_info(f"Continuing an interrupted predict: {len(done)} of {self.total} inputs are already in "
                            f"{self._partials()[0].parent}, {self.total - len(done)} to go.")
             datamodule.skip_predict_rows(set(done))
@@ -345,7 +346,7 @@ def _job_fingerprint(trainer: L.Trainer, module: L.LightningModule) -> str:
     """What makes two predict runs the same job: inputs, model, checkpoint and settings."""
     import hashlib
 
-    parts: dict[str, Any] = {"data": dict(getattr(trainer.datamodule, "hparams", {}) or {}), "model": dict(module.hparams)}
+    parts: dict[str, Any] = {"data": data_settings(trainer), "model": dict(module.hparams)}
     for name in ("predict_file",):
         path = parts["data"].get(name)
         if path and Path(path).is_file():

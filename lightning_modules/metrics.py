@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from core.rouge import ROUGE_KEYS, SpanishRougeScorer
+from core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer
 
 __all__ = ["ROUGE_KEYS", "IndexedMean", "SpanishRouge"]
 
@@ -91,6 +91,14 @@ class SpanishRouge(IndexedMean):
     def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
         means = super().compute().reshape(-1)
         return {key: means[i] for i, key in enumerate(ROUGE_KEYS)}
+
+
+class LiteratureRouge(SpanishRouge):
+    """The same ROUGE keys computed as the published MLSUM-es figures were (core.rouge.LiteratureRougeScorer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scorer = LiteratureRougeScorer()
 
 
 def _cat(states) -> torch.Tensor:

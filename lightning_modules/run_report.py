@@ -14,8 +14,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from core.contract import data_settings
 from core.files import atomic_file
-from core.rouge import CONFIDENCE, RESAMPLES, SEED
+from core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
 from core.runs import RunLayout
 from lightning_modules.best_checkpoint import checkpoint_rank
 from lightning_modules.run_files import run_dir
@@ -105,6 +106,7 @@ class RunReport(Callback):
             "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, getattr(pl_module, "val_history", {})),
             **early_stop(trainer),
+            "data": data_source(data_settings(trainer)),
         }
         self._log_final_metrics(trainer)
         history = getattr(pl_module, "val_history", {})
@@ -134,6 +136,10 @@ class RunReport(Callback):
             "interval": {"confidence": CONFIDENCE, "method": "percentile bootstrap over examples", "resamples": RESAMPLES, "seed": SEED},
             "rouge": {key: interval.as_dict() for key, interval in intervals.items()},
         }
+        literature = getattr(pl_module, "test_literature_intervals", {})
+        if literature:  # under its own name: never mixed with the Spanish scores
+            results["literature_rouge"] = {"scorer": LITERATURE_SCORER,
+                                           **{key: interval.as_dict() for key, interval in literature.items()}}
         if self.write_json:
             with atomic_file(directory / "test_results.json") as handle:
                 json.dump(results, handle, indent=2)
@@ -207,9 +213,17 @@ HPARAM_COLUMNS = {
 }
 
 
+def data_source(data: dict[str, Any]) -> dict[str, Any]:
+    """Where the run's data came from: local files, or a hub dataset with the revision asked for (``null``: the
+    newest, which moves; pin ``--data.dataset_revision`` to a commit for a reproducible run)."""
+    if data.get("data_files"):
+        return {"data_files": data["data_files"]}
+    return {key: data.get(f"dataset_{key}") for key in ("name", "config", "revision")} if data else {}
+
+
 def flat_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
     """The settings that tell runs apart, as the flat scalars TensorBoard's HParams tab accepts (None as "none")."""
-    sources = {"model": dict(pl_module.hparams), "data": dict(getattr(trainer.datamodule, "hparams", {}) or {})}
+    sources = {"model": dict(pl_module.hparams), "data": data_settings(trainer)}
     params: dict[str, Any] = {}
     for column, (source, key) in HPARAM_COLUMNS.items():
         value = sources[source].get(key)
@@ -338,6 +352,11 @@ def format_test_results(results: dict[str, Any]) -> str:
     """The test scores for the console: each ROUGE with its interval, so a point of difference is not read as real."""
     lines = [f"Test ROUGE on {results['examples']} examples, mean [95% bootstrap interval]:"]
     lines += [f"  {key:<10} {v['mean']:6.2f} [{v['low']:.2f}, {v['high']:.2f}]" for key, v in results["rouge"].items()]
+    literature = results.get("literature_rouge")
+    if literature:
+        rouge_l = literature["rougeL"]
+        lines.append(f"Literature-comparable ROUGE-L (not Spanish-aware; how published MLSUM-es figures were scored): "
+                     f"{rouge_l['mean']:.2f} [{rouge_l['low']:.2f}, {rouge_l['high']:.2f}]")
     return "\n".join(lines)
 
 
@@ -347,4 +366,15 @@ def markdown_test_results(results: dict[str, Any]) -> str:
         f"Test set: {results['examples']} examples, checkpoint `{results['checkpoint']}`, loss {results['loss']}.\n\n"
         "| metric | mean | 95% interval |\n|---|---|---|\n" + rows
         + f"\nIntervals: percentile bootstrap over examples, {RESAMPLES} resamples, seed {SEED}.\n"
+        + literature_table(results.get("literature_rouge"))
     )
+
+
+def literature_table(literature: dict[str, Any] | None) -> str:
+    """The literature-comparable scores, in a table of their own."""
+    if not literature:
+        return ""
+    rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n"
+                   for key, v in literature.items() if key != "scorer")
+    return ("\nLiterature-comparable ROUGE (to place the model among published MLSUM-es figures; not Spanish-aware: "
+            f"{literature['scorer']}):\n\n| metric | mean | 95% interval |\n|---|---|---|\n" + rows)

@@ -9,13 +9,13 @@ returns one summary per input.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 
+from core.contract import Batch, summarization_data
 from core.errors import ResumenError
 from core.generation import GenerationSettings
 from core.inference import generate_summaries
@@ -25,7 +25,9 @@ from core.trained_with import TrainedWith, from_checkpoint, from_model_config
 from core.vocabulary import Vocabulary
 from lightning_modules import compat
 from lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
-from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, SpanishRouge
+from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge
+from lightning_modules.model_changes import check_same_shapes, set_dropout
+from lightning_modules.optimizer import adamw_with_linear_decay
 
 
 class Seq2SeqSummarizer(L.LightningModule):
@@ -71,13 +73,15 @@ class Seq2SeqSummarizer(L.LightningModule):
             no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off).
             val_generate_samples: how many validation examples are generated and scored each epoch (all ranks
                 together; the loss always covers every example).
-            log_text_samples: article / reference / generated triples written to TensorBoard each validation.
+            log_text_samples: article / reference / generated triples written to TensorBoard each validation (by
+                the SampleSummaries callback, which reads it here).
             trust_remote_code: allow the model repository to run its own code (off unless you trust it).
             extend_vocabulary: add the characters the data needs and the tokenizer lacks (T5 cannot write í ú ñ
                 ¿ ¡ ...) as tokens, growing the embeddings; each new row starts from a close character (ñ from n).
                 The data module decides the characters; a checkpoint remembers them.
             allow_tf32: on Ampere and newer GPUs, run float32 matrix multiplies as TF32 (much faster for
-                ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already).
+                ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already). A process-wide
+                setting the CLI applies (core/torch_settings.py); kept here so configs keep their place for it.
             dropout_rate: dropout probability while training; ``null`` keeps the model's own (0.1 for Flan-T5).
                 ``0.0`` skips drawing the dropout masks, a sizeable share of a CPU step (docs/performance.md), at
                 the price of less regularisation: fine for short fine-tunes, watch val/loss on long ones.
@@ -118,18 +122,15 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
         self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
+        self.test_literature_rouge = LiteratureRouge()  # comparable with published MLSUM-es figures, kept apart
         self.val_history: dict[int, dict[str, float]] = {}
         # after test: each ROUGE's bootstrap interval, and the per-example scores a paired comparison needs
         self.test_intervals: dict[str, Interval] = {}
+        self.test_literature_intervals: dict[str, Interval] = {}
         self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x ROUGE_KEYS), index order
         self._generated_this_epoch = 0
-        self._text_samples: list[tuple[str, str, str]] = []
-        self.test_samples: list[tuple[str, str, str]] = []  # (article, reference, summary): the first of test
         self._lora_applied = False
         self._compiled = False
-        self._nonfinite_loss: torch.Tensor | None = None  # a device flag: any non-finite loss since the last check
-        self._checked_until = 0  # the first step not yet checked
-        self._reset_throughput()
 
     @classmethod
     def from_checkpoint(cls, path: str, model_name_or_path: str | None = None, trust_remote_code: bool = False):
@@ -169,13 +170,6 @@ class Seq2SeqSummarizer(L.LightningModule):
             return
         self.check_precision(self.trainer.precision)
         root = self.trainer.strategy.root_device
-        if root.type == "cpu":
-            # Denormal floats (below 1.2e-38, e.g. softmax gradients of tokens far from the prediction) cost x86
-            # microcode assists: flushed to 0, the fp32 LM-head backward of a flan-t5-small-shaped step went from
-            # 2.4 s to 0.08 s. GPUs and bf16 kernels flush them already.
-            torch.set_flush_denormal(True)
-        if self.hparams.allow_tf32 and root.type == "cuda" and torch.cuda.get_device_capability(root)[0] >= 8:
-            torch.set_float32_matmul_precision("high")
         if self.hparams.extend_vocabulary and self.vocabulary.added_characters is None:
             raise ResumenError(
                 "model.extend_vocabulary needs the data module to decide the characters (SummarizationDataModule "
@@ -233,8 +227,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         """The record these weights go with: the data's template and lengths (``data_fields``, from the connected
         data module by default), the added characters, the LoRA settings, the base model."""
         if data_fields is None:
-            datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-            data_fields = datamodule.record_fields() if hasattr(datamodule, "record_fields") else {}
+            datamodule = summarization_data(self._trainer)
+            data_fields = datamodule.record_fields() if datamodule is not None else {}
         if "prompt_template" not in data_fields and self.trained_prompt_template:
             data_fields = {**data_fields, "prompt_template": self.trained_prompt_template}
         return TrainedWith(
@@ -268,7 +262,6 @@ class Seq2SeqSummarizer(L.LightningModule):
         rank_zero_info("New token embeddings start from: " + ", ".join(f"{new} <- {old}" for new, old in sources.items()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.check_finite_loss()  # never write a checkpoint of weights a NaN loss has already updated
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
         checkpoint["val_history"] = {int(epoch): dict(metrics) for epoch, metrics in self.val_history.items()}
         # the template, lengths and added characters (the embeddings' shape depends on them) travel with the weights
@@ -299,145 +292,65 @@ class Seq2SeqSummarizer(L.LightningModule):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
-    def generate(self, batch: dict[str, Any], settings: GenerationSettings) -> tuple[list[str], torch.Tensor]:
+    def generate(self, batch: Batch, settings: GenerationSettings) -> tuple[list[str], torch.Tensor]:
         """Summaries for a batch, and each summary's length in tokens (the inference core's one generate call)."""
         return generate_summaries(self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], settings,
                                   synced_gpus=needs_synced_gpus(self._trainer))
 
     # --------------------------------------------------------------------------------------------- training
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        # Loss health, gradient norm and throughput are callbacks (lightning_modules/training_monitors.py).
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
         size = batch["input_ids"].shape[0]
-        # No host read here: on a GPU each one waits for the step to finish. A non-finite loss is remembered on
-        # the device and checked on logged steps and before any checkpoint is written.
-        bad = ~torch.isfinite(loss.detach())
-        self._nonfinite_loss = bad if self._nonfinite_loss is None else self._nonfinite_loss | bad
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=size)
-        if self._logged_step():
-            self.check_finite_loss()
+        if self._trainer is not None and compat.should_update_logs(self.trainer):  # the bar would read it every step
             self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=size)
         return loss
 
-    def _logged_step(self) -> bool:
-        """Whether Lightning writes the logs after this step (every ``log_every_n_steps``)."""
-        return self._trainer is not None and compat.should_update_logs(self.trainer)
-
-    def check_finite_loss(self) -> None:
-        """Stop with advice when a loss since the last check was NaN or infinite (one host read)."""
-        if self._nonfinite_loss is not None and bool(self._nonfinite_loss):
-            steps = f"{self._checked_until}-{self.global_step}" if self._checked_until < self.global_step else str(self.global_step)
-            raise ResumenError(
-                f"the training loss became NaN or infinite at step {steps} (checked on logged steps): lower the "
-                f"learning rate (now {self.hparams.learning_rate}), use bf16-mixed or 32-true instead of fp16, and "
-                "resume from the last good checkpoint (--ckpt_path last)."
-            )
-        self._checked_until = self.global_step + 1  # the steps up to this one were finite
-
-    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if self._throughput_started is None:
-            self._throughput_started = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: dict[str, Any], batch_idx: int) -> None:
-        # Throughput over the steps since the last logged one (this rank; non-padding source tokens). The token
-        # count stays on the device until a logged step reads it once.
-        self._throughput_samples += batch["input_ids"].shape[0]
-        tokens = batch["attention_mask"].sum()
-        self._throughput_tokens = tokens if self._throughput_tokens is None else self._throughput_tokens + tokens
-        if not self._logged_step():
-            return
-        seconds = max(time.perf_counter() - self._throughput_started, 1e-9)
-        self.log_dict(
-            {"train/samples_per_sec": self._throughput_samples / seconds,
-             "train/tokens_per_sec": float(self._throughput_tokens) / seconds},
-            on_step=True, batch_size=batch["input_ids"].shape[0],
-        )
-        self._reset_throughput()
-
-    def on_train_epoch_start(self) -> None:
-        self._reset_throughput()  # validation time is not training time
-
-    def _reset_throughput(self) -> None:
-        """Start a new throughput window: its start time, samples (counted on the host) and tokens (a device sum)."""
-        self._throughput_started: float | None = None
-        self._throughput_samples = 0
-        self._throughput_tokens: torch.Tensor | None = None
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if not self._logged_step():
-            return
-        # One fused norm over all gradients, one value (Lightning's grad_norm reads every parameter's norm).
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if grads:
-            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0))), on_step=True)
-
     def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
-
         hp = self.hparams
-        decay, no_decay, seen = [], [], set()
-        for module in self.model.modules():
-            norm = "norm" in type(module).__name__.lower()
-            for name, parameter in module.named_parameters(recurse=False):
-                if parameter.requires_grad and id(parameter) not in seen:  # T5 shares its embedding 3 times
-                    seen.add(id(parameter))
-                    (no_decay if norm or name.endswith("bias") else decay).append(parameter)
-        fused = hp.fused_adamw
-        if fused is None:
-            devices = {p.device.type for p in decay + no_decay}
-            fused = (devices <= {"cuda"} or devices <= {"cpu"}) or None  # both have fused kernels (torch >= 2.4)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=hp.learning_rate,
-            eps=hp.adam_epsilon,
-            fused=fused,
-        )
-        total = self.trainer.estimated_stepping_batches
-        warmup = hp.warmup_steps or int(hp.warmup_ratio * total)
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_linear_decay(self.model, hp.learning_rate, hp.weight_decay, hp.adam_epsilon, hp.fused_adamw,
+                                       self.trainer.estimated_stepping_batches, hp.warmup_steps, hp.warmup_ratio)
 
     # ------------------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
         self._generated_this_epoch = 0
-        self._text_samples = []
 
-    def evaluation_step(self, batch: dict[str, Any], stage: str) -> None:
-        """Validation and test: the loss on every example; generation and ROUGE on the examples to be scored."""
+    def evaluation_step(self, batch: Batch, stage: str) -> dict[str, list[str]] | None:
+        """Validation and test: the loss on every example; generation and ROUGE on the examples to be scored, whose
+        summaries are returned (the SampleSummaries callback keeps the first few)."""
         size = batch["input_ids"].shape[0]
         loss = self(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", sync_dist=True, batch_size=size)
         if stage == "val":
             per_rank = -(-self.hparams.val_generate_samples // max(self.trainer.world_size, 1))
             if self._generated_this_epoch >= per_rank:
-                return
+                return None
             self._generated_this_epoch += size
         summaries, lengths = self.generate(batch, self.val_generation if stage == "val" else self.generation)
         rouge, gen_len = (self.val_rouge, self.val_gen_len) if stage == "val" else (self.test_rouge, self.test_gen_len)
         rouge.update(summaries, batch["reference"], batch["index"])
+        if stage == "test":
+            self.test_literature_rouge.update(summaries, batch["reference"], batch["index"])
         gen_len.update(lengths.float(), batch["index"])
-        samples = self._text_samples if stage == "val" else self.test_samples
-        room = (self.hparams.log_text_samples if stage == "val" else 3) - len(samples)
-        if room > 0:
-            articles = self.tokenizer.batch_decode(batch["input_ids"][:room], skip_special_tokens=True)
-            samples += list(zip(articles, batch["reference"], summaries))[:room]
+        return {"summaries": summaries}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluation_step(batch, "val")
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]] | None:
+        return self.evaluation_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._log_generation_metrics("val", self.val_rouge, self.val_gen_len)
         if metrics and not self.trainer.sanity_checking:
             metrics["val/loss"] = float(self.trainer.callback_metrics.get("val/loss", float("nan")))
             self.val_history[self.current_epoch] = metrics
-        self._log_text_samples()
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.evaluation_step(batch, "test")
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, list[str]] | None:
+        return self.evaluation_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_generation_metrics("test", self.test_rouge, self.test_gen_len)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
         summaries, _ = self.generate(batch, self.generation)
         rows = []
         for i, summary in enumerate(summaries):
@@ -458,44 +371,14 @@ class Seq2SeqSummarizer(L.LightningModule):
             self.test_intervals = rouge_intervals(self.test_scores[1])
             for key, interval in self.test_intervals.items():
                 metrics[f"test/{key}_low"], metrics[f"test/{key}_high"] = interval.low, interval.high
+            self.test_literature_intervals = rouge_intervals(self.test_literature_rouge.per_example()[1])
+            for key, interval in self.test_literature_intervals.items():
+                metrics[f"test/literature_{key}"] = interval.mean
+            self.test_literature_rouge.reset()
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
         rouge.reset()
         gen_len.reset()
         return metrics
-
-    @rank_zero_only
-    def _log_text_samples(self) -> None:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        if not self._text_samples or self.trainer.sanity_checking:
-            return
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                table = "\n\n---\n\n".join(
-                    f"**Article:** {article[:1000]}\n\n**Reference:** {reference}\n\n**Generated:** {generated}"
-                    for article, reference, generated in self._text_samples
-                )
-                logger.experiment.add_text("val/samples", table, global_step=self.global_step)
-
-
-def set_dropout(model: torch.nn.Module, rate: float) -> None:
-    """Every dropout's probability: the layers, and the attention modules that keep theirs as a float (T5's attention
-    weights); the model's config keeps its own value, so exports stay as they were."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = rate
-        elif isinstance(getattr(module, "dropout", None), float):
-            module.dropout = rate
-
-
-def check_same_shapes(saved: dict[str, Any], current: dict[str, Any], model_name: str) -> None:
-    """A checkpoint of another model size fails deep in ``load_state_dict``; name the first differing weight."""
-    for name, tensor in saved.items():
-        if name in current and tuple(tensor.shape) != tuple(current[name].shape):
-            raise ResumenError(
-                f"the checkpoint was trained from a model of another size: '{name}' is {list(tensor.shape)} there and "
-                f"{list(current[name].shape)} in '{model_name}': pass the --model.model_name_or_path it was trained from."
-            )
 
 
 def needs_synced_gpus(trainer: Any) -> bool:

@@ -33,6 +33,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E40
 
 from core.prompts import parse_template  # noqa: E402
 from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run  # noqa: E402
+from core.torch_settings import apply_torch_settings  # noqa: E402
 from datamodules.summarization import SummarizationDataModule  # noqa: E402
 from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
@@ -50,6 +51,7 @@ from lightning_modules.rng import RandomState  # noqa: E402
 from lightning_modules.run_files import RunConfigWriter, keep_csv_history, log_dir, use_run_version  # noqa: E402
 from lightning_modules.run_report import RunReport  # noqa: E402
 from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
+from lightning_modules.training_monitors import SampleSummaries, training_monitors  # noqa: E402
 from scripts.cli_checks import (  # noqa: E402
     CKPT_KEYWORDS,
     CKPT_PATH_HELP,
@@ -140,6 +142,8 @@ class ResumenCLI(LightningCLI):
         # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
         self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
         self.trainer.callbacks.append(RandomState())  # every rank's generators in checkpoints (exact resume)
+        self.trainer.callbacks.extend(training_monitors())  # loss health, gradient norm, throughput, samples
+        apply_torch_settings(self.trainer.strategy.root_device, self.model.hparams.allow_tf32)
         if self.trainer.progress_bar_callback is None:  # a log-only run (batch jobs) prints one line per epoch
             self.trainer.callbacks.append(EpochLine())
         report = self._report()
@@ -304,9 +308,12 @@ class ResumenCLI(LightningCLI):
         lines = [report.test_text] if report is not None and report.test_text else []
         instruction = " ".join(parse_template(self.datamodule.prompt_template).prefix.split())
         lines += sample_lines([(article.removeprefix(instruction).strip(), summary, reference)
-                               for article, reference, summary in self.model.test_samples])
+                               for article, reference, summary in self._samples().test])
         lines.append(logs_line(self.trainer))
         rank_zero_info("\n".join(lines))
+
+    def _samples(self) -> SampleSummaries:
+        return next(c for c in self.trainer.callbacks if isinstance(c, SampleSummaries))
 
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:

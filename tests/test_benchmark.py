@@ -1,4 +1,4 @@
-"""scripts/benchmark.py: the smoke run works and its JSON holds every figure; the FLOP count is right."""
+"""benchmarks/benchmark.py: the smoke run works and its JSON holds every figure; the FLOP count is right."""
 
 import json
 import subprocess
@@ -7,8 +7,8 @@ import sys
 from conftest import ROOT
 
 from core.precision import cpu_flags
-from scripts.benchmarking.measure import NOTABLE_CPU_FLAGS
-from scripts.benchmarking.runners import automatic_precision
+from benchmarks.measure import NOTABLE_CPU_FLAGS
+from benchmarks.runners import automatic_precision
 
 
 def test_flop_count_matches_torch_flop_counter(tiny_t5):
@@ -17,7 +17,7 @@ def test_flop_count_matches_torch_flop_counter(tiny_t5):
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModelForSeq2SeqLM
 
-    from scripts.benchmarking.measure import t5_training_flops
+    from benchmarks.measure import t5_training_flops
 
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5)
     source, target = 40, 12
@@ -30,7 +30,7 @@ def test_flop_count_matches_torch_flop_counter(tiny_t5):
 
 
 def test_corpus_is_deterministic_and_shaped_like_mlsum():
-    from scripts.benchmarking.corpus import make_corpus
+    from benchmarks.corpus import make_corpus
 
     rows = make_corpus(200, seed=3)
     assert rows == make_corpus(200, seed=3) and rows != make_corpus(200, seed=4)
@@ -46,7 +46,7 @@ def test_benchmark_smoke_run_writes_every_figure(tmp_path):
     tests/test_speed_options.py trains with each option."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--output", str(output), "--skip", "variants",
+        [sys.executable, "benchmarks/benchmark.py", "--size", "tiny", "--output", str(output), "--skip", "variants",
          "batch_sizes", "options", "engines", "serving", "--scaling-rows", "100"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
@@ -108,7 +108,7 @@ def test_phase_clock_times_each_phase_of_a_plain_loop():
     """forward / backward / optimizer come from hooks every loop shares; they add up to the step, in order."""
     import torch
 
-    from scripts.benchmarking.phases import PhaseClock
+    from benchmarks.phases import PhaseClock
 
     model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -131,7 +131,7 @@ def test_benchmark_inference_sections_write_their_figures(tmp_path):
     not, with each backend: one repeat of the smallest configuration, for the figures' structure."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--size", "tiny", "--repeats", "1", "--output", str(output), "--skip",
+        [sys.executable, "benchmarks/benchmark.py", "--size", "tiny", "--repeats", "1", "--output", str(output), "--skip",
          "loop", "recipe", "options", "variants", "generation", "batch_sizes", "scaling", "cli"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )

@@ -73,6 +73,12 @@ def test_test_reports_each_rouge_with_a_bootstrap_interval(finished_run):
         assert float(tested[f"test/{key}_low"]) == pytest.approx(score["low"], abs=0.01)
     markdown = (run_dir / "test_results.md").read_text()
     assert "| metric | mean | 95% interval |" in markdown and "| rougeL |" in markdown
+    # the literature-comparable ROUGE: under its own key, scorer named, in its own table, never in "rouge"
+    literature = results["literature_rouge"]
+    assert "rouge_score" in literature["scorer"] and "Porter" in literature["scorer"]
+    assert literature["rougeL"]["low"] <= literature["rougeL"]["mean"] <= literature["rougeL"]["high"]
+    assert float(tested["test/literature_rougeL"]) == pytest.approx(literature["rougeL"]["mean"], abs=0.01)
+    assert "Literature-comparable ROUGE" in markdown and set(results["rouge"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
 
 
 def test_predictions_one_line_per_input_in_input_order(finished_run):

@@ -78,6 +78,9 @@ def test_export_card_parses_with_huggingface_hub_and_holds_the_evaluation(finish
     # `test` ran on the best checkpoint, the one exported: its scores joined the card
     tested = finished_run["test"].trainer.callback_metrics
     assert results[("test", "rougeL")] == pytest.approx(float(tested["test/rougeL"]), abs=0.01)
+    # the literature-comparable ROUGE under its own name, apart from ours
+    assert results[("test", "rougeL-literature")] == pytest.approx(float(tested["test/literature_rougeL"]), abs=0.01)
+    assert "literature-comparable" in card.text
     assert "Resume el siguiente articulo" in card.text and "## Training settings" in card.text
     assert "## Tokenizer coverage" in card.text and "## Test results" in card.text
 

@@ -14,6 +14,7 @@ ALLOWED = {
     "lightning_modules": {"core"},
     "scripts": {"core", "datamodules", "lightning_modules"},
     "evaluation": {"core"},  # the evaluate module: the shared scorer only
+    "benchmarks": {"core", "datamodules", "lightning_modules", "scripts"},  # measures the product, is not part of it
 }
 
 
@@ -45,11 +46,31 @@ def test_sys_path_is_edited_only_by_entry_points():
         if "sys.path.insert" in path.read_text(encoding="utf-8")
     )
     entry_points = [e for e in editors if "if __name__ == \"__main__\"" in (ROOT / e).read_text(encoding="utf-8")]
-    assert editors == entry_points and all(e.startswith("scripts/") for e in editors), editors
+    assert editors == entry_points and all(e.startswith(("scripts/", "benchmarks/")) for e in editors), editors
+
+
+def test_the_module_and_its_callbacks_reach_the_data_module_only_through_the_contract():
+    """core/contract.py declares what they read from it; no trainer.datamodule digging, no hasattr probing."""
+    digging = re.compile(r"\.datamodule\b|getattr\([^)]*[\"']datamodule[\"']|hasattr\(datamodule")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "lightning_modules").glob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if digging.search(line)
+    ]
+    assert not offenders, offenders
+
+
+def test_the_data_module_keeps_the_contract():
+    from core.contract import SummarizationData
+    from datamodules.summarization import SummarizationDataModule
+
+    assert isinstance(SummarizationDataModule(), SummarizationData)
+    assert not isinstance(object(), SummarizationData)  # the check has teeth
 
 
 LISTED_FOLDERS = ["core", "datamodules", "lightning_modules", "scripts", "scripts/serving",
-                  "scripts/benchmarking", "evaluation/spanish_rouge"]
+                  "benchmarks", "evaluation/spanish_rouge"]
 
 
 def _layout_page():

@@ -87,3 +87,16 @@ def test_sentence_split_knows_abbreviations_initials_and_closing_quotes():
         "Pág. 3 luego...",
         "Fin.",
     ]
+
+
+def test_the_literature_comparable_rouge_scores_as_rouge_score_does_and_ours_does_not():
+    """Published MLSUM-es figures come from rouge_score's ASCII tokenizer with the Porter stemmer: the literature
+    scorer is exactly that; ours reads Spanish words whole."""
+    from rouge_score import rouge_scorer
+
+    from core.rouge import LiteratureRougeScorer, SpanishRougeScorer
+
+    prediction, reference = "El niño ganó la carrera en Peñíscola.", "La niña ganó carreras en Peñíscola."
+    theirs = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, prediction)["rougeL"].fmeasure
+    assert LiteratureRougeScorer().score(prediction, reference)["rougeL"] == pytest.approx(100 * theirs)
+    assert SpanishRougeScorer().score(prediction, reference)["rougeL"] < LiteratureRougeScorer().score(prediction, reference)["rougeL"]

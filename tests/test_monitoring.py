@@ -86,6 +86,8 @@ def test_end_of_fit_report_names_best_metric_time_throughput_memory(finished_run
     assert report["train_samples_per_sec"] > 0 and report["train_tokens_per_sec"] > report["train_samples_per_sec"]
     assert 0 < report["seconds_validation"] < report["seconds_total"]
     assert 0.05 < report["peak_memory"]["process_rss_gib"] < 24
+    assert report["data"] == {"data_files": {"train": "datamodules/data/train.jsonl", "validation": "datamodules/data/validation.jsonl",
+                                             "test": "datamodules/data/test.jsonl"}}  # where the data came from
     text = format_report(report)
     assert f"best val/rougeL = {report['best_value']:.2f} at epoch {report['best_epoch']}" in text
     assert "samples/s" in text and "peak memory" in text
@@ -126,3 +128,10 @@ def test_tensorboard_server_serves_the_run_scalars(finished_run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_hub_runs_report_records_the_dataset_revision_it_asked_for():
+    from lightning_modules.run_report import data_source
+
+    hub = {"dataset_name": "mteb/mlsum", "dataset_config": "es", "dataset_revision": "abc123", "data_files": None}
+    assert data_source(hub) == {"name": "mteb/mlsum", "config": "es", "revision": "abc123"}

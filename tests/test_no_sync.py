@@ -12,7 +12,7 @@ import torch
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
-from scripts.benchmarking.gpu_syncs import between_logged_steps
+from benchmarks.gpu_syncs import between_logged_steps
 
 OURS = tuple(str(ROOT / package) for package in ("lightning_modules", "datamodules", "core"))
 READS = ("item", "__bool__", "__float__", "__int__", "tolist")

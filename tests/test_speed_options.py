@@ -58,16 +58,21 @@ def test_compile_trains_and_keeps_the_parameter_names(tiny_t5, tmp_path):
     assert set(exported) <= {name for name, _ in model.named_parameters()} | {"lm_head.weight"}
 
 
-def test_fit_on_the_cpu_flushes_denormal_floats(tiny_t5):
-    """Denormals cost x86 microcode assists (the fp32 LM-head backward: 2.4 s instead of 0.08 s); setup flushes them."""
-    import lightning as L
+def test_every_command_on_the_cpu_flushes_denormal_floats(tiny_t5, tmp_path):
+    """Denormals cost x86 microcode assists (the fp32 LM-head backward: 2.4 s instead of 0.08 s): the CLI flushes
+    them (core/torch_settings.py) before any command runs, and the inference core when it loads a model."""
+    from cli_helpers import demo_args, in_root, run_train
 
-    torch.set_flush_denormal(False)
-    assert float(torch.tensor([1e-39]) * 1.0) != 0.0
-    module = Seq2SeqSummarizer(tiny_t5)
-    module.trainer = L.Trainer(accelerator="cpu", logger=False)
-    module.setup("validate")
+    from core.inference import Summarizer
+
     try:
+        torch.set_flush_denormal(False)
+        assert float(torch.tensor([1e-39]) * 1.0) != 0.0
+        in_root(run_train, *demo_args("validate", tiny_t5, tmp_path / "runs", "--ckpt_path=pretrained",
+                                      "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"))
+        assert float(torch.tensor([1e-39]) * 1.0) == 0.0
+        torch.set_flush_denormal(False)
+        Summarizer.load(tiny_t5, device="cpu", announce=lambda line: None)
         assert float(torch.tensor([1e-39]) * 1.0) == 0.0
     finally:
         torch.set_flush_denormal(False)  # the rest of the suite runs as before
@@ -82,4 +87,3 @@ def test_compile_with_bf16_on_the_cpu_is_refused_before_training(tiny_t5):
     with pytest.raises(ResumenError, match=r"model.compile with bf16-mixed on the CPU.*--trainer.precision=32-true"):
         module.setup("fit")
     assert module.model._compiled_call_impl is None  # nothing was compiled
-    torch.set_flush_denormal(False)

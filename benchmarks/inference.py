@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def core_generation(model_dir: str, articles_file: str, batch_size: int, max_new_tokens: int, num_beams: int,
@@ -27,7 +27,7 @@ def core_generation(model_dir: str, articles_file: str, batch_size: int, max_new
                     warmup: bool = True) -> dict[str, Any]:
     """Summaries per second of ``Summarizer.summarize`` over the articles (one warm-up batch first)."""
     from core.inference import Summarizer
-    from scripts.benchmarking.measure import peak_rss_gib, synchronize
+    from benchmarks.measure import peak_rss_gib, synchronize
 
     articles = [json.loads(line)["text"] for line in Path(articles_file).read_text(encoding="utf-8").splitlines()]
     summarizer = Summarizer.load(model_dir, device="cuda" if _cuda() else "cpu", precision=precision,

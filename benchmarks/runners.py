@@ -16,14 +16,14 @@ from typing import Any
 import torch
 
 from core.prompts import SUMMARY_TEMPLATE, format_prompt
-from scripts.benchmarking.measure import synchronize, t5_training_flops
+from benchmarks.measure import synchronize, t5_training_flops
 
 MAX_TARGET = 128
 # Source tokens per article: flan-t5-small's 512 (MLSUM articles exceed it); the tiny smoke run keeps steps short.
 # The model directory's tokenizer carries it (model_max_length), so every runner reads the same value.
 SOURCE_LENGTH = {"small": 512, "tiny": 128}
 # Both sides score generated summaries with the same Spanish ROUGE: the course side through the evaluate module.
-SPANISH_ROUGE_MODULE = Path(__file__).resolve().parents[2] / "evaluation" / "spanish_rouge"
+SPANISH_ROUGE_MODULE = Path(__file__).resolve().parents[1] / "evaluation" / "spanish_rouge"
 SIZES = {
     # flan-t5-small's shape (d_model 512, 8+8 layers, 6 heads, d_ff 1024, 32k vocabulary)
     "small": {"d_model": 512, "num_layers": 8, "num_heads": 6, "d_kv": 64, "d_ff": 1024, "vocab_size": 32128},
@@ -154,18 +154,20 @@ def ours_training(
     import lightning as L
     from transformers import AutoConfig
 
+    from core.torch_settings import apply_torch_settings
     from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from lightning_modules.training_monitors import training_monitors
 
     L.seed_everything(42, verbose=False)
-    torch.set_float32_matmul_precision("highest")  # the module turns TF32 on itself (allow_tf32)
     data = ours_datamodule(model_dir, files, batch_size, **settings)
     module = Seq2SeqSummarizer(str(model_dir), learning_rate=5e-5, **(module_settings or {}))
     clock = _StepClock(warmup, AutoConfig.from_pretrained(model_dir))
     trainer = L.Trainer(
         max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        precision=precision or automatic_precision(), devices=1, callbacks=[clock.callback()],
+        precision=precision or automatic_precision(), devices=1, callbacks=[clock.callback(), *training_monitors()],
     )
+    apply_torch_settings(trainer.strategy.root_device, module.hparams.allow_tf32)  # as the CLI does
     trainer.fit(module, data)
     return clock.result()
 
@@ -302,7 +304,7 @@ def hf_generation(model_dir: Path, rows: list[dict[str, str]], batch_size: int, 
 def tokenise(model_dir: str, train_file: str, validation_file: str, cache_dir: str) -> dict[str, float]:
     """Our data module's tokenisation, cold and then from the ``datasets`` cache, with this process's peak memory
     (run it in a fresh process so the peak is its own)."""
-    from scripts.benchmarking.measure import peak_rss_gib
+    from benchmarks.measure import peak_rss_gib
 
     files = {"train": train_file, "validation": validation_file}
     seconds = []

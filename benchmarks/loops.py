@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from scripts.benchmarking.phases import PhaseClock
+from benchmarks.phases import PhaseClock
 
 LEARNING_RATE, WEIGHT_DECAY, EPS, LOG_EVERY = 5e-5, 0.01, 1e-8, 10
 LOOPS = ("plain PyTorch", "ours (Lightning)", "Seq2SeqTrainer")
@@ -24,7 +24,7 @@ LOOPS = ("plain PyTorch", "ours (Lightning)", "Seq2SeqTrainer")
 
 def make_batches(model_dir: Path, files: dict[str, str], batch_size: int, count: int, path: Path, **settings: Any) -> Path:
     """The first ``count`` training batches of our data module (the recipe's settings), saved as tensors."""
-    from scripts.benchmarking.runners import ours_datamodule
+    from benchmarks.runners import ours_datamodule
 
     data = ours_datamodule(model_dir, files, batch_size, **settings)
     data.setup("fit")
@@ -105,7 +105,9 @@ def lightning_loop(
     from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.data import DataLoader
 
+    from core.torch_settings import apply_torch_settings
     from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from lightning_modules.training_monitors import training_monitors
 
     L.seed_everything(42, verbose=False)
     batches = load_batches(batches_path)
@@ -122,8 +124,9 @@ def lightning_loop(
         trainer = L.Trainer(
             max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=LOG_EVERY,
             logger=TensorBoardLogger(logs), enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, precision=precision, devices=1, callbacks=[WatchOptimizer()],
+            enable_model_summary=False, precision=precision, devices=1, callbacks=[WatchOptimizer(), *training_monitors()],
         )
+        apply_torch_settings(trainer.strategy.root_device, module.hparams.allow_tf32)  # as the CLI does
         trainer.fit(module, train_dataloaders=DataLoader(batches[: warmup + steps], batch_size=None))
     return _result(clock, batches)
 

@@ -119,7 +119,7 @@ def run_in_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
 
     job = json.dumps({"function": function, "kwargs": kwargs})
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.benchmarking.worker"], input=job, cwd=Path(__file__).resolve().parents[2],
+        [sys.executable, "-m", "benchmarks.worker"], input=job, cwd=Path(__file__).resolve().parents[1],
         capture_output=True, text=True,
     )
     if done.returncode != 0:

@@ -1,6 +1,6 @@
 """Count the CUDA synchronisations in a real ``fit`` between logged steps, under torch's sync debug mode.
 
-    python -m scripts.benchmarking.gpu_syncs --model .cache/tiny-t5 --output syncs.json
+    python -m benchmarks.gpu_syncs --model .cache/tiny-t5 --output syncs.json
 
 Runs ``scripts/train.py fit --config configs/demo.yaml`` on the GPU (bf16-mixed, logging every 10 steps) with
 ``torch.cuda.set_sync_debug_mode("warn")`` switched on for the steps that are neither logged nor right after a
@@ -19,7 +19,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OURS = tuple(str(ROOT / package) for package in ("lightning_modules", "datamodules", "core", "scripts"))
 
 

@@ -1,7 +1,7 @@
 """Benchmark our pipeline against the course recipe (transformers ``Seq2SeqTrainer``), reproducibly and offline.
 
-    python scripts/benchmark.py                       # flan-t5-small shape, random weights (about an hour on a CPU)
-    python scripts/benchmark.py --size tiny --output bench.json   # the smoke run
+    python benchmarks/benchmark.py                       # flan-t5-small shape, random weights (about an hour on a CPU)
+    python benchmarks/benchmark.py --size tiny --output bench.json   # the smoke run
 
 Everything is built locally: a synthetic MLSUM-es-shaped corpus, a tokenizer trained on it, and a flan-t5-small-
 shaped model (untied LM head, 77M parameters) with random weights. Each measured run is a fresh process; the runs
@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from core.files import atomic_file
-    from scripts.benchmarking import runners
-    from scripts.benchmarking.corpus import make_corpus, write_jsonl
-    from scripts.benchmarking.measure import machine, matmul_peak_flops, summarise
-    from scripts.benchmarking.worker import flush_denormals
+    from benchmarks import runners
+    from benchmarks.corpus import make_corpus, write_jsonl
+    from benchmarks.measure import machine, matmul_peak_flops, summarise
+    from benchmarks.worker import flush_denormals
     from scripts.tiny_models import train_t5_tokenizer
 
     flush_denormals()  # the in-process sections too
@@ -223,7 +223,7 @@ def progress(message: str) -> None:
 
 def _summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each numeric field (and each phase) summarised over the runs of one job."""
-    from scripts.benchmarking.measure import summarise
+    from benchmarks.measure import summarise
 
     summary = {key: summarise([run[key] for run in runs]) for key, value in runs[0].items() if isinstance(value, float)}
     if "phases" in runs[0]:
@@ -233,9 +233,9 @@ def _summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def loop_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
     """A plain loop, ours under Lightning and ``Seq2SeqTrainer`` on identical batches, interleaved fresh processes."""
-    from scripts.benchmarking import loops
-    from scripts.benchmarking.measure import interleaved, paired_ratios
-    from scripts.benchmarking.runners import automatic_precision
+    from benchmarks import loops
+    from benchmarks.measure import interleaved, paired_ratios
+    from benchmarks.runners import automatic_precision
 
     plain, ours, trainer = loops.LOOPS
     count = args.loop_warmup + args.loop_steps
@@ -247,7 +247,7 @@ def loop_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, 
     for precision in dict.fromkeys(automatic_precision() if p == "auto" else p for p in args.loop_precisions):
         common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup,
                   "steps": args.loop_steps, "precision": precision}
-        jobs = {name: (f"scripts.benchmarking.loops:{function}", common)
+        jobs = {name: (f"benchmarks.loops:{function}", common)
                 for name, function in zip(loops.LOOPS, ("plain_loop", "lightning_loop", "trainer_loop"))}
         runs = interleaved(jobs, args.repeats, lambda message, p=precision: progress(f"loop, {p}: {message}"))
         fingerprints = {run["batches_sha"] for job in runs.values() for run in job}
@@ -266,20 +266,20 @@ def loop_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, 
 def recipe_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -> dict[str, Any]:
     """Each recipe as shipped (ours: its data pipeline and automatic precision; the course: ``Seq2SeqTrainer``,
     padded to the longest, fp32), plus each at the other's precision, in interleaved fresh processes."""
-    from scripts.benchmarking.measure import interleaved, paired_ratios
-    from scripts.benchmarking.runners import automatic_precision
+    from benchmarks.measure import interleaved, paired_ratios
+    from benchmarks.runners import automatic_precision
 
     auto = automatic_precision()
     common = {"model_dir": str(model_dir), "batch_size": args.batch_size, "warmup": args.warmup, "steps": args.steps}
     course = {**common, "train_file": files["train"], "pad_to_longest": True, "group_by_length": False}
     ours = {**common, "files": files, **RECIPE}
     jobs = {
-        COURSE: ("scripts.benchmarking.runners:hf_training", {**course, "precision": "32-true"}),
-        OURS: ("scripts.benchmarking.runners:ours_training", {**ours, "precision": auto}),
+        COURSE: ("benchmarks.runners:hf_training", {**course, "precision": "32-true"}),
+        OURS: ("benchmarks.runners:ours_training", {**ours, "precision": auto}),
     }
     if auto != "32-true":  # equal precision, both ways
-        jobs["ours, 32-true"] = ("scripts.benchmarking.runners:ours_training", {**ours, "precision": "32-true"})
-        jobs[f"course, {auto}"] = ("scripts.benchmarking.runners:hf_training", {**course, "precision": auto})
+        jobs["ours, 32-true"] = ("benchmarks.runners:ours_training", {**ours, "precision": "32-true"})
+        jobs[f"course, {auto}"] = ("benchmarks.runners:hf_training", {**course, "precision": auto})
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"recipe: {message}"))
     result: dict[str, Any] = {
         "precision_ours": auto, "precision_course": "32-true",
@@ -301,9 +301,9 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
     CPU, compile runs at 32-true (with bf16-mixed it is refused: NaN losses), against a 32-true baseline."""
     import statistics
 
-    from scripts.benchmarking import loops
-    from scripts.benchmarking.measure import interleaved, paired_ratios
-    from scripts.benchmarking.runners import automatic_precision, on_gpu
+    from benchmarks import loops
+    from benchmarks.measure import interleaved, paired_ratios
+    from benchmarks.runners import automatic_precision, on_gpu
 
     count = args.loop_warmup + args.loop_steps
     batches = loops.make_batches(model_dir, files, args.batch_size, count, work / "option-batches.pt", padding="max_length")
@@ -313,10 +313,10 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
     default, dropout = f"ours, {auto}", f"ours, {auto}, dropout_rate=0"
     baseline, compiled = f"ours, {compile_precision}", f"ours, {compile_precision}, compile"
     jobs = {
-        default: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": auto}),
-        dropout: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": auto, "module_settings": {"dropout_rate": 0.0}}),
-        baseline: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": compile_precision}),
-        compiled: ("scripts.benchmarking.loops:lightning_loop", {**common, "precision": compile_precision, "module_settings": {"compile": True}}),
+        default: ("benchmarks.loops:lightning_loop", {**common, "precision": auto}),
+        dropout: ("benchmarks.loops:lightning_loop", {**common, "precision": auto, "module_settings": {"dropout_rate": 0.0}}),
+        baseline: ("benchmarks.loops:lightning_loop", {**common, "precision": compile_precision}),
+        compiled: ("benchmarks.loops:lightning_loop", {**common, "precision": compile_precision, "module_settings": {"compile": True}}),
     }
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"options: {message}"))
     compile_seconds = statistics.median(c["warmup_seconds"] - b["warmup_seconds"] for c, b in zip(runs[compiled], runs[baseline]))
@@ -334,7 +334,7 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
 
 def saved_batch_shape(path: Path) -> tuple[int, ...]:
     """(batch, source length, target length) of the first saved batch."""
-    from scripts.benchmarking.loops import load_batches
+    from benchmarks.loops import load_batches
 
     first = load_batches(str(path))[0]
     return (*first["input_ids"].shape, first["labels"].shape[1])
@@ -345,7 +345,7 @@ def variants(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -
     and dataloader workers), in interleaved fresh processes."""
     import torch
 
-    from scripts.benchmarking.measure import interleaved
+    from benchmarks.measure import interleaved
 
     settings: dict[str, dict[str, Any]] = {
         "ours, padded to the longest (course padding)": {"padding": "longest_in_dataset"},
@@ -361,14 +361,14 @@ def variants(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -
         })
     common = {"model_dir": str(model_dir), "files": files, "batch_size": args.batch_size, "warmup": args.warmup,
               "steps": args.steps}
-    jobs = {name: ("scripts.benchmarking.runners:ours_training", {**common, **extra}) for name, extra in settings.items()}
+    jobs = {name: ("benchmarks.runners:ours_training", {**common, **extra}) for name, extra in settings.items()}
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"variant: {message}"))
     return {name: _summarise_runs(job) for name, job in runs.items()}
 
 
 def generation_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str], eval_rows: list[dict[str, str]]) -> dict[str, Any]:
-    from scripts.benchmarking import runners
-    from scripts.benchmarking.measure import ratio
+    from benchmarks import runners
+    from benchmarks.measure import ratio
 
     batch = args.batch_size
     generation: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "batch_size": batch}
@@ -386,8 +386,8 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
     predict, the precision it picks here), the inference core in fp32 (summarize.py and the server's default),
     CTranslate2 float32 and int8 (the conversion is made once, before the timed runs)."""
     from core.ctranslate2_backend import ensure_conversion
-    from scripts.benchmarking.measure import interleaved, paired_ratios
-    from scripts.benchmarking.runners import automatic_precision
+    from benchmarks.measure import interleaved, paired_ratios
+    from benchmarks.runners import automatic_precision
 
     start = time.perf_counter()
     ensure_conversion(str(model_dir), announce=progress)
@@ -406,13 +406,13 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
                   "max_new_tokens": args.max_new_tokens, "num_beams": beams}
         ours_files = {**files, "validation": articles, "test": articles}
         jobs = {
-            "ours": ("scripts.benchmarking.runners:ours_generation",
+            "ours": ("benchmarks.runners:ours_generation",
                      {"model_dir": str(model_dir), "files": ours_files, "batch_size": batch,
                       "max_new_tokens": args.max_new_tokens, "num_beams": beams}),
-            "core_torch_fp32": ("scripts.benchmarking.inference:core_generation", {**common, "precision": "32-true"}),
-            "ctranslate2_float32": ("scripts.benchmarking.inference:core_generation",
+            "core_torch_fp32": ("benchmarks.inference:core_generation", {**common, "precision": "32-true"}),
+            "ctranslate2_float32": ("benchmarks.inference:core_generation",
                                     {**common, "backend": "ctranslate2", "compute_type": "float32"}),
-            "ctranslate2_int8": ("scripts.benchmarking.inference:core_generation",
+            "ctranslate2_int8": ("benchmarks.inference:core_generation",
                                  {**common, "backend": "ctranslate2", "compute_type": "int8"}),
         }
         runs = interleaved(jobs, args.repeats, progress)
@@ -431,7 +431,7 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
 def serving_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -> dict[str, Any]:
     """The server under load (greedy, max_new_tokens of the preset): batched vs --max-batch-size 1, with torch fp32
     (the server's default) and CTranslate2 int8, each a fresh server process."""
-    from scripts.benchmarking.inference import serving
+    from benchmarks.inference import serving
 
     common = {"model_dir": str(model_dir), "articles_file": files["validation"], "requests_per_level": args.requests_per_level,
               "max_new_tokens": args.max_new_tokens, "num_beams": 1}
@@ -473,8 +473,8 @@ def corpus_shape(tokenizer: Any, rows: list[dict[str, str]]) -> dict[str, float]
 
 def tokenisation_scaling(args: argparse.Namespace, model_dir: Path, work: Path, validation: str) -> list[dict[str, Any]]:
     """Each size in a fresh process with a fresh cache: time (cold, then cached) and that process's peak memory."""
-    from scripts.benchmarking.corpus import make_corpus, write_jsonl
-    from scripts.benchmarking.measure import run_in_fresh_process, summarise
+    from benchmarks.corpus import make_corpus, write_jsonl
+    from benchmarks.measure import run_in_fresh_process, summarise
 
     largest = max(args.scaling_rows)
     progress(f"tokenisation scaling: generating {largest} articles")
@@ -486,7 +486,7 @@ def tokenisation_scaling(args: argparse.Namespace, model_dir: Path, work: Path, 
         for attempt in range(args.repeats):
             progress(f"tokenisation scaling: {rows} articles, run {attempt + 1}")
             runs.append(run_in_fresh_process(
-                "scripts.benchmarking.runners:tokenise", model_dir=str(model_dir), train_file=str(path),
+                "benchmarks.runners:tokenise", model_dir=str(model_dir), train_file=str(path),
                 validation_file=validation, cache_dir=str(work / f"cache-{rows}-{attempt}"),
             ))
         results.append({
@@ -502,7 +502,7 @@ def tokenisation_scaling(args: argparse.Namespace, model_dir: Path, work: Path, 
 
 def cli_measurements(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
     """Start-up time of ``scripts/train.py --help`` and peak memory of a real (short) ``fit`` run."""
-    from scripts.benchmarking.measure import summarise
+    from benchmarks.measure import summarise
 
     help_seconds = []
     for _ in range(args.repeats):

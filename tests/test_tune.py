@@ -1,0 +1,93 @@
+"""scripts/tune.py: each trial a normal fit run, pruned on its validation score per epoch, the study in SQLite so a
+killed search resumes its interrupted trial's run and finishes; the best run's export named at the end."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+pytest.importorskip("optuna")
+
+
+def tune_command(tiny_t5, tmp_path, study, trials, *extra):
+    return [sys.executable, str(ROOT / "scripts" / "tune.py"), "--config", "configs/demo.yaml",
+            "--config", "tests/fixtures/sample.yaml", f"--model.model_name_or_path={tiny_t5}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--trainer.enable_progress_bar=false",
+            "--trials", str(trials), "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", study,
+            "--search", "model.learning_rate=1e-5:3e-2:log", "--monitor", "val/loss", "--json", *extra]
+
+
+def last_json(stdout):
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{\"study\"")][-1])
+
+
+def test_a_search_prunes_trials_that_fall_behind_and_names_the_best_export(tiny_t5, tmp_path):
+    done = subprocess.run(tune_command(tiny_t5, tmp_path, "lr", 4, "--trainer.max_epochs=4"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = last_json(done.stdout)
+    states = [row["state"] for row in result["trials"]]
+    assert len(states) == 4 and states[:2] == ["complete", "complete"]  # the median pruner's two startup trials
+    assert "pruned" in states, result["trials"]  # seeded: trials 2 and 3 fall behind at epoch 1
+    pruned = [row for row in result["trials"] if row["state"] == "pruned"]
+    assert all(row["epochs"] < 4 for row in pruned)  # stopped early, as a run that is done
+    for row in result["trials"]:  # each trial is a normal run of its own
+        assert row["run"] == str(tmp_path / "runs" / f"lr-trial{row['trial']}" / "version_0")
+        assert (tmp_path / "runs" / f"lr-trial{row['trial']}" / "version_0" / "export" / "model.safetensors").is_file()
+    best = result["best"]
+    complete = [row for row in result["trials"] if row["state"] == "complete"]
+    assert best["val/loss"] == min(row["val/loss"] for row in complete)
+    assert best["export"] == str(tmp_path / "runs" / f"lr-trial{best['trial']}" / "version_0" / "export")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the search", "kill -9 of the search and its trial"])
+def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_path, how):
+    command = tune_command(tiny_t5, tmp_path, "resume", 2, "--trainer.max_epochs=6", "--no-pruning")
+    search = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "runs" / "resume-trial0" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and time.monotonic() < deadline:  # trial 0 has finished an epoch
+        time.sleep(0.2)
+    assert last.is_file(), search.stderr.read() if search.poll() is not None else "no last.ckpt in time"
+    trial = subprocess.run(["pgrep", "-f", "resume-trial0"], capture_output=True, text=True).stdout.split()
+    if how.startswith("SIGTERM"):  # a scheduler stops the search: it passes the signal on, the trial saves
+        search.send_signal(signal.SIGTERM)
+        assert search.wait(120) == 143
+        assert "rerun the same command to continue" in search.stderr.read()
+    else:  # the node dies: the search and its trial, at once
+        search.kill()
+        for pid in trial:
+            os.kill(int(pid), signal.SIGKILL)
+        search.wait(30)
+
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Trial 0: resuming its run" in done.stderr
+    assert "resuming" in done.stderr.split("Trial 0: resuming its run", 1)[1].split("Trial 1", 1)[0].lower()
+    result = last_json(done.stdout)
+    assert [row["state"] for row in result["trials"]] == ["complete", "complete"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "resume-trial0").iterdir()) == ["version_0"]  # resumed, not restarted
+    report = json.loads((tmp_path / "runs" / "resume-trial0" / "version_0" / "report.json").read_text())
+    assert report["epochs"] == 6
+
+
+def test_bad_search_options_are_one_line_before_any_trial(tmp_path):
+    from core.errors import ResumenError
+    from scripts import tune
+
+    for argv, message in [
+        (["--trials", "2", "--study-name", "x"], "give the training config"),
+        (["--config", "c.yaml", "--trials", "0", "--study-name", "x"], "at least 1"),
+        (["--config", "c.yaml", "--trials", "2", "--study-name", "x", "--search", "model.learning_rate=1:0.1"], "LOW below HIGH"),
+        (["--config", "c.yaml", "--trials", "2", "--study-name", "x", "--search", "lr=1e-5:1e-3"], "a fit option"),
+        (["--config", "c.yaml", "--trials", "2", "--study-name", "a/b"], "letters, digits"),
+        (["--config", "c.yaml", "--trials", "2", "--study-name", "x", "--ckpt_path", "last"], "resumes it itself"),
+    ]:
+        with pytest.raises(ResumenError, match=message):
+            tune.main(argv)
