@@ -37,7 +37,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed   # ruff, configured in pyproject.toml
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV)/.installed   # the full benchmark (tens of minutes on a CPU); see README "Performance"
+bench: $(VENV)/.installed   # the full benchmark (tens of minutes on a CPU); see docs/performance.md
 	$(PY) benchmarks/benchmark.py --output bench.json
 
 clean:
