@@ -69,7 +69,8 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
                 return target
         except ValueError:
             pass
-        announce(f"CTranslate2: {target} was converted from other weights than {model}'s now: converting again.")
+        announce(f"CTranslate2: {target} was converted from other weights than {model}'s now, or by an older resumen: "
+                 "converting again.")
     else:
         announce(f"CTranslate2: converting {model} into {target} (once; later loads reuse it).")
     from core.files import atomic_directory

@@ -80,9 +80,9 @@ class SpanishRouge(IndexedMean):
     100.0
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scorer: SpanishRougeScorer | None = None) -> None:
         super().__init__(num_values=len(ROUGE_KEYS))
-        self._scorer = SpanishRougeScorer()
+        self._scorer = scorer or SpanishRougeScorer()
 
     def update(self, preds: list[str], targets: list[str], indices: torch.Tensor | None = None) -> None:  # type: ignore[override]
         rows = self._scorer.score_rows(preds, targets)
@@ -97,8 +97,7 @@ class LiteratureRouge(SpanishRouge):
     """The same ROUGE keys computed as the published MLSUM-es figures were (core.rouge.LiteratureRougeScorer)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._scorer = LiteratureRougeScorer()
+        super().__init__(LiteratureRougeScorer())
 
 
 def _cat(states) -> torch.Tensor:

@@ -188,13 +188,14 @@ def summarise(args: argparse.Namespace, study: Any, seconds: float) -> dict[str,
     from optuna.trial import TrialState
 
     sign = 1 if MONITORS[args.monitor] == "maximize" else -1
+    trials = study.get_trials(deepcopy=False)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         values = list(t.intermediate_values.values())
         rows.append({"trial": t.number, "state": t.state.name.lower(), **t.params,
                      args.monitor: t.value if t.value is not None else (max(values, key=lambda v: sign * v) if values else None),
                      "epochs": t.user_attrs.get("epochs"), "run": t.user_attrs.get("run")})
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: sign * t.value) if complete else None
     result = {"study": args.study_name, "storage": args.storage, "trials": rows, "seconds": round(seconds, 1),
               "pruned": sum(r["state"] == "pruned" for r in rows),

@@ -130,7 +130,7 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
     study.optimize(objective, n_trials=args.trials)
     baseline = searcher.score(current)
     best = max(searcher.cache.values(), key=lambda r: r["rougeL"])  # ties: the first found (the current one)
-    return {"baseline": baseline, "best": best, "searcher": searcher, "study": study}
+    return {"baseline": baseline, "best": best, "searcher": searcher}
 
 
 def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> dict[str, Any]:

@@ -114,6 +114,22 @@ def test_the_conversion_is_made_once_reused_and_redone_when_the_weights_change(e
     assert sorted(p.name for p in export.iterdir() if p.name.startswith(".")) == [], "no temporary is left"
 
 
+def test_a_conversion_made_by_an_older_resumen_is_made_again(export):
+    """Conversions before the T5 output-scaling fix carry no converter version: they are converted again."""
+    from core.ctranslate2_backend import SOURCE_FILE
+
+    messages: list[str] = []
+    load(export, "ctranslate2", messages=messages)
+    record = export / "ctranslate2" / SOURCE_FILE
+    old = json.loads(record.read_text())
+    old.pop("resumen converter")
+    record.write_text(json.dumps(old))
+    messages.clear()
+    load(export, "ctranslate2", messages=messages)
+    assert len(messages) == 1 and "converted from other weights" in messages[0]
+    assert "resumen converter" in json.loads(record.read_text())
+
+
 def test_a_failed_conversion_names_its_cause(tiny_t5, tmp_path):
     from core.ctranslate2_backend import ensure_conversion
 
