@@ -31,8 +31,11 @@ demo: $(VENV)/.installed $(TINY_T5)/config.json
 	@echo "synthetic news article without its date phrase. Real MLSUM summaries are harder; the real recipe is"
 	@echo "configs/mlsum_flan_t5_small.yaml. Next: source .venv/bin/activate, then the README's \"After the demo\"."
 
+# Two pytest-xdist workers, one test file each at a time (module fixtures such as make demo run once); tests/conftest.py
+# gives each worker its share of the cores. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(VENV)/.installed   # ruff, configured in pyproject.toml
 	$(VENV)/bin/ruff check .

@@ -48,6 +48,7 @@ PRESETS = {
 }
 SECTIONS = ["loop", "recipe", "options", "variants", "generation", "engines", "serving", "batch_sizes", "scaling", "cli"]  # --skip
 OURS, COURSE = "ours (recipe)", "course"
+AT_COURSE_PADDING = "ours, padded as the course (to the longest in the data)"
 RECIPE = {"padding": "batch", "group_by_length": True, "pad_to_multiple_of": 8}  # configs/mlsum_flan_t5_small.yaml
 EQUAL_PADDING = "ours, dynamic padding, no grouping, no multiple of 8"  # what Seq2SeqTrainer's dynamic run does
 GOALS = {
@@ -277,20 +278,26 @@ def recipe_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
         COURSE: ("benchmarks.runners:hf_training", {**course, "precision": "32-true"}),
         OURS: ("benchmarks.runners:ours_training", {**ours, "precision": auto}),
     }
+    course_at_auto = COURSE if auto == "32-true" else f"course, {auto}"
     if auto != "32-true":  # equal precision, both ways
         jobs["ours, 32-true"] = ("benchmarks.runners:ours_training", {**ours, "precision": "32-true"})
-        jobs[f"course, {auto}"] = ("benchmarks.runners:hf_training", {**course, "precision": auto})
+        jobs[course_at_auto] = ("benchmarks.runners:hf_training", {**course, "precision": auto})
+    # ours on the course's own batches' shapes: what is left of the ratio once our padding advantage is removed
+    jobs[AT_COURSE_PADDING] = ("benchmarks.runners:ours_training", {**ours, "padding": "longest_in_dataset", "precision": auto})
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"recipe: {message}"))
+    ours_fp32 = OURS if auto == "32-true" else "ours, 32-true"
     result: dict[str, Any] = {
         "precision_ours": auto, "precision_course": "32-true",
         "runs": {name: _summarise_runs(job) for name, job in runs.items()},
         "ratio_vs_course": paired_ratios(runs[OURS], runs[COURSE], "samples_per_sec"),
+        # the headline: each precision, both sides at it
+        "ratio_vs_course_equal_precision": {
+            "32-true": paired_ratios(runs[ours_fp32], runs[COURSE], "samples_per_sec"),
+            auto: paired_ratios(runs[OURS], runs[course_at_auto], "samples_per_sec"),
+        },
+        "ratio_at_course_padding": {auto: paired_ratios(runs[AT_COURSE_PADDING], runs[course_at_auto], "samples_per_sec")},
     }
     if auto != "32-true":
-        result["ratio_vs_course_equal_precision"] = {
-            "32-true": paired_ratios(runs["ours, 32-true"], runs[COURSE], "samples_per_sec"),
-            auto: paired_ratios(runs[OURS], runs[f"course, {auto}"], "samples_per_sec"),
-        }
         result[f"ours_{auto}_vs_32-true"] = paired_ratios(runs[OURS], runs["ours, 32-true"], "samples_per_sec")
     return result
 
@@ -526,9 +533,9 @@ def cli_measurements(args: argparse.Namespace, model_dir: Path, files: dict[str,
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks = []
-    if "ratio_vs_course" in results.get("training", {}):
-        ratio = results["training"]["ratio_vs_course"]["median"]
-        checks.append(("training throughput vs the course (as shipped)", ratio, f">= {GOALS['training_vs_course']}x",
+    for precision, stat in results.get("training", {}).get("ratio_vs_course_equal_precision", {}).items():
+        ratio = stat["median"]
+        checks.append((f"training throughput vs the course, both {precision}", ratio, f">= {GOALS['training_vs_course']}x",
                        ratio >= GOALS["training_vs_course"]))
     for precision, loop in results.get("loop", {}).get("precisions", {}).items():
         overhead = loop["ours_vs_seq2seqtrainer"]["median"] - 1
@@ -634,10 +641,13 @@ def _recipe_lines(training: dict[str, Any]) -> list[str]:
             f"| {name} | {_cell(stat['samples_per_sec'])} | {_cell(stat['tokens_per_sec'], '{:.0f}')} | "
             f"{stat['padding_efficiency']['median']:.3f} | {stat['samples_per_sec']['median'] / course:.2f}x |"
         )
-    lines += ["", f"ours ({training['precision_ours']}) vs the course ({training['precision_course']}), paired per "
-              f"repeat: {_ratio_cell(training['ratio_vs_course'])}"]
+    lines.append("")
     for precision, stat in training.get("ratio_vs_course_equal_precision", {}).items():
-        lines.append(f"ours vs the course, both {precision}: {_ratio_cell(stat)}")
+        lines.append(f"**ours vs the course, both {precision}** (paired per repeat): {_ratio_cell(stat)}")
+    for precision, stat in training.get("ratio_at_course_padding", {}).items():
+        lines.append(f"ours padded as the course vs the course, both {precision}: {_ratio_cell(stat)}")
+    lines.append(f"as shipped, ours ({training['precision_ours']}) vs the course ({training['precision_course']}): "
+                 f"{_ratio_cell(training['ratio_vs_course'])}")
     for key, stat in training.items():
         if key.startswith("ours_") and key.endswith("_vs_32-true"):
             lines.append(f"ours, {training['precision_ours']} vs 32-true: {_ratio_cell(stat)}")

@@ -9,6 +9,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="resumen-datasets-"))
+# Under pytest-xdist (make test runs two workers), each worker and the processes it starts get an equal share of the
+# cores: two workers of two threads each on two cores spin-wait on each other's OpenMP barriers and run slower than one.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, _threads)
 
 import logging  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -48,7 +48,7 @@ def test_a_search_prunes_trials_that_fall_behind_and_names_the_best_export(tiny_
 
 @pytest.mark.parametrize("how", ["SIGTERM to the search", "kill -9 of the search and its trial"])
 def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_path, how):
-    command = tune_command(tiny_t5, tmp_path, "resume", 2, "--trainer.max_epochs=6", "--no-pruning")
+    command = tune_command(tiny_t5, tmp_path, "resume", 2, "--trainer.max_epochs=3", "--no-pruning")
     search = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "runs" / "resume-trial0" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
@@ -74,7 +74,7 @@ def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_
     assert [row["state"] for row in result["trials"]] == ["complete", "complete"]
     assert sorted(p.name for p in (tmp_path / "runs" / "resume-trial0").iterdir()) == ["version_0"]  # resumed, not restarted
     report = json.loads((tmp_path / "runs" / "resume-trial0" / "version_0" / "report.json").read_text())
-    assert report["epochs"] == 6
+    assert report["epochs"] == 3
 
 
 def test_bad_search_options_are_one_line_before_any_trial(tmp_path):
