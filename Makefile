@@ -32,10 +32,10 @@ demo: $(VENV)/.installed $(TINY_T5)/config.json
 	@echo "configs/mlsum_flan_t5_small.yaml. Next: source .venv/bin/activate, then the README's \"After the demo\"."
 
 # Two pytest-xdist workers, one test file each at a time (module fixtures such as make demo run once); tests/conftest.py
-# gives each worker its share of the cores. TEST_WORKERS=0 runs in this process.
+# gives each worker its share of the cores; the 15 slowest tests are listed. TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 lint: $(VENV)/.installed   # ruff, configured in pyproject.toml
 	$(VENV)/bin/ruff check .

@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard
 
 PRESETS = {
     "small": {"repeats": 3, "warmup": 1, "steps": 6, "loop_warmup": 3, "loop_steps": 10, "train_rows": 256,

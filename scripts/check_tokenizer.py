@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

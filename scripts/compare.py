@@ -32,9 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.errors import ResumenError  # noqa: E402
-from core.prompts import SUMMARY_TEMPLATE, format_prompt  # noqa: E402
-from scripts.common import add_backend_options, base_parser, make_trainer, model_spec, predict_rows, read_inputs  # noqa: E402
+from core.errors import ResumenError
+from core.prompts import SUMMARY_TEMPLATE, format_prompt
+from scripts.common import add_backend_options, base_parser, make_trainer, model_spec, predict_rows, read_inputs
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
 DEFAULT_PROMPTS = [

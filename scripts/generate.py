@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.common import base_parser, emit, make_trainer, predict_rows, read_inputs  # noqa: E402
+from scripts.common import base_parser, emit, make_trainer, predict_rows, read_inputs
 
 DEFAULT_TEXT = "The future of AI is"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.cli_support import main_guard  # noqa: E402
-from scripts.tiny_models import BUILDERS  # noqa: E402
+from scripts.cli_support import main_guard
+from scripts.tiny_models import BUILDERS
 
 
 def corpus_texts(path: Path) -> list[str]:

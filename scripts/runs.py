@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard
 
 
 def run_roots(root: Path) -> list[Path]:

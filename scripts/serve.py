@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.cli_support import main_guard  # noqa: E402
-from scripts.common import add_backend_options  # noqa: E402
+from scripts.cli_support import main_guard
+from scripts.common import add_backend_options
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

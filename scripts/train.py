@@ -24,43 +24,43 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import yaml  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
-from lightning.pytorch.cli import LightningCLI  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
-from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
+import yaml
+from lightning.pytorch.loggers import CSVLogger
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from core.prompts import parse_template  # noqa: E402
-from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run  # noqa: E402
-from core.torch_settings import apply_torch_settings  # noqa: E402
-from datamodules.summarization import SummarizationDataModule  # noqa: E402
-from lightning_modules.best_checkpoint import BestCheckpoint  # noqa: E402
-from lightning_modules.callbacks import HFExport, JsonlPredictionWriter  # noqa: E402
-from lightning_modules.checkpoints import (  # noqa: E402
+from core.prompts import parse_template
+from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run
+from core.torch_settings import apply_torch_settings
+from datamodules.summarization import SummarizationDataModule
+from lightning_modules.best_checkpoint import BestCheckpoint
+from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
+from lightning_modules.checkpoints import (
     AtomicCheckpointIO,
     check_any_checkpoint,
     read_checkpoint_metadata,
     saved_module_settings,
 )
-from lightning_modules.early_stopping import OptionalEarlyStopping  # noqa: E402
-from lightning_modules.epoch_line import EpochLine  # noqa: E402
-from lightning_modules.graceful_stop import GracefulStop  # noqa: E402
-from lightning_modules.last_checkpoint import LastCheckpoint  # noqa: E402
-from lightning_modules.rng import RandomState  # noqa: E402
-from lightning_modules.run_files import RunConfigWriter, keep_csv_history, log_dir, use_run_version  # noqa: E402
-from lightning_modules.run_report import RunReport  # noqa: E402
-from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
-from lightning_modules.training_monitors import SampleSummaries, training_monitors  # noqa: E402
-from scripts.cli_checks import (  # noqa: E402
+from lightning_modules.early_stopping import OptionalEarlyStopping
+from lightning_modules.epoch_line import EpochLine
+from lightning_modules.graceful_stop import GracefulStop
+from lightning_modules.last_checkpoint import LastCheckpoint
+from lightning_modules.rng import RandomState
+from lightning_modules.run_files import RunConfigWriter, keep_csv_history, log_dir, use_run_version
+from lightning_modules.run_report import RunReport
+from lightning_modules.seq2seq import Seq2SeqSummarizer
+from lightning_modules.training_monitors import SampleSummaries, training_monitors
+from scripts.cli_checks import (
     CKPT_KEYWORDS,
     CKPT_PATH_HELP,
     DEFAULT_CHECKPOINT_NAME,
     check_before_loading,
     refuse_optimizer_options,
 )
-from scripts.cli_support import main_guard  # noqa: E402
-from scripts.resume import evaluation_decision, fit_decision, run_root  # noqa: E402
+from scripts.cli_support import main_guard
+from scripts.resume import evaluation_decision, fit_decision, run_root
 
 CHECKPOINT_DEFAULTS = {
     "checkpoint.monitor": "val/rougeL",

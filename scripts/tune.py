@@ -34,8 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.errors import ResumenError  # noqa: E402
-from scripts.cli_support import main_guard  # noqa: E402
+from core.errors import ResumenError
+from scripts.cli_support import main_guard
 
 DEFAULT_SPACE = ["model.learning_rate=1e-5:1e-3:log", "model.weight_decay=0.0,0.01,0.1", "model.warmup_ratio=0.0,0.06"]
 MONITORS = {"val/rougeL": "maximize", "val/loss": "minimize"}

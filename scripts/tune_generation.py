@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.cli_support import main_guard  # noqa: E402
+from scripts.cli_support import main_guard
 
 BEAMS = (1, 2, 4, 6)
 NO_REPEAT = (0, 2, 3, 4)

@@ -16,10 +16,10 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, _threads)
 
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
+import logging
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 # Lightning's log handlers keep the stderr of the test that imported it; once pytest closes that capture, logging
 # would print "--- Logging error ---" tracebacks into later tests' output. Drop those, not the messages' checks.

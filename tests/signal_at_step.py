@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lightning_modules.seq2seq import Seq2SeqSummarizer  # noqa: E402
-from scripts.train import main  # noqa: E402
+from lightning_modules.seq2seq import Seq2SeqSummarizer
+from scripts.train import main
 
 SIGNAL = getattr(signal, f"SIG{os.environ['SIGNAL']}")
 AT = os.environ.get("AT") or f"train:{os.environ['STEP']}"
