@@ -29,11 +29,12 @@ def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """The inference engine: torch, or CTranslate2 (int8 on a CPU by default, half precision on a GPU)."""
+    """The inference engine: torch, or CTranslate2 (by default int8 on a CPU with VNNI, float32 on one
+    without, half precision on a GPU)."""
     parser.add_argument("--backend", choices=["torch", "ctranslate2"], default="torch",
                         help="generation engine (default torch); ctranslate2 converts an export once, then reuses it")
     parser.add_argument("--compute-type", default=None,
-                        help="ctranslate2: int8, int8_float32, float32 (CPU; default int8) or bfloat16, float16, "
+                        help="ctranslate2: int8, int8_float32, float32 (CPU; default int8 where the CPU has VNNI, else float32) or bfloat16, float16, "
                              "int8_float16 (CUDA; default the fastest half type)")
 
 

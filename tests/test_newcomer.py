@@ -87,8 +87,9 @@ def test_the_readmes_commands_after_the_demo_work_as_printed(demo):
 
 def test_the_demos_export_through_ctranslate2_writes_torchs_summaries(demo, monkeypatch):
     """The fast backend on the demo's own export, with the beams the export asks for: float32 writes torch's summaries
-    (39 of 40 measured: one near-tie), and int8's paired ROUGE-L difference from torch on the test split has a 95%
-    interval that includes 0 (measured: -0.89 [-2.20, +0.00])."""
+    (39 of 40 measured: one near-tie), and the default compute type's paired ROUGE-L difference from torch on the test
+    split has a 95% interval that includes 0 (int8 on a CPU with VNNI, measured: -0.89 [-2.20, +0.00]; float32 on an
+    AVX2-only CPU, where int8 measured -8.24 [-14.34, -3.34]: -0.62 [-1.87, +0.00])."""
     pytest.importorskip("ctranslate2")
     from core.inference import Summarizer
     from scripts import compare
@@ -103,7 +104,7 @@ def test_the_demos_export_through_ctranslate2_writes_torchs_summaries(demo, monk
     by_float32 = [s.summary for s in Summarizer.load(export, backend="ctranslate2", compute_type="float32", **quiet).summarize(articles)]
     differing = [(a, b) for a, b in zip(by_torch, by_float32) if a != b]
     assert len(differing) <= len(articles) // 10, differing
-    rows = compare.main(["--dataset", "--data-config", str(run / "config.yaml"), "--models", export, f"{export}@ctranslate2:int8"])
+    rows = compare.main(["--dataset", "--data-config", str(run / "config.yaml"), "--models", export, f"{export}@ctranslate2"])
     difference = rows[1]["difference"]["rougeL"]
-    print(f"int8 vs torch, ROUGE-L: {difference['mean']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}]")
+    print(f"{rows[1]['precision']} vs torch, ROUGE-L: {difference['mean']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}]")
     assert difference["low"] <= 0 <= difference["high"], difference
