@@ -82,11 +82,11 @@ def test_a_full_disk_keeps_the_done_inputs_and_a_rerun_continues(tiny_t5, traine
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "small-disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         filler = disk / "filler"
-        filler.write_bytes(b"x" * (64 * 1024 - 4096))  # one free page: a few rows fit, not all twelve
+        filler.write_bytes(b"x" * (256 * 1024 - 4096))  # one free page: a few rows fit, not all twelve
         output = disk / "predictions.jsonl"
         args = predict_args(tiny_t5, trained, tmp_path, output, articles)
         many = tmp_path / "many.txt"
