@@ -303,7 +303,8 @@ def recipe_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
 
 
 def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
-    """``--model.dropout_rate=0`` and ``--model.compile`` against our defaults under Lightning, on identical batches
+    """``--model.dropout_rate=0``, ``--model.fast_cpu_dropout=false`` (torch's own masks; a CPU only) and
+    ``--model.compile`` against our defaults under Lightning, on identical batches
     of one shape (padded to the maximum lengths, so compiling happens once), in interleaved fresh processes. On a
     CPU, compile runs at 32-true (with bf16-mixed it is refused: NaN losses), against a 32-true baseline."""
     import statistics
@@ -319,12 +320,16 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
     common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup, "steps": args.loop_steps}
     default, dropout = f"ours, {auto}", f"ours, {auto}, dropout_rate=0"
     baseline, compiled = f"ours, {compile_precision}", f"ours, {compile_precision}, compile"
+    torch_masks = f"ours, {auto}, fast_cpu_dropout=false (torch's masks)"
     jobs = {
         default: ("benchmarks.loops:lightning_loop", {**common, "precision": auto}),
         dropout: ("benchmarks.loops:lightning_loop", {**common, "precision": auto, "module_settings": {"dropout_rate": 0.0}}),
         baseline: ("benchmarks.loops:lightning_loop", {**common, "precision": compile_precision}),
         compiled: ("benchmarks.loops:lightning_loop", {**common, "precision": compile_precision, "module_settings": {"compile": True}}),
     }
+    if not on_gpu():
+        jobs[torch_masks] = ("benchmarks.loops:lightning_loop",
+                             {**common, "precision": auto, "module_settings": {"fast_cpu_dropout": False}})
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"options: {message}"))
     compile_seconds = statistics.median(c["warmup_seconds"] - b["warmup_seconds"] for c, b in zip(runs[compiled], runs[baseline]))
     saved = statistics.median(b["seconds_per_step"] - c["seconds_per_step"] for c, b in zip(runs[compiled], runs[baseline]))
@@ -333,6 +338,9 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
         "runs": {name: _summarise_runs(job) for name, job in runs.items()},
         # speed-up: the baseline's seconds per step / the option's (1.2 = the option is 20% faster)
         "dropout_off_speedup": paired_ratios(runs[default], runs[dropout], "seconds_per_step"),
+        # torch's masks' seconds per step / ours: what lightning_modules/cpu_dropout.py saves (a CPU only)
+        "fast_cpu_dropout_speedup": paired_ratios(runs[torch_masks], runs[default], "seconds_per_step")
+        if torch_masks in runs else None,
         "compile_speedup": paired_ratios(runs[baseline], runs[compiled], "seconds_per_step"),
         "compile_seconds": compile_seconds,
         "compile_break_even_steps": compile_seconds / saved if saved > 0 else None,
@@ -582,7 +590,9 @@ def _option_lines(options: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {stat['warmup_seconds']['median']:.1f} | "
                      f"{stat['phases']['forward']['median']:.3f} | {stat['phases']['backward']['median']:.3f} |")
     even = options["compile_break_even_steps"]
-    lines += ["", f"dropout off: {_ratio_cell(options['dropout_off_speedup'])}x; compile: "
+    masks = options.get("fast_cpu_dropout_speedup")
+    lines += ["", f"dropout off: {_ratio_cell(options['dropout_off_speedup'])}x; "
+              + (f"our CPU masks against torch's: {_ratio_cell(masks)}x; " if masks else "") + "compile: "
               f"{_ratio_cell(options['compile_speedup'])}x after {options['compile_seconds']:.0f} s of compiling "
               f"(break-even after {'never' if even is None else f'{even:.0f} steps'})"]
     return lines
