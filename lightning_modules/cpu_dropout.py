@@ -29,7 +29,8 @@ ATTENTION_MODEL_TYPES = ("t5", "mt5")
 
 def random_int16(count: int) -> torch.Tensor:
     """``count`` uniform int16 values from one SFC64 stream seeded by torch's default CPU generator."""
-    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    # 126 bits of seed from torch's CPU generator, handed over as an array (a CPU tensor: no device is involved)
+    seed = torch.randint(0, 2**63 - 1, (2,), dtype=torch.int64).numpy()
     words = np.random.SFC64(seed).random_raw((count + 3) // 4)  # 64 bits = 4 elements
     return torch.from_numpy(words.view(np.int16)[:count])
 
