@@ -170,7 +170,8 @@ def test_the_openai_client_gets_the_summary_and_can_stream_it(server):
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
     chunks = [c.choices[0].delta.content for c in client.chat.completions.create(
         model="tuned", messages=[{"role": "user", "content": article}], stream=True) if c.choices and c.choices[0].delta.content]
-    assert len(chunks) > 1 and "".join(chunks) == expected
+    # in pieces: word by word at least (a one-word summary, which a tiny model can write, is one piece)
+    assert "".join(chunks) == expected and len(chunks) >= min(2, len(expected.split(" ")))
     with pytest.raises(openai.NotFoundError, match="unknown model"):
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": article}])
 
