@@ -20,6 +20,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from lightning_modules.model_changes import attention_dropouts
+
 LEVELS = 65536  # 16 bits per element
 ATTENTION = "resumen_cpu_dropout"
 # Model families whose eager attention is exactly the function below (score, bias, mask, softmax, dropout, @ value);
@@ -102,7 +104,7 @@ def use_cpu_dropout(model: torch.nn.Module) -> int:
                 replaced += 1
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a LoRA wrapper
     config = getattr(base, "config", None)
-    attention_dropout = any(isinstance(getattr(m, "dropout", None), float) and m.dropout > 0 for m in base.modules())
+    attention_dropout = any(m.dropout > 0 for m in attention_dropouts(base))
     if (getattr(config, "model_type", None) in ATTENTION_MODEL_TYPES and config._attn_implementation == "sdpa"
             and attention_dropout):
         base.set_attn_implementation(ATTENTION)

@@ -10,14 +10,19 @@ import torch
 from core.errors import ResumenError
 
 
+def attention_dropouts(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The attention modules that keep their dropout probability as a float (T5's attention weights)."""
+    return [m for m in model.modules() if not isinstance(m, torch.nn.Dropout) and isinstance(getattr(m, "dropout", None), float)]
+
+
 def set_dropout(model: torch.nn.Module, rate: float) -> None:
     """Every dropout's probability: the layers, and the attention modules that keep theirs as a float (T5's attention
     weights); the model's config keeps its own value, so exports stay as they were."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = rate
-        elif isinstance(getattr(module, "dropout", None), float):
-            module.dropout = rate
+    for module in attention_dropouts(model):
+        module.dropout = rate
 
 
 def check_same_shapes(saved: dict[str, Any], current: dict[str, Any], model_name: str) -> None:
