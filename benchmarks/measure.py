@@ -111,12 +111,19 @@ def _cpu_name() -> str:
 
 
 def run_in_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
-    """``function`` ("module:name") called with ``kwargs`` (JSON values) in a new Python process; its result."""
+    """``function`` ("module:name") called with ``kwargs`` (JSON values) in a new process; its result. Without CUDA
+    the process is forked from one that has already imported the libraries (benchmarks/worker.py says why)."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    import torch
+
+    from benchmarks.worker import run_forked
+
+    if not torch.cuda.is_available():
+        return run_forked(function, kwargs)
     job = json.dumps({"function": function, "kwargs": kwargs})
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker"], input=job, cwd=Path(__file__).resolve().parents[1],
