@@ -141,7 +141,9 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
         "--data.max_source_length=64", "--data.max_target_length=32", "--model.max_new_tokens=24",
     ]
     run_train(
-        "fit", *common, "--trainer.max_epochs=12", "--model.learning_rate=5e-3", "--data.batch_size=16",
+        "fit", *common, "--trainer.max_epochs=12", "--model.learning_rate=5e-3",
+        # stop once it writes most first sentences (epoch 5 here: val/rougeL 6.8 20.5 44.8 54.6 72.8; 16 of 16 with ñ)
+        "--early_stopping.patience=12", "--early_stopping.stopping_threshold=70", "--data.batch_size=16",
         "--data.max_train_samples=null", "--model.val_generate_samples=16", "--trainer.enable_progress_bar=false",
     )
     predictions = tmp_path / "predictions.jsonl"
