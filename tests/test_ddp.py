@@ -22,6 +22,14 @@ def run_ddp(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.fixture(scope="module")
+def ddp_fit(tiny_t5, tmp_path_factory):
+    """One uninterrupted 2-process fit of 2 epochs: the metrics test evaluates it, the preemption test resumes to it."""
+    runs = tmp_path_factory.mktemp("ddp-fit") / "runs"
+    run_ddp(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", *DDP))
+    return runs
+
+
 def scalar(log_dir, tag: str) -> float:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -30,11 +38,10 @@ def scalar(log_dir, tag: str) -> float:
     return accumulator.Scalars(tag)[-1].value
 
 
-def test_ddp_metrics_match_one_process_and_predictions_are_written_once(tiny_t5, tmp_path, monkeypatch):
+def test_ddp_metrics_match_one_process_and_predictions_are_written_once(ddp_fit, tiny_t5, tmp_path, monkeypatch):
     """The validation a 2-process fit ran after its last epoch (5 articles over 2 ranks: the sampler repeats one, the
     metric counts it once) scores what one process's validate of the same weights scores."""
-    runs = tmp_path / "runs"
-    run_ddp(*demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", *DDP))
+    runs = ddp_fit
     run = runs / "demo" / "version_0"
     best, last = next((run / "checkpoints").glob("best-*.ckpt")), run / "checkpoints" / "last.ckpt"
     assert (run / "export" / "model.safetensors").exists()
@@ -83,7 +90,7 @@ def signalled_ddp(args: list[str], step: int, rank: int, target: str, codes: "os
                           text=True, timeout=300, start_new_session=True)
 
 
-def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bit_exact(tiny_t5, tmp_path):
+def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bit_exact(ddp_fit, tiny_t5, tmp_path):
     """The SLURM recipe on a real 2-process CPU run: SIGTERM to rank 1 alone, later to the whole group (what SLURM
     sends); each time every rank saves at the same step, exits 143, and the resume command is printed once. The
     resumed run (dropout on, each rank its own random stream) ends with the uninterrupted run's weights, bit for bit."""
@@ -94,8 +101,7 @@ def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bi
     def args(runs, *extra):
         return demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", *DDP, *extra)
 
-    reference = tmp_path / "uninterrupted"
-    run_ddp(*args(reference))
+    reference = ddp_fit  # the same command, uninterrupted
     runs = tmp_path / "runs"
     last = runs / "demo" / "version_0" / "checkpoints" / "last.ckpt"
     for step, rank, target in ((1, 1, "self"), (4, 0, "group")):  # 3 steps per epoch on 2 ranks

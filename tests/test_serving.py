@@ -1,6 +1,7 @@
 """The server as a user meets it: a real process on loopback with two models and an API key, real HTTP, the OpenAI
 client, 32 concurrent requests, crafted bodies, and the page in a real headless Chromium."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,7 +58,8 @@ def stop_server(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(server.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +68,16 @@ def export(finished_run) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(export, tiny_t5):
+def served(export, tiny_t5):
+    """The module's server process and its URL; the SIGTERM test, last in this file, stops it."""
     process, url = start_server([f"tuned={export}", f"base={tiny_t5}", f"fast={export}@ctranslate2:float32"])
-    yield url
+    yield process, url
     stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def server(served) -> str:
+    return served[1]
 
 
 def summarize(url: str, **body) -> httpx.Response:
@@ -239,10 +247,11 @@ def test_a_request_that_runs_too_long_is_a_504_with_the_limit(export):
     assert raised.value.status_code == 504 and "--timeout" in raised.value.detail
 
 
-def test_sigterm_to_the_server_alone_stops_every_process_it_started(export):
+def test_sigterm_to_the_server_alone_stops_every_process_it_started(served):
     """docker stop / systemd / Kubernetes signal the main process only: its workers and LitServe's manager process
-    must end with it, freeing the port and the models' memory."""
-    process, url = start_server([f"tuned={export}"])
+    must end with it, freeing the port and the models' memory. Last of the tests that use the module's server (its
+    start is 15-30 s on a slow CPU): it stops it."""
+    process, url = served
     try:
         group = process.pid  # start_new_session: the server's own process group
         assert len(_group_members(group)) >= 3  # the server, LitServe's manager, the inference and HTTP workers
@@ -253,13 +262,13 @@ def test_sigterm_to_the_server_alone_stops_every_process_it_started(export):
             time.sleep(0.5)
         assert not _group_members(group), "processes left running after SIGTERM"
         port = int(url.rsplit(":", 1)[1])
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))  # the port is free again
+        with socket.socket() as sock:  # the port is free again: a new server can listen on it (the earlier tests'
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # connections wait out TIME_WAIT, as uvicorn's
+            sock.bind(("127.0.0.1", port))  # own socket allows; a process still listening would make bind fail
+            sock.listen()
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _group_members(group: int) -> list[int]:
