@@ -90,7 +90,7 @@ def test_a_full_disk_keeps_the_done_inputs_and_a_rerun_continues(tiny_t5, traine
         output = disk / "predictions.jsonl"
         args = predict_args(tiny_t5, trained, tmp_path, output, articles)
         many = tmp_path / "many.txt"
-        many.write_text("\n".join(ARTICLES * 16) + "\n", encoding="utf-8")  # 192 rows: several pages
+        many.write_text("\n".join(ARTICLES * 8) + "\n", encoding="utf-8")  # 96 rows of 100-200 bytes: several pages
         args = predict_args(tiny_t5, trained, tmp_path, output, many)
         with pytest.raises(SystemExit):
             in_root(main_guard, cli_main, args)
@@ -98,11 +98,11 @@ def test_a_full_disk_keeps_the_done_inputs_and_a_rerun_continues(tiny_t5, traine
         assert "the disk is full" in err
         partial = output.with_name(".predictions.jsonl.partial-0")
         kept = len(partial.read_text(encoding="utf-8").splitlines()) - 1
-        assert 0 < kept < 192
+        assert 0 < kept < 96
         filler.unlink()  # space again: the same command continues
         in_root(cli_main, args)
         rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
-        assert len(rows) == 192 and rows[:12] == reference_rows
+        assert len(rows) == 96 and rows[:12] == reference_rows
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
