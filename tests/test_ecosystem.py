@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import demo_args, in_root, run_train
+from cli_helpers import SAMPLE_PROFILE, demo_args, in_root, run_train
 from conftest import ROOT
 
 QUIET = "--trainer.enable_progress_bar=false"
@@ -31,8 +31,8 @@ def test_early_stopping_is_off_unless_asked(tiny_t5, tmp_path):
 def test_csv_logger_run_writes_its_metrics_without_tensorboard(tiny_t5, tmp_path, caplog):
     runs = tmp_path / "runs"
     in_root(run_train, *[
-        "fit", "--config", str(ROOT / "configs" / "demo.yaml"), f"--model.model_name_or_path={tiny_t5}",
-        "--trainer.max_epochs=2", "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        "fit", "--config", str(ROOT / "configs" / "demo.yaml"), "--config", str(SAMPLE_PROFILE),
+        f"--model.model_name_or_path={tiny_t5}", "--trainer.max_epochs=2", "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={runs}", "--trainer.logger.name=demo", QUIET,
     ])
     run = runs / "demo" / "version_0"
@@ -52,7 +52,8 @@ def test_two_loggers_share_one_run_directory_and_csv_history_survives_a_resume(t
         f"    - class_path: lightning.pytorch.loggers.TensorBoardLogger\n      init_args: {{save_dir: {runs}, name: demo}}\n"
         f"    - class_path: lightning.pytorch.loggers.CSVLogger\n      init_args: {{save_dir: {runs}, name: demo}}\n"
     )
-    common = ["--config", str(ROOT / "configs" / "demo.yaml"), "--config", str(loggers), f"--model.model_name_or_path={tiny_t5}", QUIET]
+    common = ["--config", str(ROOT / "configs" / "demo.yaml"), "--config", str(SAMPLE_PROFILE), "--config", str(loggers),
+              f"--model.model_name_or_path={tiny_t5}", QUIET]
     in_root(run_train, "fit", *common, "--trainer.max_epochs=1")
     in_root(run_train, "fit", *common, "--trainer.max_epochs=2", "--ckpt_path=last")
     assert sorted(p.name for p in (runs / "demo").iterdir()) == ["version_0"]
