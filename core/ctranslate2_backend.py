@@ -1,4 +1,4 @@
-"""CTranslate2, the inference engine built for T5-style models: int8 weights on a CPU, half precision on a GPU.
+"""CTranslate2, the inference engine built for T5-style models: float32 or int8 on a CPU, half precision on a GPU.
 
 An export is converted once into its ``ctranslate2/`` subdirectory (atomically, with a record of the weights it came
 from), converted again when the export's weights changed, and loaded with the compute type asked for (quantisation is
@@ -117,13 +117,14 @@ def _follow_t5_output_scaling() -> None:
 
 
 # int8 products summed in int8 dot-product instructions; without them (AVX2 only) int8 GEMMs add pairs in saturating
-# int16, and on such a CPU int8 lost 8.2 ROUGE-L on the demo against torch (float32: -0.6), docs/serving.md.
+# int16 (int8 lost 8.2 ROUGE-L on the demo on such a CPU). Even with VNNI int8 lost 4.2 ROUGE-L on the demo's export
+# (docs/serving.md), so int8 is never the CPU default: float32 writes torch's summaries and is still ~3x torch.
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
 
 
 def choose_compute_type(device: str, requested: str | None) -> tuple[str, str]:
-    """``(compute type, why)``: int8 on a CPU with int8 dot products (VNNI), float32 on one without, the fastest half
-    type on CUDA; a type the device cannot run is refused with the ones it can."""
+    """``(compute type, why)``: float32 on a CPU (the summaries torch writes), the fastest half type on CUDA; int8 when
+    asked for; a type the device cannot run is refused with the ones it can."""
     from core.precision import cpu_flags
 
     ctranslate2 = _ctranslate2()
@@ -135,12 +136,13 @@ def choose_compute_type(device: str, requested: str | None) -> tuple[str, str]:
         if kind == "cuda":
             chosen = next(t for t in ("bfloat16", "float16", "int8_float16", "float32") if t in supported)
             return chosen, "the default on CUDA"
-        if INT8_DOT_PRODUCT_FLAGS & cpu_flags() and "int8" in supported:
-            return "int8", "the default on a CPU with int8 dot products (VNNI)"
-        return "float32", ("the default on a CPU without int8 dot products (no VNNI), where int8 loses accuracy: "
-                           "--compute-type int8 still runs it")
+        return "float32", ("the default on a CPU, torch's own summaries; --compute-type int8 is faster with beams but "
+                           "changes them: compare.py EXPORT EXPORT@ctranslate2:int8 says how much")
     if requested not in supported:
         raise ResumenError(f"compute type '{requested}' cannot run on this {kind} with CTranslate2: it can run {', '.join(supported)}.")
+    if kind == "cpu" and requested.startswith("int8") and not INT8_DOT_PRODUCT_FLAGS & cpu_flags():
+        return requested, ("asked for, on a CPU without int8 dot products (no VNNI), where int8 lost 8.2 ROUGE-L on "
+                           "the demo: float32 is the accurate choice here")
     return requested, "asked for"
 
 

@@ -29,12 +29,11 @@ def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """The inference engine: torch, or CTranslate2 (by default int8 on a CPU with VNNI, float32 on one
-    without, half precision on a GPU)."""
+    """The inference engine: torch, or CTranslate2 (by default float32 on a CPU, half precision on a GPU)."""
     parser.add_argument("--backend", choices=["torch", "ctranslate2"], default="torch",
                         help="generation engine (default torch); ctranslate2 converts an export once, then reuses it")
     parser.add_argument("--compute-type", default=None,
-                        help="ctranslate2: int8, int8_float32, float32 (CPU; default int8 where the CPU has VNNI, else float32) or bfloat16, float16, "
+                        help="ctranslate2: float32 (CPU default: torch's summaries), int8, int8_float32 (faster, changes summaries) or bfloat16, float16, "
                              "int8_float16 (CUDA; default the fastest half type)")
 
 

@@ -8,7 +8,7 @@ Each article is encoded exactly as training encoded it (the model's own prompt t
 max_source_length it was trained with) and summarised with the model's own generation settings (an export keeps
 them in generation_config.json); --num-beams, --max-new-tokens, --length-penalty and --no-repeat-ngram-size
 override them. The same model, settings and precision give the summaries `train.py predict` and the server give.
---backend ctranslate2 runs the export's CTranslate2 conversion (made on first use): int8 by default on a CPU with VNNI, float32 on one without.
+--backend ctranslate2 runs the export's CTranslate2 conversion (made on first use): float32 on a CPU unless --compute-type int8.
 """
 
 from __future__ import annotations
