@@ -95,11 +95,12 @@ def hub_t5_tokenizer_dir(real_t5_dir, tmp_path) -> Path:
 
 
 # pytest-xdist (--dist loadscope) hands a worker the next test file whenever it has two tests or fewer left: the
-# slowest files go first so that the two workers end together (seconds per file in a 2-worker run, this order).
-SLOWEST_FIRST = ["test_newcomer.py", "test_fault_tolerance.py", "test_ddp.py", "test_benchmark.py", "test_tune.py",
-                 "test_learning.py", "test_lora.py", "test_runs.py", "test_vocabulary.py", "test_predict_interrupted.py",
-                 "test_serving.py", "test_reliability.py", "test_console.py", "test_security.py",
-                 "test_cli_end_to_end.py", "test_ecosystem.py"]
+# slowest files go first so that the two workers end together (seconds per file in a 2-worker run, this order; the
+# compile test's file with a cold torch.compile cache, as on a fresh machine).
+SLOWEST_FIRST = ["test_ddp.py", "test_fault_tolerance.py", "test_newcomer.py", "test_benchmark.py", "test_tune.py",
+                 "test_speed_options.py", "test_runs.py", "test_vocabulary.py", "test_lora.py", "test_learning.py",
+                 "test_predict_interrupted.py", "test_reliability.py", "test_console.py", "test_serving.py",
+                 "test_security.py", "test_cli_end_to_end.py", "test_ecosystem.py"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
