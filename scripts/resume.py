@@ -126,7 +126,8 @@ def runs_with_last_checkpoint(root: Path, checkpoint_dirpath: str | None, only: 
 def _configuration_mismatch(last: Path, config: dict, current: dict, defaults: dict | None) -> tuple[list, dict | None]:
     """What differs from the saved run (its config first, then its checkpoint's own settings), and the checkpoint's
     metadata when it was read (checked and opened once here)."""
-    from lightning_modules.checkpoints import check_any_checkpoint, read_checkpoint_metadata
+    from core.checkpoint_file import read_checkpoint_metadata
+    from lightning_modules.checkpoints import check_any_checkpoint
 
     changed = differences(config, current, defaults)
     if changed:

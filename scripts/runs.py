@@ -31,7 +31,7 @@ def run_roots(root: Path) -> list[Path]:
 
 def describe(run: Any) -> dict[str, Any]:
     """One run's row (read from its small files and the checkpoint's metadata; no weights are loaded)."""
-    from lightning_modules.checkpoints import read_checkpoint_metadata
+    from core.checkpoint_file import read_checkpoint_metadata
 
     status = run.status()
     row: dict[str, Any] = {"run": f"{run.directory.parent.name}/{run.name}", "version": run.version, "status": status["status"],

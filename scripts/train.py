@@ -31,18 +31,14 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from core.checkpoint_file import read_checkpoint_metadata
 from core.prompts import parse_template
 from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run
 from core.torch_settings import apply_torch_settings
 from datamodules.summarization import SummarizationDataModule
 from lightning_modules.best_checkpoint import BestCheckpoint
 from lightning_modules.callbacks import HFExport, JsonlPredictionWriter
-from lightning_modules.checkpoints import (
-    AtomicCheckpointIO,
-    check_any_checkpoint,
-    read_checkpoint_metadata,
-    saved_module_settings,
-)
+from lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint, saved_module_settings
 from lightning_modules.early_stopping import OptionalEarlyStopping
 from lightning_modules.epoch_line import EpochLine
 from lightning_modules.graceful_stop import GracefulStop

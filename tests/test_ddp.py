@@ -96,7 +96,7 @@ def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bi
     resumed run (dropout on, each rank its own random stream) ends with the uninterrupted run's weights, bit for bit."""
     import torch
 
-    from lightning_modules.checkpoints import load_checkpoint_file
+    from core.checkpoint_file import load_checkpoint_file
 
     def args(runs, *extra):
         return demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", *DDP, *extra)

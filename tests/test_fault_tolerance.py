@@ -13,7 +13,8 @@ import torch
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
 from core.errors import ResumenError
-from lightning_modules.checkpoints import AtomicCheckpointIO, load_checkpoint_file
+from core.checkpoint_file import load_checkpoint_file
+from lightning_modules.checkpoints import AtomicCheckpointIO
 from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE
 
 EPOCHS, BATCHES = 3, 5  # the shipped sample: 20 training rows, batch 4

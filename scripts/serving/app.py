@@ -81,7 +81,7 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
 
     location = Path(path).expanduser()
     if location.suffix == ".ckpt":
-        from lightning_modules.checkpoints import read_checkpoint_metadata
+        from core.checkpoint_file import read_checkpoint_metadata
 
         checkpoint = read_checkpoint_metadata(location)
         record = from_checkpoint(checkpoint, path) or TrainedWith()
