@@ -18,13 +18,18 @@ ALLOWED = {
 }
 
 
-def imported_packages(path):
+def imported_modules(path):
+    """Every absolute module name ``path`` imports, function-level imports included."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            yield from (alias.name.split(".")[0] for alias in node.names)
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module.split(".")[0]
+            yield node.module
+
+
+def imported_packages(path):
+    return (name.split(".")[0] for name in imported_modules(path))
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
@@ -129,15 +134,12 @@ def libraries_reached(entry):
         if path in seen:
             continue
         seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
-            for name in names:
-                if name.split(".")[0] not in ALLOWED:
-                    libraries.add(name.split(".")[0])
-                    continue
-                module = ROOT.joinpath(*name.split("."))
-                queue += [p for p in (module.with_suffix(".py"), module / "__init__.py") if p.is_file()]
+        for name in imported_modules(path):
+            if name.split(".")[0] not in ALLOWED:
+                libraries.add(name.split(".")[0])
+                continue
+            module = ROOT.joinpath(*name.split("."))
+            queue += [p for p in (module.with_suffix(".py"), module / "__init__.py") if p.is_file()]
     return libraries
 
 
