@@ -1,7 +1,8 @@
-"""The data <-> model contract, declared: what a batch holds, and what the module, its callbacks and the run report
-read from the summarisation data module. The CLI connects the two (``SummarizationData.connect``); callbacks reach
-the data module through ``summarization_data(trainer)``, which is ``None`` for a plain DataLoader (the benchmark's
-pre-built batches), so nothing digs for attributes that may not be there.
+"""The data <-> model contract, declared: what a batch holds, what the module, its callbacks and the run report
+read from the summarisation data module, and what the callbacks read from the module's results. The CLI connects
+data and model (``SummarizationData.connect``); callbacks reach the data module through ``summarization_data(trainer)``,
+which is ``None`` for a plain DataLoader (the benchmark's pre-built batches), and the module's scores through
+``summarizer_results(pl_module)``, ``None`` for another module, so nothing digs for attributes that may not be there.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ class SummarizationData(Protocol):
 
     def skip_predict_rows(self, done: set[int]) -> None:
         """Leave out the inputs an interrupted predict already wrote."""
+
+
+@runtime_checkable
+class SummarizerResults(Protocol):
+    """What the export, the run report and a tuning trial read from the module (``Seq2SeqSummarizer`` keeps it)."""
+
+    val_history: dict[int, dict[str, float]]  # epoch -> its validation metrics (kept in checkpoints)
+    test_intervals: dict[str, Any]  # after test: ROUGE key -> its bootstrap Interval (core/rouge.py); empty before
+    test_literature_intervals: dict[str, Any]  # the same for the literature-comparable scorer
+    test_scores: tuple[Any, Any] | None  # after test: (dataset indices, examples x ROUGE keys)
+
+
+def summarizer_results(pl_module: Any) -> SummarizerResults | None:
+    """The module when it keeps the results contract, else ``None``."""
+    return pl_module if isinstance(pl_module, SummarizerResults) else None
 
 
 def summarization_data(trainer: Any) -> SummarizationData | None:

@@ -12,7 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from core.contract import data_settings, summarization_data
+from core.contract import data_settings, summarization_data, summarizer_results
 from core.errors import ResumenError
 from core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
 from core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
@@ -127,16 +127,17 @@ class HFExport(Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A test of the checkpoint an export was made from adds its ROUGE to that export's card (model-index)."""
-        intervals = getattr(pl_module, "test_intervals", {})
-        checkpoint = trainer.ckpt_path
-        if not trainer.is_global_zero or not intervals or not checkpoint or not Path(checkpoint).is_file():
+        scored, checkpoint = summarizer_results(pl_module), trainer.ckpt_path
+        if not trainer.is_global_zero or scored is None or not scored.test_intervals:
+            return
+        if not checkpoint or not Path(checkpoint).is_file():
             return
         exports = [Path(self.dirpath)] if self.dirpath else []
         exports.append(Path(checkpoint).resolve().parent.parent / "export")  # the fit run's own export
-        scores = {key: interval.mean for key, interval in intervals.items()}
-        literature = {key: interval.mean for key, interval in getattr(pl_module, "test_literature_intervals", {}).items()}
+        scores = {key: interval.mean for key, interval in scored.test_intervals.items()}
+        literature = {key: interval.mean for key, interval in scored.test_literature_intervals.items()}
         for export in exports:
-            if add_test_results(export, checkpoint, scores, len(pl_module.test_scores[0]), literature):
+            if add_test_results(export, checkpoint, scores, len(scored.test_scores[0]), literature):
                 rank_zero_info(f"Added the test ROUGE to the model card of {export}")
                 return
 
@@ -154,7 +155,7 @@ def export_model(
     """
     prompt_template = record.prompt_template
     hp = pl_module.hparams
-    lora = getattr(pl_module, "lora", None) is not None and pl_module.lora.enabled
+    lora = pl_module.lora.enabled
     # LoRA: one copy with the best weights is saved as the adapter, then merged into a plain model (no peft needed)
     model = export_copy(pl_module.model, state_dict, base_reference(hp.model_name_or_path)) if lora else pl_module.model
     check_export_target(target, overwrite=True)  # again: something else may have been written there since setup

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import lightning as L
 
+from core.contract import summarizer_results
 from core.files import atomic_file
 
 
@@ -76,7 +77,9 @@ class OptunaTrial(L.Callback):
         from lightning_modules.run_files import log_dir
 
         # the run's own history (it travels in checkpoints): a resumed trial's best counts the epochs before the stop
-        history = [self.sign * m[self.monitor] for m in getattr(pl_module, "val_history", {}).values() if self.monitor in m]
+        scored = summarizer_results(pl_module)
+        epochs = scored.val_history.values() if scored is not None else []
+        history = [self.sign * m[self.monitor] for m in epochs if self.monitor in m]
         best = max([*history, self.best])
         result = {"trial": self.trial_number, "best": self.sign * best if best > -math.inf else None,
                   "pruned_at_epoch": self.pruned_at, "epochs": trainer.current_epoch, "run": str(log_dir(trainer))}

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from core.contract import data_settings
+from core.contract import data_settings, summarizer_results
 from core.files import atomic_file
 from core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
 from core.runs import RunLayout
@@ -95,6 +95,8 @@ class RunReport(Callback):
         total = time.perf_counter() - self._fit_started
         training = max(total - self._validation_seconds, 1e-9)
         world = max(trainer.world_size, 1)  # every rank sees its own share of the batches
+        scored = summarizer_results(pl_module)
+        history = scored.val_history if scored is not None else {}
         self.report = {
             "interrupted": bool(trainer.interrupted),
             "epochs": trainer.fit_loop.epoch_progress.current.completed,
@@ -104,12 +106,11 @@ class RunReport(Callback):
             "train_samples_per_sec": round(self._samples * world / training, 2),
             "train_tokens_per_sec": round(float(self._tokens) * world / training, 1),
             "peak_memory": peak_memory(trainer.strategy.root_device),
-            **best_epoch(trainer, getattr(pl_module, "val_history", {})),
+            **best_epoch(trainer, history),
             **early_stop(trainer),
             "data": data_source(data_settings(trainer)),
         }
         self._log_final_metrics(trainer)
-        history = getattr(pl_module, "val_history", {})
         if history:
             from lightning_modules.learning_curve import plot_learning_curve
 
@@ -125,18 +126,18 @@ class RunReport(Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         directory = run_dir(trainer)
-        intervals = getattr(pl_module, "test_intervals", {})
-        if not trainer.is_global_zero or not intervals:
+        scored = summarizer_results(pl_module)
+        if not trainer.is_global_zero or scored is None or not scored.test_intervals:
             return
         loss = trainer.callback_metrics.get("test/loss")
         results = {
             "checkpoint": trainer.ckpt_path,
-            "examples": len(pl_module.test_scores[0]),
+            "examples": len(scored.test_scores[0]),
             "loss": round(float(loss), 4) if loss is not None else None,
             "interval": {"confidence": CONFIDENCE, "method": "percentile bootstrap over examples", "resamples": RESAMPLES, "seed": SEED},
-            "rouge": {key: interval.as_dict() for key, interval in intervals.items()},
+            "rouge": {key: interval.as_dict() for key, interval in scored.test_intervals.items()},
         }
-        literature = getattr(pl_module, "test_literature_intervals", {})
+        literature = scored.test_literature_intervals
         if literature:  # under its own name: never mixed with the Spanish scores
             results["literature_rouge"] = {"scorer": LITERATURE_SCORER,
                                            **{key: interval.as_dict() for key, interval in literature.items()}}

@@ -58,7 +58,7 @@ class LossHealth(L.Callback):
         step = trainer.global_step
         if self._nonfinite is not None and bool(self._nonfinite):
             steps = f"{self._checked_until}-{step}" if self._checked_until < step else str(step)
-            learning_rate = getattr(pl_module.hparams, "learning_rate", "?")
+            learning_rate = pl_module.hparams.get("learning_rate", "?")
             raise ResumenError(
                 f"the training loss became NaN or infinite at step {steps} (checked on logged steps): lower the "
                 f"learning rate (now {learning_rate}), use bf16-mixed or 32-true instead of fp16, and "
@@ -119,7 +119,7 @@ class SampleSummaries(L.Callback):
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._keep(self.validation, int(getattr(pl_module.hparams, "log_text_samples", 3)), pl_module, outputs, batch)
+        self._keep(self.validation, int(pl_module.hparams.get("log_text_samples", 3)), pl_module, outputs, batch)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

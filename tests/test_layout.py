@@ -54,9 +54,10 @@ def test_sys_path_is_edited_only_by_entry_points():
     assert editors == entry_points and all(e.startswith(("scripts/", "benchmarks/")) for e in editors), editors
 
 
-def test_the_module_and_its_callbacks_reach_the_data_module_only_through_the_contract():
-    """core/contract.py declares what they read from it; no trainer.datamodule digging, no hasattr probing."""
-    digging = re.compile(r"\.datamodule\b|getattr\([^)]*[\"']datamodule[\"']|hasattr\(datamodule")
+def test_the_module_and_its_callbacks_reach_the_data_module_and_the_scores_only_through_the_contract():
+    """core/contract.py declares what they read from the data module and what callbacks read from the module; no
+    trainer.datamodule digging, no getattr/hasattr probing of either."""
+    digging = re.compile(r"\.datamodule\b|getattr\([^)]*[\"']datamodule[\"']|hasattr\(datamodule|(get|has)attr\(pl_module\b")
     offenders = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
         for path in sorted((ROOT / "lightning_modules").glob("*.py"))
@@ -66,12 +67,16 @@ def test_the_module_and_its_callbacks_reach_the_data_module_only_through_the_con
     assert not offenders, offenders
 
 
-def test_the_data_module_keeps_the_contract():
-    from core.contract import SummarizationData
+def test_the_data_module_and_the_module_keep_the_contract(tiny_t5):
+    from core.contract import SummarizationData, SummarizerResults, summarizer_results
     from datamodules.summarization import SummarizationDataModule
+    from lightning_modules.seq2seq import Seq2SeqSummarizer
 
     assert isinstance(SummarizationDataModule(), SummarizationData)
     assert not isinstance(object(), SummarizationData)  # the check has teeth
+    module = Seq2SeqSummarizer(tiny_t5)
+    assert isinstance(module, SummarizerResults) and summarizer_results(module) is module
+    assert summarizer_results(object()) is None  # another module: callbacks skip what it cannot give
 
 
 LISTED_FOLDERS = ["core", "datamodules", "lightning_modules", "scripts", "scripts/serving",
