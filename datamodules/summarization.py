@@ -380,19 +380,23 @@ class SummarizationDataModule(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.hparams.seed),
         }
 
-    def _loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
+    def _set_up(self, split: str) -> Any:
+        """A split ``setup`` tokenised. Lightning runs ``setup(stage)`` before it asks for a stage's loaders; code
+        that uses the data module without a trainer (tests, the benchmark) calls ``setup`` itself."""
         if split not in self.datasets:
-            self.setup({"validation": "validate"}.get(split, split))
-        return DataLoader(self.datasets[split], sampler=sampler, **self._loader_kwargs(split, batch_size))
+            stage = {"train": "fit", "validation": "fit"}.get(split, split)
+            raise ResumenError(f"the {split} split is not set up: call setup({stage!r}) before asking for its loader.")
+        return self.datasets[split]
+
+    def _loader(self, split: str, batch_size: int, sampler=None) -> DataLoader:
+        return DataLoader(self._set_up(split), sampler=sampler, **self._loader_kwargs(split, batch_size))
 
     @property
     def eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
 
     def train_dataloader(self) -> DataLoader:
-        if "train" not in self.datasets:
-            self.setup("fit")
-        hp, train = self.hparams, self.datasets["train"]
+        hp, train = self.hparams, self._set_up("train")
         trainer = getattr(self, "trainer", None)
         lengths = None
         if hp.group_by_length:
@@ -422,9 +426,7 @@ class SummarizationDataModule(L.LightningDataModule):
     def _longest_first(self, split: str) -> list[int] | None:
         if not self.hparams.sort_eval_by_length:
             return None
-        if split not in self.datasets:
-            self.setup(split)
-        lengths = self.datasets[split]["length"]
+        lengths = self._set_up(split)["length"]
         return sorted(range(len(lengths)), key=lambda i: -lengths[i])  # a plain index list is a valid sampler
 
     def test_dataloader(self) -> DataLoader:

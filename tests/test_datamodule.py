@@ -24,6 +24,17 @@ def test_prompt_template_wraps_every_article(tiny_t5, sample_files):
     assert decoded.startswith("Resume el siguiente articulo:")
 
 
+def test_a_loader_before_setup_names_the_setup_to_call_and_loads_nothing(tiny_t5, sample_files):
+    """setup runs once, where Lightning calls it (or the caller does): a loader never loads data behind its back."""
+    dm = make_dm(tiny_t5, sample_files)
+    for loader, stage in ((dm.train_dataloader, "fit"), (dm.val_dataloader, "fit"), (dm.test_dataloader, "test")):
+        with pytest.raises(ResumenError, match=rf"split is not set up: call setup\('{stage}'\)"):
+            loader()
+    assert dm.datasets == {}
+    dm.setup("test")
+    assert next(iter(dm.test_dataloader()))["input_ids"].shape[0] == 5  # the 5 test articles, one eval batch
+
+
 def test_labels_are_padded_with_minus_100_and_never_with_pad_id(tiny_t5, sample_files):
     for padding in ("batch", "longest_in_dataset", "max_length"):
         dm = make_dm(tiny_t5, sample_files, padding=padding, max_target_length=128)
