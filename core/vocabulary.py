@@ -180,11 +180,9 @@ class Vocabulary:
 
     def restore(self, checkpoint_path: str) -> None:
         """Take the characters a training checkpoint was extended with (before any data is tokenised)."""
-        import torch
-
+        from core.checkpoint_file import read_checkpoint_metadata
         from core.trained_with import from_checkpoint
 
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
-        record = from_checkpoint(checkpoint, checkpoint_path)
+        record = from_checkpoint(read_checkpoint_metadata(checkpoint_path), checkpoint_path)
         if record is not None:  # the checkpoint decides, extended or not
             self.use(record.added_characters)

@@ -1,6 +1,7 @@
 """Data and model share one tokenizer and one config read; the prompt a model was trained with travels with it."""
 
 import json
+from pathlib import Path
 
 from cli_helpers import demo_args, in_root, run_train
 
@@ -26,6 +27,35 @@ def test_one_fit_reads_the_config_once_and_builds_one_tokenizer(tiny_t5, tmp_pat
                                         "--trainer.enable_progress_bar=false"))
     assert calls == {"config": 1, "tokenizer": 1}
     assert cli.datamodule.tokenizer is cli.model.tokenizer and cli.datamodule.vocabulary is cli.model.vocabulary
+
+
+def test_a_resume_checks_last_ckpt_once_and_reads_its_weights_once(tiny_t5, tmp_path, monkeypatch):
+    """fit --ckpt_path last: one CRC pass over last.ckpt and one full load (Lightning's); its settings and counters
+    (the resume decision, the vocabulary) are read memory-mapped, without reading the weights."""
+    import zipfile
+
+    import torch
+
+    runs = tmp_path / "runs"
+    in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
+    reads = []
+    real_load, real_testzip = torch.load, zipfile.ZipFile.testzip
+
+    def load(path, *args, **kwargs):
+        reads.append(("mapped" if kwargs.get("mmap") else "full", Path(path).name))
+        return real_load(path, *args, **kwargs)
+
+    def testzip(archive):
+        reads.append(("crc", Path(archive.filename).name))
+        return real_testzip(archive)
+
+    monkeypatch.setattr(torch, "load", load)
+    monkeypatch.setattr(zipfile.ZipFile, "testzip", testzip)
+    cli = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false",
+                                        "--ckpt_path=last"))
+    assert cli.trainer.current_epoch == 2
+    last = [kind for kind, name in reads if name == "last.ckpt"]
+    assert last.count("crc") == 1 and last.count("full") == 1 and set(last) == {"crc", "full", "mapped"}, reads
 
 
 def test_the_training_prompt_travels_with_the_export(tiny_t5, tmp_path):
