@@ -37,6 +37,22 @@ def generate_summaries(model: Any, tokenizer: Any, input_ids: Any, attention_mas
     return decode_texts(tokenizer, output), lengths
 
 
+def stripped_pieces(pieces: Any):
+    """Streamed pieces whose concatenation is the stripped text every other door returns: no leading whitespace,
+    and whitespace held back until more text follows it (a summary never ends in a space)."""
+    held, started = "", False
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+        if not piece.strip():
+            held += piece if started else ""
+            continue
+        started = True
+        body = piece.rstrip()
+        yield held + body
+        held = piece[len(body):]
+
+
 @dataclass(frozen=True)
 class Summary:
     summary: str
@@ -219,12 +235,7 @@ class Summarizer:
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        first = True
-        for piece in streamer:
-            piece = piece.lstrip() if first else piece
-            if piece:
-                first = False
-                yield piece
+        yield from stripped_pieces(streamer)
         worker.join()
         if "error" in done:
             raise done["error"]

@@ -95,12 +95,71 @@ def main(argv: list[str] | None = None) -> None:
         raise ResumenError(f"--host {args.host}: the server listens on 127.0.0.1 (this machine), 0.0.0.0 or :: (every "
                            "address); to reach one address only, put a reverse proxy in front of 127.0.0.1.")
     api_key = os.environ.get("RESUMEN_API_KEY") or None
-    if args.host not in ("127.0.0.1", "localhost") and not api_key:
+    if api_key is not None and not (api_key.isascii() and api_key.isprintable() and " " not in api_key):
+        raise ResumenError("RESUMEN_API_KEY must be printable ASCII without spaces: browsers and HTTP clients cannot send "
+                           "other characters in a header (e.g. python -c 'import secrets; print(secrets.token_urlsafe())').")
+    loopback = args.host in ("127.0.0.1", "localhost")
+    if not loopback and not api_key:
         print(f"warning: serving on {args.host} without RESUMEN_API_KEY: anyone who can reach it can use it.", file=sys.stderr)
-    server = build_server(models, options, api_key, openai_route=not args.no_openai)
+    check_port_free(LITSERVE_HOSTS[args.host], args.port)
+    check_models_serve(models, options)
+    server = build_server(models, options, api_key, openai_route=not args.no_openai, loopback_only=loopback)
     print(f"Serving {', '.join(models)} on http://{args.host}:{args.port} (the page is at /)", file=sys.stderr)
     stop_on_sigterm()
+    from scripts.serving.apis import die_with_parent
+
+    os.register_at_fork(after_in_child=die_with_parent)  # LitServe's HTTP workers and manager end with this process
     server.run(host=LITSERVE_HOSTS[args.host], port=args.port, generate_client_file=False)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port another process listens on is one line before any model loads (uvicorn's own text came after them)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT does not count
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            from core.errors import ResumenError
+
+            reason = "is in use (another server?)" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+            raise ResumenError(f"port {port} on {host} {reason}: stop what holds it, or pass --port N.") from None
+
+
+# What the check below asks of each model: one short article, summarised with one new token.
+CHECK_ARTICLE = "El Ayuntamiento aprobó ayer el presupuesto."
+
+
+def check_models_serve(models: dict[str, str], options: dict) -> None:
+    """Load each model once here and summarise a short article, before any worker starts: a damaged model (weights
+    or tokenizer cut short, a broken conversion, a tokenizer that fails on the prompt) is one line naming it, and the
+    server never reports ready with a model that cannot serve a request. A CTranslate2 conversion is made here, once,
+    not by every worker at the same time."""
+    import gc
+
+    from core.errors import ResumenError
+    from core.inference import resolve_device
+    from scripts.common import load_summarizer, model_spec
+
+    on_cpu = resolve_device({"gpu": "cuda"}.get(options["accelerator"], options["accelerator"])) == "cpu"
+    for name, spec in models.items():
+        path, backend, compute_type = model_spec(spec, options.get("backend", "torch"), options.get("compute_type"))
+        # checked on the CPU (a GPU's compute type is checked by its worker)
+        summarizer = load_summarizer(path, "cpu", "32-true", options.get("trust_remote_code", False), 1, name=name,
+                                     backend=backend, compute_type=compute_type if on_cpu else None)
+        try:
+            summarizer.summarize([CHECK_ARTICLE], max_new_tokens=1, num_beams=1)
+        except ResumenError as error:
+            raise ResumenError(f"model '{name}' ({path}) cannot be served: {error}") from None
+        except Exception as error:  # whatever the tokenizer or the model raise on a plain article
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ResumenError(f"model '{name}' ({path}) cannot summarise a short article ({type(error).__name__}: "
+                               f"{detail}): check its files, or export it again.") from None
+        del summarizer
+        gc.collect()
 
 
 # the addresses LitServe can bind (it refuses others), by the names a user may give them

@@ -100,7 +100,7 @@ def test_models_says_what_each_model_was_trained_with(server, tiny_t5):
     assert models["fast"]["backend"] == "ctranslate2" and models["fast"]["compute_type"] == "float32"
     assert models["tuned"]["max_source_length"] == 256 and models["tuned"]["generation"]["num_beams"] == 2
     assert models["tuned"]["prompt_template"] == "Resume el siguiente articulo:\n\n{text}"
-    assert models["base"]["base_model"] == tiny_t5
+    assert models["base"]["base_model"] == Path(tiny_t5).name  # a local directory by its name: no server paths shown
 
 
 def test_the_server_summarize_py_and_train_predict_give_the_same_summaries(server, export, finished_run):
@@ -231,20 +231,117 @@ def test_the_page_in_a_real_browser_shows_every_models_summary(server):
     assert "tokens in" in meta and " out" in meta
 
 
-def test_a_request_that_runs_too_long_is_a_504_with_the_limit(export):
-    """The generation bound, in the worker's own code (a 504 from LitServe's queue limit is renamed the same way)."""
-    from fastapi import HTTPException
+def chat(url: str, timeout: float = 60, **body) -> httpx.Response:
+    body.setdefault("messages", [{"role": "user", "content": "El Betis ganó al Celta."}])
+    return httpx.post(f"{url}/v1/chat/completions", content=json.dumps(body), timeout=timeout,  # \ud800 as an escape
+                      headers={**AUTH, "Content-Type": "application/json"})
 
+
+def test_n_other_than_1_on_the_chat_route_is_a_400_and_the_server_keeps_serving(server):
+    """Two 90-byte requests ({"stream": true, "n": 0}) used to leave both API processes spinning forever; n = 100000
+    queued 100,000 generations."""
+    for n in (0, 0, -1, 2, 100_000):
+        for stream in (True, False):
+            started = time.monotonic()
+            response = chat(server, timeout=10, n=n, stream=stream)
+            assert response.status_code == 400 and response.headers["content-type"].startswith("application/json")
+            assert "n must be 1" in response.json()["error"]["message"] and time.monotonic() - started < 5
+    assert httpx.get(f"{server}/health", timeout=5).text == "ok"
+    assert summarize(server, text="El Betis ganó.").status_code == 200
+    assert chat(server, n=1).json()["choices"][0]["message"]["content"] is not None
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"model": "gpt-4"}, 404, "unknown model 'gpt-4'"),
+    ({"messages": [{"role": "user", "content": "  "}]}, 400, "the user message is empty"),
+    ({"max_tokens": 0}, 400, "between 1 and 512"),
+    ({"messages": [{"role": "system", "content": "Resume."}]}, 400, 'role "user"'),
+    ({"messages": [{"role": "user", "content": "hola \ud800"}]}, 400, "lone surrogate"),
+])
+def test_a_bad_streaming_chat_request_is_a_4xx_before_any_stream(server, body, status, says):
+    for stream in (True, False):
+        response = chat(server, stream=stream, **body)
+        assert response.status_code == status and response.headers["content-type"].startswith("application/json")
+        assert says in response.json()["error"]["message"]
+
+
+def test_a_lone_surrogate_is_a_400_and_never_fails_the_requests_batched_with_it(server):
+    """A lone surrogate is a valid JSON escape: it used to reach the tokenizer and fail its whole batch with 500."""
+    good = [f"El Betis ganó al Celta por {i} goles en el último minuto." for i in range(6)]
+    raw = '{"text": "El alcalde \\ud800 anunció un plan."}'
+
+    def send(i: int) -> httpx.Response:
+        if i == 3:
+            return httpx.post(f"{server}/summarize", content=raw, headers={**AUTH, "Content-Type": "application/json"}, timeout=120)
+        if i == 5:
+            return httpx.post(f"{server}/v1/chat/completions", content='{"messages": [{"role": "user", "content": "\\udfff"}]}',
+                              headers={**AUTH, "Content-Type": "application/json"}, timeout=120)
+        return summarize(server, text=good[i])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(send, range(6)))
+    assert [r.status_code for r in responses] == [200, 200, 200, 400, 200, 400]
+    assert "lone surrogate (\\ud800 at character 11)" in responses[3].json()["error"]
+
+
+def test_openapi_and_the_openai_model_list_answer(server):
+    spec = httpx.get(f"{server}/openapi.json", headers=AUTH)
+    assert spec.status_code == 200 and {"/summarize", "/models", "/v1/chat/completions"} <= set(spec.json()["paths"])
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=KEY)
+    assert [model.id for model in client.models.list()] == ["tuned", "base", "fast"]
+
+
+def test_the_gate_head_requests_host_names_and_the_auth_scheme(server):
+    head = httpx.head(f"{server}/health")
+    assert head.status_code == 200 and head.content == b""
+    assert httpx.head(f"{server}/models", headers=AUTH).status_code == 200
+    lower = httpx.get(f"{server}/models", headers={"Authorization": f"bearer {KEY}"})
+    assert lower.status_code == 200  # RFC 7235: the scheme's case does not matter
+    # DNS rebinding: a page on another name that resolves to 127.0.0.1 must not read a loopback server
+    rebound = httpx.get(f"{server}/health", headers={"Host": "evil.example:80"})
+    assert rebound.status_code == 400 and "127.0.0.1 or localhost only" in rebound.json()["error"]
+    port = server.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert httpx.get(f"{server}/health", headers={"Host": host}).text == "ok"
+
+
+def test_models_shows_no_local_paths(server):
+    body = httpx.get(f"{server}/models", headers=AUTH).text
+    assert "/tmp/" not in body and "pytest-of" not in body
+
+
+def test_the_chat_stream_adds_up_to_the_summary_without_trailing_spaces():
+    from core.inference import stripped_pieces
+
+    assert list(stripped_pieces([" El", " Betis ", " ", "ganó", "  ", "\n"])) == ["El", " Betis", "  ganó"]
+    assert "".join(stripped_pieces(["  ", " a b ", " "])) == "a b"
+
+
+def test_a_request_that_runs_too_long_is_a_504_and_its_batch_neighbours_get_their_summaries(export):
+    """Each request's time limit is its own (the worker's code, with one group of a batch made slow): the slow
+    request is a 504 naming the limit, the request batched with it gets its summary."""
     from scripts.serving.apis import SummarizeAPI
     from scripts.serving.requests import Limits
 
     Limits.models = ("tuned",)
     api = SummarizeAPI(max_batch_size=4, api_path="/summarize")
-    api.configure({"tuned": str(export)}, {"timeout": 1e-9, "precision": "32-true"})
+    api.configure({"tuned": str(export)}, {"timeout": 2.0, "precision": "32-true"})
     api.setup("cpu")
-    with pytest.raises(HTTPException) as raised:
-        api.predict([{"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {}}])
-    assert raised.value.status_code == 504 and "--timeout" in raised.value.detail
+    summarizer = api.summarizers["tuned"]
+    real = summarizer.summarize
+
+    def slow_with_two_beams(texts, **overrides):
+        if overrides.get("num_beams") == 2:
+            time.sleep(2.1)
+        return real(texts, **overrides)
+
+    summarizer.summarize = slow_with_two_beams
+    jobs = [{"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {"num_beams": 2}},
+            {"texts": ["El Celta perdió."], "single": True, "model": "tuned", "overrides": {"num_beams": 1}}]
+    slow, fast = [api.encode_response(output) for output in api.unbatch(api.predict(jobs))]
+    assert slow.status_code == 504 and "longer than this server's 2 s (--timeout)" in json.loads(slow.body)["error"]
+    assert fast["summary"] == real(["El Celta perdió."], num_beams=1)[0].summary and fast["seconds"] < 2
 
 
 def test_sigterm_to_the_server_alone_stops_every_process_it_started(served):
@@ -287,3 +384,53 @@ def test_a_host_litserve_cannot_bind_is_refused_before_any_model_loads(export):
     result = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--host", "10.1.2.3"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --host 10.1.2.3") and "0.0.0.0" in result.stderr
+
+
+def test_kill_9_of_the_server_ends_its_workers_and_a_busy_port_is_one_line(export):
+    """A kill -9 of the main process (the OOM killer, a node agent) used to leave its workers holding the port and
+    answering /health with the old models; a restart then exited 3 with uvicorn's text."""
+    process, url = start_server([str(export)], "--no-openai", key=None)
+    port = url.rsplit(":", 1)[1]
+    try:
+        assert len(_group_members(process.pid)) >= 3
+        busy = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--port", port], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        errors = [line for line in busy.stderr.splitlines() if line.strip()]
+        assert busy.returncode == 2 and errors == [f"error: port {port} on 127.0.0.1 is in use (another server?): stop "
+                                                   "what holds it, or pass --port N."], busy.stderr[-2000:]
+        process.kill()  # SIGKILL to the main process alone
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _group_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _group_members(process.pid), "workers outlived a kill -9 of the server"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/health", timeout=2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("damaged, says", [
+    ("model.safetensors", "the weights file '.*model.safetensors' cannot be read"),
+    ("tokenizer.json", "the tokenizer files of '.*' .* cannot be read"),
+])
+def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, damaged, says):
+    import re
+
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    data = (copy / damaged).read_bytes()
+    (copy / damaged).write_bytes(data[: len(data) // 2])  # cut short, as a broken copy leaves it
+    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"cut={copy}",
+                             "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert re.search(says, lines[0]) and lines[0].startswith("error:"), lines
+
+
+def test_an_api_key_a_browser_cannot_send_is_refused_at_start(export):
+    env = dict(os.environ, RESUMEN_API_KEY="clé-secrète")
+    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--port", str(free_port())],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: RESUMEN_API_KEY must be printable ASCII")

@@ -5,7 +5,9 @@ generation settings, each group goes through the inference core (length-sorted b
 ``max_source_length`` and ``generation_config``), and every request gets its own summaries back, in order.
 ``ChatAPI`` (``POST /v1/chat/completions``, OpenAI's shape) summarises the last user message and streams the
 summary token by token with greedy decoding (beam search streams the finished summary word by word: beams cannot
-be shown before they are decided). Both load every served model in ``setup``, in their own worker.
+be shown before they are decided); ``ChatSpec`` checks each chat request in the HTTP process before it is queued or
+its stream's 200 goes out. Both load every served model in ``setup``, in their own worker, which ends with the
+server's main process (even a kill -9 of it).
 """
 
 # No "from __future__ import annotations": LitServe reads decode_request's annotation as the request body type.
@@ -14,22 +16,57 @@ from collections import defaultdict
 from typing import Any
 
 import litserve as ls
-from fastapi import HTTPException
+from fastapi import BackgroundTasks
+from fastapi.responses import JSONResponse
+from litserve.specs.openai import ChatCompletionRequest
 
 from scripts.serving.requests import Limits, SummarizeRequest, chat_job
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Have the kernel end this process when its parent (``parent``, the server's main process, when given) ends,
+    however it ends: a kill -9 of the server otherwise left its workers holding the port and serving the old models."""
+    import ctypes
+    import os
+    import signal
+
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux); elsewhere nothing happens
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the line above
+        os._exit(1)
+
+
+class ChatSpec(ls.OpenAISpec):
+    """OpenAI's chat route, with each request checked before LitServe queues it: a bad request (``n`` other than 1,
+    an unknown model, an empty message, ``max_tokens: 0``) is a 4xx, never a 200 stream whose only event is an error."""
+
+    async def chat_completion(self, request: ChatCompletionRequest, background_tasks: BackgroundTasks):
+        chat_job(request)
+        return await super().chat_completion(request, background_tasks)
 
 
 class ModelsMixin:
     """Loading the served models in a worker (each worker holds its own copy)."""
 
     def configure(self, models: dict[str, str], options: dict[str, Any]) -> None:
+        import os
+
+        self.server_pid = os.getpid()
         self.model_paths = dict(models)
         self.options = dict(options)
         self.limits = Limits.as_dict() | {"models": tuple(models)}
 
     def setup(self, device: str) -> None:
+        import os
+
         from scripts.common import load_summarizer, model_spec
 
+        if os.getpid() != self.server_pid:  # a worker process (not a test calling setup in its own process)
+            die_with_parent(self.server_pid)
         for key, value in self.limits.items():  # the worker validates nothing, but keeps the bounds it serves
             setattr(Limits, key, value)
         self.summarizers = {}
@@ -65,8 +102,6 @@ class SummarizeAPI(ModelsMixin, ls.LitAPI):
             start = time.perf_counter()
             summaries = summarizer.summarize(texts, **dict(overrides))
             elapsed = time.perf_counter() - start
-            if elapsed > self.timeout:
-                raise HTTPException(504, f"the summaries took {elapsed:.0f} s, longer than this server's {self.timeout:.0f} s (--timeout)")
             for (j, t), summary in zip(members, summaries):
                 results[j][t] = summary
                 seconds[j] = max(seconds[j], elapsed)
@@ -75,8 +110,13 @@ class SummarizeAPI(ModelsMixin, ls.LitAPI):
     def unbatch(self, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(outputs)
 
-    def encode_response(self, output: dict[str, Any]) -> dict[str, Any]:
+    def encode_response(self, output: dict[str, Any]) -> Any:  # LitServe makes the annotation the response model
+        """The request's summaries; a 504 when its own summaries took longer than ``--timeout`` (each request's
+        limit is its own: one slow request does not fail the requests batched with it)."""
         job, seconds = output["job"], round(output["seconds"], 3)
+        if output["seconds"] > self.timeout:
+            message = f"the summaries took {output['seconds']:.0f} s, longer than this server's {self.timeout:g} s (--timeout)"
+            return JSONResponse({"error": message}, status_code=504)
         rows = [{"summary": s.summary, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
                  "truncated": s.truncated} for s in output["summaries"]]
         if job["single"]:

@@ -2,7 +2,8 @@
 
 A served model is a public surface: it binds to loopback unless told otherwise, every route but ``/health`` and the
 page itself needs ``Authorization: Bearer <key>`` when ``RESUMEN_API_KEY`` is set (compared in constant time), every
-bad request is a 4xx with a one-line message, and request sizes and generation settings are bounded.
+bad request is a 4xx with a one-line message, and request sizes and generation settings are bounded. A server on
+loopback answers only requests addressed to loopback (``Host``), so a web page cannot reach it by DNS rebinding.
 """
 
 from __future__ import annotations
@@ -12,26 +13,63 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fastapi.responses import HTMLResponse, JSONResponse
+
 PAGE = Path(__file__).with_name("page.html")
 OPEN_PATHS = ("/health", "/", "/favicon.ico")  # the page loads without the key, then asks for it
+HEAD_PATHS = ("/health", "/", "/models", "/v1/models")  # answered like GET without the body (load balancers, curl -I)
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
-class BearerKey:
-    """ASGI middleware: ``Authorization: Bearer <key>`` on every path but ``OPEN_PATHS`` (401 otherwise)."""
+async def send_json(send: Any, status: int, message: str, headers: list | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
-    def __init__(self, app: Any, key: str) -> None:
+
+def host_name(header: bytes) -> str:
+    """The name in a ``Host`` header, without its port (``[::1]:8000`` -> ``[::1]``)."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text.split("]", 1)[0] + "]"
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+class Gate:
+    """ASGI middleware in front of every route: ``HEAD`` as ``GET`` on ``HEAD_PATHS``; on a loopback server, a
+    ``Host`` that is not loopback is refused (400: DNS rebinding would otherwise let any web page read a keyless
+    local server); with a key, ``Authorization: Bearer <key>`` on every path but ``OPEN_PATHS`` (401 otherwise;
+    the scheme's case does not matter, RFC 7235)."""
+
+    def __init__(self, app: Any, key: str | None = None, loopback_only: bool = False) -> None:
         self.app = app
-        self.expected = f"Bearer {key}".encode()
+        self.expected = key.encode() if key else None
+        self.loopback_only = loopback_only
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = json.dumps({"error": "missing or wrong API key: send Authorization: Bearer <RESUMEN_API_KEY>"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
-                await send({"type": "http.response.body", "body": body})
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.loopback_only and host_name(headers.get(b"host", b"127.0.0.1")) not in LOOPBACK_NAMES:
+            await send_json(send, 400, "this server answers requests to 127.0.0.1 or localhost only (--host 127.0.0.1): "
+                                       "serve on 0.0.0.0 with RESUMEN_API_KEY to be reached by another name")
+            return
+        if self.expected is not None and scope["path"] not in OPEN_PATHS:
+            scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+            if not (hmac.compare_digest(given.strip(), self.expected) and scheme.lower() == b"bearer"):
+                await send_json(send, 401, "missing or wrong API key: send Authorization: Bearer <RESUMEN_API_KEY>",
+                                [(b"www-authenticate", b"Bearer")])
                 return
+        if scope["method"] == "HEAD" and scope["path"] in HEAD_PATHS:
+            scope = {**scope, "method": "GET"}
+
+            async def send_no_body(message: dict) -> None:
+                await send({**message, "body": b"", "more_body": False} if message["type"] == "http.response.body" else message)
+
+            await self.app(scope, receive, send_no_body)
+            return
         await self.app(scope, receive, send)
 
 
@@ -69,6 +107,15 @@ def install_error_handlers(app: Any) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
 
 
+def shown_path(path: str | None) -> str | None:
+    """A model's location as ``/models`` shows it: a hub id or a relative path as given, an absolute one by its last
+    name only (the server's file layout is nobody's business)."""
+    if path is None:
+        return None
+    local = Path(path).expanduser()
+    return local.name if local.is_absolute() else path
+
+
 def describe_model(name: str, spec: str, backend: str = "torch", compute_type: str | None = None) -> dict[str, Any]:
     """What ``GET /models`` shows, read from the model's files (no weights are loaded in the HTTP process)."""
     from scripts.common import model_spec
@@ -98,19 +145,20 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
             generation = GenerationSettings.from_generation_config(None)
         base = record.base_model or path
     return {
-        "name": name, "path": path, "base_model": base, "prompt_template": record.prompt_template,
+        "name": name, "path": shown_path(path), "base_model": shown_path(base), "prompt_template": record.prompt_template,
         "max_source_length": record.max_source_length or DEFAULT_MAX_SOURCE_LENGTH, "generation": generation.describe(),
         "backend": backend, "compute_type": compute_type if backend == "ctranslate2" else None,
     }
 
 
-def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True):
-    """The LitServer: ``POST /summarize`` (batched), ``POST /v1/chat/completions``, ``GET /models``, the page at ``/``."""
+def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True,
+                 loopback_only: bool = False):
+    """The LitServer: ``POST /summarize`` (batched), ``POST /v1/chat/completions``, ``GET /models`` and
+    ``GET /v1/models``, the page at ``/``. ``loopback_only``: refuse requests whose ``Host`` is not loopback."""
     import litserve as ls
-    from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.routing import APIRoute
 
-    from scripts.serving.apis import ChatAPI, SummarizeAPI
+    from scripts.serving.apis import ChatAPI, ChatSpec, SummarizeAPI
     from scripts.serving.requests import Limits
 
     descriptions = [describe_model(name, spec, options.get("backend", "torch"), options.get("compute_type"))
@@ -120,15 +168,15 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
     summarize.configure(models, options)
     apis: list[Any] = [summarize]
     if openai_route:
-        chat = ChatAPI(spec=ls.OpenAISpec())
+        chat = ChatAPI(spec=ChatSpec())
         chat.configure(models, options)
         apis.append(chat)
     per_request = Limits.max_chars * 4 + 2_000  # UTF-8 and JSON escapes, bounded before the body is parsed
-    middlewares: list[Any] = [(BearerKey, {"key": api_key})] if api_key else []
     server = ls.LitServer(
         apis, accelerator=options["accelerator"], devices=options["devices"],
         workers_per_device=options["workers_per_device"], timeout=options["timeout"],
-        max_payload_size=per_request * Limits.max_texts, middlewares=middlewares,
+        max_payload_size=per_request * Limits.max_texts,
+        middlewares=[(Gate, {"key": api_key, "loopback_only": loopback_only})],
     )
     install_error_handlers(server.app)
 
@@ -138,7 +186,13 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
     async def list_models() -> JSONResponse:
         return JSONResponse({"models": descriptions, "limits": Limits.as_dict(), "openai_route": openai_route})
 
+    async def list_openai_models() -> JSONResponse:  # what OpenAI clients call (client.models.list())
+        return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "resumen"}
+                                                        for name in models]})
+
     # The page replaces LitServe's "litserve running" at "/": the router matches the first route added.
     server.app.router.routes.insert(0, APIRoute("/", page, methods=["GET"], include_in_schema=False))
     server.app.router.routes.insert(1, APIRoute("/models", list_models, methods=["GET"]))
+    if openai_route:
+        server.app.router.routes.insert(2, APIRoute("/v1/models", list_openai_models, methods=["GET"]))
     return server

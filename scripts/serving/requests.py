@@ -60,6 +60,12 @@ def check_model(name: str | None) -> None:
 
 
 def check_text(text: str, what: str) -> None:
+    # A lone surrogate ("\ud800") is a valid JSON escape but no character: the tokenizer would fail the whole batch.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise fail("bad_text", f"{what} holds a lone surrogate (\\u{ord(text[error.start]):04x} at character "
+                               f"{error.start}), which is not text: send the article as valid Unicode") from None
     if not text.strip():
         raise fail("empty", f"{what} is empty: send the article's text")
     if len(text) > Limits.max_chars:
@@ -112,6 +118,10 @@ def chat_job(request: Any) -> dict[str, Any]:
     ``max_completion_tokens``) bounds the summary. Raises ``HTTPException`` (4xx) for what does not fit."""
     from fastapi import HTTPException
 
+    n = getattr(request, "n", 1)
+    if n is not None and n != 1:  # LitServe would queue n generations (n = 0 streams forever): one is all we write
+        raise HTTPException(400, f"n must be 1 (got {n}): this server writes one summary per request, and its decoding "
+                                 "is deterministic, so more choices would repeat it")
     messages = [m for m in (request.messages or []) if getattr(m, "role", None) == "user"]
     content = messages[-1].content if messages else None
     if isinstance(content, list):  # content parts: keep the text ones
@@ -144,6 +154,6 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str]:
         return 400, f"unknown field '{field}': send text or texts, and optionally model, max_new_tokens, num_beams, length_penalty, no_repeat_ngram_size"
     field = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     message = first.get("msg", "bad request").removeprefix("Value error, ")
-    if kind in STATUS or kind in ("empty", "bad_request", "out_of_bounds"):
+    if kind in STATUS or kind in ("empty", "bad_request", "out_of_bounds", "bad_text"):
         return STATUS.get(kind, 400), message
     return 400, f"{field}: {message}" if field else message
