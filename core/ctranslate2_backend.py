@@ -1,7 +1,7 @@
 """CTranslate2, the inference engine built for T5-style models: float32 or int8 on a CPU, half precision on a GPU.
 
 An export is converted once into its ``ctranslate2/`` subdirectory (atomically, with a record of the weights it came
-from), converted again when the export's weights changed, and loaded with the compute type asked for (quantisation is
+from, by content), converted again when the export's weights changed or the conversion is damaged, and loaded with the compute type asked for (quantisation is
 chosen when loading). Articles are encoded by the DataModule's own function and the generated tokens decoded by the
 project's one decoder, so the template, truncation and added characters behave as with torch. Settings where the two
 engines can differ are in docs/serving.md ("CTranslate2").
@@ -33,16 +33,55 @@ def _ctranslate2():
     return ctranslate2
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_files(export: Path) -> list[Path]:
+    return sorted(p for p in set(export.glob("model-*.safetensors")) | {export / name for name in _WEIGHT_FILES} if p.is_file())
+
+
 def source_fingerprint(export: Path) -> dict[str, Any]:
-    """What the conversion depends on: each weights/config file's size, modification time and leading bytes."""
-    fingerprint: dict[str, Any] = {"resumen converter": CONVERTER_VERSION}
-    for path in sorted(set(export.glob("model-*.safetensors")) | {export / name for name in _WEIGHT_FILES}):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:16]
-            stat = path.stat()
-            fingerprint[path.name] = [stat.st_size, stat.st_mtime_ns, head]
-    return fingerprint
+    """What a conversion was made from: each weights/config file's size and SHA-256 (its content, so a copy with new
+    modification times still matches), and its modification time, which lets an untouched export skip the hashing."""
+    files = {path.name: {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "sha256": _sha256(path)}
+             for path in _source_files(export)}
+    return {"resumen converter": CONVERTER_VERSION, "files": files}
+
+
+def _same_source(export: Path, recorded: dict[str, Any]) -> bool:
+    """Whether ``export``'s files are the ones ``recorded`` was made from: by size and modification time when those
+    match (no reading), else by content (a copy: ``cp -r``, ``kubectl cp``, an object store)."""
+    files = recorded.get("files")
+    if recorded.get("resumen converter") != CONVERTER_VERSION or not isinstance(files, dict):
+        return False
+    present = _source_files(export)
+    if sorted(files) != [path.name for path in present]:
+        return False
+    for path in present:
+        entry, stat = files[path.name], path.stat()
+        if not isinstance(entry, dict) or entry.get("size") != stat.st_size:
+            return False
+        if entry.get("mtime_ns") != stat.st_mtime_ns:
+            if entry.get("sha256") != _sha256(path):
+                return False
+            entry["mtime_ns"] = stat.st_mtime_ns  # the same content under a new time: recorded below when writable
+    return True
+
+
+def _damage(target: Path, recorded: dict[str, Any]) -> str | None:
+    """What is wrong with a conversion's own files (None when each is the regular file of the size written)."""
+    for name, size in (recorded.get("converted") or {}).items():
+        path = target / name
+        if path.is_symlink() or not path.is_file():
+            return f"{name} is missing or not a regular file"
+        if path.stat().st_size != size:
+            return f"{name} is {path.stat().st_size:,} bytes, not the {size:,} written"
+    return None if recorded.get("converted") else "it records none of its files"
 
 
 def conversion_dir(model: str) -> Path:
@@ -61,25 +100,31 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
     if (source / "adapter_config.json").is_file():
         raise ResumenError(f"'{model}' is a LoRA adapter: convert the merged export it came from (the directory above it).")
     target = conversion_dir(model)
-    fingerprint = source_fingerprint(source) if source.is_dir() else {"hub id": model, "resumen converter": CONVERTER_VERSION}
-    recorded = target / SOURCE_FILE
-    if recorded.is_file():
-        try:
-            if json.loads(recorded.read_text(encoding="utf-8")) == fingerprint:
-                return target
-        except ValueError:
-            pass
-        announce(f"CTranslate2: {target} was converted from other weights than {model}'s now, or by an older resumen: "
-                 "converting again.")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ResumenError(f"'{target}' is a file or a link, not a conversion resumen made: move it away, then run again.")
+    recorded = _read_record(target / SOURCE_FILE)
+    if recorded is not None:
+        current = _same_source(source, recorded) if source.is_dir() else recorded.get("hub id") == model and (
+            recorded.get("resumen converter") == CONVERTER_VERSION)
+        damage = _damage(target, recorded) if current else None
+        if current and damage is None:
+            _refresh_record(target / SOURCE_FILE, recorded)
+            return target
+        reason = (f"is damaged ({damage})" if current else
+                  f"was converted from other weights than {model}'s now, or by an older resumen")
+        announce(f"CTranslate2: {target} {reason}: converting again.")
     else:
         announce(f"CTranslate2: converting {model} into {target} (once; later loads reuse it).")
-    from core.files import atomic_directory
+    from core.files import atomic_directory, remove_stale_temporaries
 
+    remove_stale_temporaries(target.parent)  # a killed conversion's full-size temporary copy
+    fingerprint = source_fingerprint(source) if source.is_dir() else {"hub id": model, "resumen converter": CONVERTER_VERSION}
     _follow_t5_output_scaling()
     try:
         with atomic_directory(target) as tmp:
             converter = ctranslate2.converters.TransformersConverter(str(source) if source.is_dir() else model)
             converter.convert(str(tmp), force=True)
+            fingerprint["converted"] = {p.name: p.stat().st_size for p in Path(tmp).iterdir() if p.is_file()}
             (Path(tmp) / SOURCE_FILE).write_text(json.dumps(fingerprint), encoding="utf-8")
     except ResumenError:
         raise
@@ -87,6 +132,27 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ResumenError(f"could not convert '{model}' to CTranslate2 ({type(error).__name__}: {detail}).") from None
     return target
+
+
+def _refresh_record(path: Path, recorded: dict[str, Any]) -> None:
+    """Record a copied export's new modification times, so the next load skips the hashing; a read-only mount keeps
+    the old record (each load then hashes the weights once)."""
+    if recorded != _read_record(path):
+        from core.files import atomic_file
+
+        try:
+            with atomic_file(path) as handle:
+                json.dump(recorded, handle)
+        except (OSError, ResumenError):
+            pass
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _follow_t5_output_scaling() -> None:
@@ -156,8 +222,13 @@ class CTranslate2Engine:
         self.compute_type, self.why = choose_compute_type(device, compute_type)
         kind, _, index = device.partition(":")
         threads = int(os.environ.get("RESUMEN_CT2_THREADS", "0"))  # 0: CTranslate2's own choice (all cores)
-        self.translator = ctranslate2.Translator(str(self.path), device=kind, device_index=int(index or 0),
-                                                 compute_type=self.compute_type, intra_threads=threads)
+        try:
+            self.translator = ctranslate2.Translator(str(self.path), device=kind, device_index=int(index or 0),
+                                                     compute_type=self.compute_type, intra_threads=threads)
+        except Exception as error:  # a conversion damaged after its record was written (CTranslate2's own errors)
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ResumenError(f"CTranslate2 could not load the conversion in '{self.path}' ({detail}): delete that "
+                               "folder and run again to convert anew (or python scripts/export.py --ctranslate2 EXPORT).") from None
 
     def generate(self, tokenizer: Any, input_ids: list[list[int]], settings: GenerationSettings) -> tuple[list[list[int]], list[int]]:
         """Generated ids (without the start and end tokens) and their lengths counted as torch counts them."""

@@ -108,10 +108,93 @@ def test_the_conversion_is_made_once_reused_and_redone_when_the_weights_change(e
     load(export, "ctranslate2", messages=messages)
     assert len(messages) == 1 and (export / "ctranslate2" / "model.bin").stat().st_mtime_ns == made  # reused
     weights = export / "model.safetensors"
-    weights.write_bytes(weights.read_bytes())  # the export's weights rewritten (a new export in place)
+    weights.write_bytes(weights.read_bytes())  # the same weights written again (new times, same content): reused
+    load(export, "ctranslate2", messages=messages)
+    assert len(messages) == 1 and (export / "ctranslate2" / "model.bin").stat().st_mtime_ns == made
+    _change_one_weight(weights)  # other weights (a new export in place)
     load(export, "ctranslate2", messages=messages)
     assert "converted from other weights" in messages[-1] and (export / "ctranslate2" / "model.bin").stat().st_mtime_ns != made
     assert sorted(p.name for p in export.iterdir() if p.name.startswith(".")) == [], "no temporary is left"
+
+
+def _change_one_weight(weights: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata = handle.metadata()
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first] + 1e-3
+    save_file(tensors, str(weights), metadata=metadata)
+
+
+def test_a_copied_export_keeps_its_conversion_even_on_a_read_only_mount(export, tmp_path):
+    """cp -r, kubectl cp and object stores give every file a new modification time: the conversion is recognised by
+    content and used as it is, also where nothing can be written (the read-only mount docs/serving.md recommends)."""
+    import subprocess
+    import time
+
+    load(export, "ctranslate2")
+    time.sleep(0.01)
+    copy = tmp_path / "copy"
+    shutil.copytree(export, copy, copy_function=shutil.copyfile)  # contents only: every time is new
+    assert (copy / "model.safetensors").stat().st_mtime_ns != (export / "model.safetensors").stat().st_mtime_ns
+    messages: list[str] = []
+    before = (copy / "ctranslate2" / "model.bin").stat().st_mtime_ns
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", str(copy), str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("no bind mount here (needs root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        with pytest.raises(OSError):
+            (mount / "probe").write_text("x")
+        summary = load(mount, "ctranslate2", messages=messages).summarize(ARTICLES[:1], num_beams=1)[0].summary
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+    assert messages == [] and summary == load(export).summarize(ARTICLES[:1], num_beams=1)[0].summary
+    load(copy, "ctranslate2", messages=messages)  # writable: the new times are recorded, nothing converted
+    assert messages == [] and (copy / "ctranslate2" / "model.bin").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero link", "entry is a file"])
+def test_a_damaged_conversion_is_made_again_or_named(export, tmp_path, damage):
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    load(copy, "ctranslate2")
+    model_bin = copy / "ctranslate2" / "model.bin"
+    messages: list[str] = []
+    if damage == "entry is a file":
+        shutil.rmtree(copy / "ctranslate2")
+        (copy / "ctranslate2").write_text("mine")
+        with pytest.raises(ResumenError, match="ctranslate2' is a file or a link, not a conversion resumen made: move it away"):
+            load(copy, "ctranslate2", messages=messages)
+        assert (copy / "ctranslate2").read_text() == "mine"
+        return
+    if damage == "truncated":
+        model_bin.write_bytes(model_bin.read_bytes()[:1000])
+    else:
+        model_bin.unlink()
+        model_bin.symlink_to("/dev/zero")
+    load(copy, "ctranslate2", messages=messages).summarize(ARTICLES[:1], num_beams=1)
+    assert len(messages) == 1 and "is damaged (model.bin is" in messages[0] and "converting again" in messages[0]
+    assert model_bin.is_file() and not model_bin.is_symlink()
+
+
+def test_a_killed_conversions_temporary_is_removed_by_the_next(export, tmp_path):
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    shutil.rmtree(copy / "ctranslate2", ignore_errors=True)
+    from core.files import temporary_sibling
+
+    ours = temporary_sibling(copy / "ctranslate2")
+    left = ours.with_name(ours.name.rsplit("-", 1)[0] + "-999999999")  # the same host, a writer that is gone
+    left.mkdir()
+    (left / "model.bin").write_bytes(b"\0" * 1000)
+    load(copy, "ctranslate2")
+    assert not left.exists() and (copy / "ctranslate2" / "model.bin").is_file()
 
 
 def test_a_conversion_made_by_an_older_resumen_is_made_again(export):
