@@ -1,6 +1,7 @@
 """One Optuna trial inside a normal fit (scripts/tune.py adds this callback to each trial's command line): the
 validation score of every epoch is reported to the study, a trial the pruner gives up on stops like a run that is
-done (its best checkpoint is exported), and the outcome is written to a small JSON file the search reads.
+done (its best checkpoint is exported), and the outcome is stored with the trial (its ``outcome`` user attribute),
+where the search reads it: in the study itself, wherever the study lives, never in a shared temporary folder.
 
 Our own rather than optuna-integration's PyTorchLightningPruningCallback: that one needs the Trial object (a
 config file cannot give one) and raises TrialPruned inside fit, which the CLI would report as a failed run.
@@ -8,26 +9,25 @@ config file cannot give one) and raises TrialPruned inside fit, which the CLI wo
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import lightning as L
 
 from core.contract import summarizer_results
-from core.files import atomic_file
+
+OUTCOME = "outcome"  # the trial's user attribute the search reads
 
 
 class OptunaTrial(L.Callback):
-    def __init__(self, storage: str, study_name: str, trial_number: int, result_file: str, monitor: str = "val/rougeL",
+    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str = "val/rougeL",
                  mode: str = "max", prune: bool = True, startup_trials: int = 2, warmup_epochs: int = 1) -> None:
         """Report to trial ``trial_number`` of the study ``study_name`` in ``storage`` (any Optuna storage URL).
 
         Args:
             storage: the study's storage, e.g. ``sqlite:///study.db``.
             study_name: the study's name in that storage.
-            trial_number: the trial this run is (its ``number``).
-            result_file: where the outcome is written: best score, epochs, pruned, run directory.
+            trial_number: the trial this run is (its ``number``); its outcome (best score, epochs, pruned, run
+                directory) is stored with it.
             monitor: the validation metric reported each epoch.
             mode: ``max`` when higher is better (ROUGE), ``min`` when lower is (loss).
             prune: stop the trial when Optuna's median pruner says so (it compares each epoch with the median of
@@ -36,7 +36,7 @@ class OptunaTrial(L.Callback):
             warmup_epochs: epochs of each trial that are never pruned.
         """
         self.storage, self.study_name, self.trial_number = storage, study_name, trial_number
-        self.result_file, self.monitor = Path(result_file), monitor
+        self.monitor = monitor
         self.sign = 1.0 if mode == "max" else -1.0
         self.prune, self.startup_trials, self.warmup_epochs = prune, startup_trials, warmup_epochs
         self.best = -math.inf  # in the sign's direction: larger is better
@@ -83,5 +83,4 @@ class OptunaTrial(L.Callback):
         best = max([*history, self.best])
         result = {"trial": self.trial_number, "best": self.sign * best if best > -math.inf else None,
                   "pruned_at_epoch": self.pruned_at, "epochs": trainer.current_epoch, "run": str(log_dir(trainer))}
-        with atomic_file(self.result_file) as handle:
-            json.dump(result, handle)
+        self._optuna_trial().set_user_attr(OUTCOME, result)

@@ -10,8 +10,10 @@ run `<save_dir>/S-trialN/version_0`, with its checkpoints, report and export. Ea
 to the study; the median pruner stops trials that fall behind (they end like finished runs, with their best epoch
 exported). The study lives in `--storage` (a SQLite file by default, or any Optuna storage URL), so rerunning the
 same command after a kill continues: the interrupted trial resumes its run (`--ckpt_path auto`) with the same
-settings, and the search goes on until the study holds `--trials` finished trials. The summary table and the best
-run's export are printed at the end (and with `--json`, one JSON object).
+settings, and the search goes on until the study holds `--trials` finished trials. Several searches may share one
+study (on several machines, with a shared storage): each running trial carries its search's heartbeat, so a trial
+is taken over only when its search is gone, and trial N's draws are seeded by `--seed` + N, whichever search runs
+it. The summary table and the best run's export are printed at the end (and with `--json`, one JSON object).
 
 Search space (`--search NAME=LOW:HIGH[:log]` or `NAME=A,B,C`; default: learning rate 1e-5..1e-3 log-uniform,
 weight decay 0, 0.01 or 0.1, warm-up ratio 0 or 0.06).
@@ -20,14 +22,15 @@ weight decay 0, 0.01 or 0.1, warm-up ratio 0 or 0.06).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,11 @@ from scripts.cli_support import main_guard
 DEFAULT_SPACE = ["model.learning_rate=1e-5:1e-3:log", "model.weight_decay=0.0,0.01,0.1", "model.warmup_ratio=0.0,0.06"]
 MONITORS = {"val/rougeL": "maximize", "val/loss": "minimize"}
 STARTUP_TRIALS, WARMUP_EPOCHS = 2, 1  # the median pruner: trials that always finish; epochs never pruned
+# A running trial's search beats every HEARTBEAT_SECONDS (a counter in the trial's user attributes); a trial whose
+# count has not moved for GRACE_SECONDS belongs to a search that is gone. Counts, not clocks: machines sharing a study
+# need not agree on the time.
+HEARTBEAT_SECONDS, GRACE_SECONDS = 2.0, 6.0
+HEARTBEAT, WORKER, RELEASED = "resumen_heartbeat", "resumen_worker", "resumen_released"
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -64,7 +72,22 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if not all(c.isalnum() or c in "-_" for c in args.study_name):
         raise ResumenError(f"--study-name '{args.study_name}': letters, digits, - and _ only (it names run directories).")
     args.space = parse_space(args.search or DEFAULT_SPACE)
+    check_storage(args.storage)
     return args, fit_args
+
+
+def check_storage(storage: str) -> None:
+    """Each trial runs in a process of its own and reports to the study: an in-memory study cannot be reached from
+    there, and a SQLite file the search cannot write fails every trial."""
+    if storage.startswith("sqlite"):
+        path = storage.split(":///", 1)[1] if ":///" in storage else ""
+        if path in ("", ":memory:"):
+            raise ResumenError(f"--storage {storage}: an in-memory study cannot be reached by the trials (each runs in a "
+                               "process of its own): use a file, e.g. --storage sqlite:///study.db.")
+        file = Path(path)
+        if not os.access(file.parent, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
+            raise ResumenError(f"--storage {storage}: the study's file (or its folder, where SQLite writes its journal) "
+                               "is read-only: copy it somewhere writable, or use another --storage.")
 
 
 def parse_space(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -105,11 +128,10 @@ def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
                    else trial.suggest_categorical(name, spec["choices"])) for name, spec in space.items()}
 
 
-def trial_command(args: argparse.Namespace, fit_args: list[str], number: int, params: dict[str, Any], result: Path) -> list[str]:
+def trial_command(args: argparse.Namespace, fit_args: list[str], number: int, params: dict[str, Any]) -> list[str]:
     callback = {"class_path": "lightning_modules.optuna_trial.OptunaTrial",
                 "init_args": {"storage": args.storage, "study_name": args.study_name, "trial_number": number,
-                              "result_file": str(result), "monitor": args.monitor,
-                              "mode": "max" if MONITORS[args.monitor] == "maximize" else "min",
+                              "monitor": args.monitor, "mode": "max" if MONITORS[args.monitor] == "maximize" else "min",
                               "prune": not args.no_pruning, "startup_trials": STARTUP_TRIALS, "warmup_epochs": WARMUP_EPOCHS}}
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), "fit", *fit_args,
                f"--trainer.logger.init_args.name={args.study_name}-trial{number}", "--ckpt_path=auto"]
@@ -118,25 +140,77 @@ def trial_command(args: argparse.Namespace, fit_args: list[str], number: int, pa
     return command
 
 
-def run_trial(command: list[str]) -> int:
-    """The trial's fit in its own process group; a SIGTERM or Ctrl-C to the search is passed on, so the trial saves
-    its last checkpoint (a rerun resumes it) before the search exits."""
+def run_trial(command: list[str], trial: Any) -> int:
+    """The trial's fit in its own process group, while this search beats the trial's heartbeat; a SIGTERM or Ctrl-C
+    to the search is passed on, so the trial saves its last checkpoint (a rerun resumes it) before the search exits."""
     process = subprocess.Popen(command, start_new_session=True)
+    stop = threading.Event()
+
+    def beat() -> None:
+        count = int(trial.user_attrs.get(HEARTBEAT) or 0)
+        while not stop.wait(HEARTBEAT_SECONDS):
+            count += 1
+            try:
+                trial.set_user_attr(HEARTBEAT, count)
+            except Exception:  # noqa: BLE001 - a busy storage: the next beat tries again
+                pass
 
     def forward(signum: int, frame: Any) -> None:
         os.killpg(process.pid, signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
     try:
         return process.wait()
     finally:
+        stop.set()
+        beating.join()
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def stored(study: Any, number: int) -> Any:
+    """Trial ``number`` as the storage has it now (a Trial object caches what this process last wrote)."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def heartbeats(study: Any) -> dict[int, Any]:
+    from optuna.trial import TrialState
+
+    return {t.number: t.user_attrs.get(HEARTBEAT) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+
+
+def trial_to_resume(study: Any, worker: str) -> Any | None:
+    """A running trial whose search is gone (stopped, released, or silent for GRACE_SECONDS), claimed for this
+    search; None when every running trial belongs to a live search."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return None
+    gone = [t for t in running if t.user_attrs.get(RELEASED)]
+    if not gone:
+        before = heartbeats(study)
+        time.sleep(GRACE_SECONDS)
+        after = heartbeats(study)
+        gone = [t for t in running if t.number in after and after[t.number] == before.get(t.number)]
+    for frozen in gone:
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        trial.set_user_attr(WORKER, worker)  # claimed: the last search to write wins, the others see it and move on
+        time.sleep(0.5)
+        if stored(study, frozen.number).user_attrs.get(WORKER) == worker:
+            trial.set_user_attr(RELEASED, False)
+            return trial
+    return None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
+
+    from lightning_modules.optuna_trial import OUTCOME
 
     args, fit_args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -145,36 +219,52 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if study.direction.name.lower() != MONITORS[args.monitor]:
         raise ResumenError(f"the study '{args.study_name}' was started to {study.direction.name.lower()} its trials: use "
                            "the --monitor it was started with, or another --study-name.")
-    # each trial's outcome, read right after it; a fixed path, since it is part of the trial's config and a resumed
-    # trial must have the same config as the run it resumes (--ckpt_path auto)
-    storage_id = hashlib.sha256(args.storage.encode()).hexdigest()[:10]
-    results_dir = Path(tempfile.gettempdir()) / "resumen-tune" / f"{args.study_name}-{storage_id}"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
+    worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    start, waiting_for = time.monotonic(), None
     while True:
         trials = study.get_trials(deepcopy=False)
-        if sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= args.trials:
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        if finished >= args.trials:
             break
-        interrupted = [t for t in trials if t.state == TrialState.RUNNING]  # a killed search's trial: resume it
-        if interrupted:
-            frozen = interrupted[0]
-            trial, params = optuna.trial.Trial(study, frozen._trial_id), dict(frozen.params)
-            print(f"Trial {frozen.number}: resuming its run with {params}", file=sys.stderr)
+        trial = trial_to_resume(study, worker)
+        if trial is not None and not trial.params:  # its search space was never drawn: nothing to resume
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        if trial is not None:
+            params = dict(trial.params)
+            print(f"Trial {trial.number}: resuming its run with {params}", file=sys.stderr)
         else:
+            trials = study.get_trials(deepcopy=False)  # again: other searches moved on while the heartbeats were read
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+            running = [t.number for t in trials if t.state == TrialState.RUNNING]
+            if finished + len(running) >= args.trials:  # the rest run in other searches: wait for them
+                if waiting_for != running:
+                    print(f"Waiting for trial(s) {running}, running in another search.", file=sys.stderr)
+                    waiting_for = running
+                time.sleep(HEARTBEAT_SECONDS)
+                continue
             trial = study.ask()
-            params = suggest(trial, args.space)
+            trial.set_user_attr(WORKER, worker)
+            # trial N draws from --seed + N, whichever search runs it (two searches on one study never repeat a trial)
+            study.sampler = optuna.samplers.TPESampler(seed=args.seed + trial.number)
+            try:
+                params = suggest(trial, args.space)
+            except Exception as error:  # a search space that does not fit the study's earlier trials
+                study.tell(trial, state=TrialState.FAIL)
+                raise ResumenError(f"--search does not fit the study '{args.study_name}' ({error}): search the space it "
+                                   "was started with, or use another --study-name.") from None
             print(f"Trial {trial.number}: {params}", file=sys.stderr)
-        result_file = results_dir / f"trial{trial.number}.json"
-        result_file.unlink(missing_ok=True)
-        code = run_trial(trial_command(args, fit_args, trial.number, params, result_file))
+        trial.set_user_attr(OUTCOME, None)
+        code = run_trial(trial_command(args, fit_args, trial.number, params), trial)
         if code in (130, 143):  # the search was stopped: the trial stays RUNNING and resumes next time
+            trial.set_user_attr(RELEASED, True)
             print(f"Stopped during trial {trial.number}: rerun the same command to continue.", file=sys.stderr)
             raise SystemExit(code)
-        if code != 0 or not result_file.is_file():
+        outcome = stored(study, trial.number).user_attrs.get(OUTCOME)
+        if code != 0 or not outcome:
             study.tell(trial, state=TrialState.FAIL)
             raise ResumenError(f"trial {trial.number} failed (exit {code}; its error is above): fix it and rerun the "
                                "same command, the study continues.")
-        outcome = json.loads(result_file.read_text(encoding="utf-8"))
         trial.set_user_attr("run", outcome["run"])
         trial.set_user_attr("epochs", outcome["epochs"])
         if outcome["pruned_at_epoch"] is not None:

@@ -99,3 +99,68 @@ def test_bad_search_options_are_one_line_before_any_trial(tmp_path):
     ]:
         with pytest.raises(ResumenError, match=message):
             tune.main(argv)
+
+
+def test_two_searches_share_a_study_without_taking_each_others_trials(tiny_t5, tmp_path):
+    """docs/tuning.md: shared storage for several machines. The second search sees the first one's trial beating
+    (its heartbeat) and runs a trial of its own with other settings, instead of taking the running one over."""
+    command = tune_command(tiny_t5, tmp_path, "shared", 2, "--trainer.max_epochs=3", "--no-pruning")
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "runs" / "shared-trial0" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    assert last.is_file(), first.stderr.read() if first.poll() is not None else "trial 0 wrote no last.ckpt in time"
+    second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, err[-2000:] + second.stderr[-2000:]
+    assert "resuming its run" not in second.stderr + err, second.stderr[-2000:]
+    result = last_json(second.stdout)
+    assert [row["state"] for row in result["trials"]] == ["complete", "complete"]
+    rates = [row["model.learning_rate"] for row in result["trials"]]
+    assert rates[0] != rates[1]  # trial N draws from --seed + N: the searches do not repeat each other
+    for number in (0, 1):  # each trained once, in one run
+        assert sorted(p.name for p in (tmp_path / "runs" / f"shared-trial{number}").iterdir()) == ["version_0"]
+        assert json.loads((tmp_path / "runs" / f"shared-trial{number}" / "version_0" / "report.json").read_text())["epochs"] == 3
+
+
+def test_a_storage_the_trials_cannot_use_is_refused_before_any_trial(tmp_path):
+    from core.errors import ResumenError
+    from scripts import tune
+
+    base = ["--config", "c.yaml", "--trials", "2", "--study-name", "x"]
+    for storage in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(ResumenError, match="an in-memory study cannot be reached by the trials"):
+            tune.main([*base, "--storage", storage])
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("no bind mount here (needs root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        with pytest.raises(ResumenError, match="is read-only: copy it somewhere writable"):
+            tune.main([*base, "--storage", f"sqlite:///{mount / 'study.db'}"])
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_search_space_that_does_not_fit_the_study_leaves_no_running_trial(tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    from core.errors import ResumenError
+    from scripts import tune
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="space", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"model.learning_rate": 1e-3}, value=1.0,
+                                              distributions={"model.learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}))
+    with pytest.raises(ResumenError, match="--search does not fit the study 'space'"):
+        tune.main(["--config", "c.yaml", "--trials", "3", "--study-name", "space", "--storage", storage,
+                   "--search", "model.learning_rate=0.1,0.2"])
+    states = [t.state for t in optuna.load_study(study_name="space", storage=storage).get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
