@@ -9,14 +9,15 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
 from core.errors import ResumenError, error_chain, is_rust_panic
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
-# Settings that decide whether code from a model repository runs: only the command line (or the user's own config
-# file) may turn them on, never a file the tool is handed (a checkpoint's hyper-parameters, an export).
+# Settings that decide whether code from a model repository runs: only the command line may turn them on, never a
+# file the tool is handed (a config file, a checkpoint's hyper-parameters, an export).
 SECURITY_SETTINGS = frozenset({"trust_remote_code"})
 
 
@@ -88,10 +89,25 @@ def _read_config(name: str, trust_remote_code: bool, stamp: float | None):
         if record is not None:
             write_to_model_config(config, record)
         return config
+    if trust_remote_code:
+        warn_remote_code(name)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as error:
         raise _explain_load_error(name, error) from error
+
+
+def warn_remote_code(name: str) -> None:
+    """Say, before it runs, which code ``trust_remote_code`` lets a model run (once per model and process)."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        files = sorted(str(path.relative_to(local)) for path in local.rglob("*.py"))
+        which = ", ".join(files) if files else "none (it has no .py files)"
+        print(f"warning: trust_remote_code is on: the Python files in '{name}' may run with your permissions: {which}.",
+              file=sys.stderr)
+    else:
+        print(f"warning: trust_remote_code is on: the Python files of the hub repository '{name}' named by its "
+              "config.json (auto_map) will be downloaded and run with your permissions.", file=sys.stderr)
 
 
 def is_adapter_dir(name: str) -> bool:

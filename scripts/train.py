@@ -110,6 +110,7 @@ class ResumenCLI(LightningCLI):
         refuse_optimizer_options(argv)
         super().parse_arguments(parser, argv)
         self._explicit = explicit_options(argv)
+        refuse_security_settings_from_files(self.config, self._explicit)
         followed = run_to_follow(self.config)
         if followed is not None:  # validate/test/predict of a fitted run: its settings, then this command's options
             self._followed = followed
@@ -326,6 +327,21 @@ class ResumenCLI(LightningCLI):
                 articles = self.datamodule.first_articles("predict", len(rows))
                 lines = sample_lines([(article, row["summary"], row.get("reference")) for article, row in zip(articles, rows)])
                 rank_zero_info("\n".join(lines + [f"Predictions: {callback.written_to}"]))
+
+
+def refuse_security_settings_from_files(config: Any, explicit: frozenset) -> None:
+    """``trust_remote_code`` runs a model directory's Python files: only a flag on this command line turns it on,
+    never a config file (``--config``, ``--model FILE``), which anyone may have handed the user."""
+    from core.errors import ResumenError
+    from core.loading import SECURITY_SETTINGS
+
+    subcommand = config.get("subcommand")
+    section = (config[subcommand] if subcommand else config).get("model") or {}
+    for name in sorted(SECURITY_SETTINGS):
+        if section.get(name) and f"model.{name}" not in explicit:
+            raise ResumenError(f"a config file sets model.{name}: true, which lets the model's own Python files run; "
+                               f"a file cannot turn that on: pass --model.{name}=true on the command line if you trust "
+                               "the model, or remove the line.")
 
 
 def explicit_options(argv: list[str]) -> frozenset:

@@ -92,6 +92,30 @@ def test_only_the_command_line_turns_remote_code_on_in_export(code_repository, t
     assert (code_repository / "CODE_RAN").exists()
 
 
+def test_a_config_file_cannot_turn_on_remote_code(code_repository, tiny_t5, tmp_path, capsys):
+    """`--config evil.yaml` (or `--model evil.yaml`) with model.trust_remote_code: true is refused before anything
+    loads; the same setting as a flag on the command line is the user's decision and runs, with a warning naming the
+    files that will run."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f"model:\n  model_name_or_path: {code_repository}\n  trust_remote_code: true\n")
+    evil_model = tmp_path / "evil-model.yaml"
+    evil_model.write_text(f"model_name_or_path: {code_repository}\ntrust_remote_code: true\n")
+    args = [arg for arg in demo_args("fit", tiny_t5, tmp_path / "runs", "--trainer.max_epochs=1")
+            if not arg.startswith("--model.model_name_or_path")]
+    for extra in (["--config", str(evil)], [f"--model={evil_model}"]):
+        with pytest.raises(SystemExit) as exit_info:
+            in_root(main_guard, cli_main, [*args, *extra])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert "a config file sets model.trust_remote_code: true" in error and "--model.trust_remote_code=true" in error
+        assert not (code_repository / "CODE_RAN").exists(), "the config file's trust_remote_code was obeyed"
+    from core.loading import load_config
+
+    load_config(str(code_repository), trust_remote_code=True)  # what the flag does: it runs, and says what runs
+    assert (code_repository / "CODE_RAN").exists()
+    assert "may run with your permissions: evil.py" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------- templates
 @pytest.fixture
 def weights_never_load(monkeypatch):
