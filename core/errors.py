@@ -7,6 +7,17 @@ class ResumenError(ValueError):
     """A bad input or setting, with a message that names the problem and the fix."""
 
 
+class StopRequested(BaseException):
+    """A stop signal (SIGTERM, SIGUSR1) that arrived before training or evaluation started (loading the model,
+    preparing the data): there is nothing to save, so the process stops at once with ``exit_code`` (143). A
+    BaseException, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, name: str, exit_code: int) -> None:
+        super().__init__(f"stopped by {name} before training or evaluation started: nothing was trained or written; "
+                         "rerun the same command.")
+        self.exit_code = exit_code
+
+
 def error_chain(error: BaseException | None):
     """The error, then its causes and contexts, each once."""
     seen = set()

@@ -9,6 +9,10 @@ without results; ``predict`` keeps the predictions already written and exits 143
 
 A watchdog bounds the time: a process still running ``timeout`` seconds after its signal (a rank stuck in a
 collective because another rank died) is ended with the same exit code.
+
+Before the first stage starts (the model loading, the data being prepared) there is nothing to save: a signal then
+stops the process at once with one line and the same exit code (``install_early``). After the last batch of a stage
+the work is complete: a signal then lets the process finish writing its report and results, and says so.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from core.errors import ResumenError
+from core.errors import ResumenError, StopRequested
 from lightning_modules import compat
 
 # 128 + the signal number, as a shell reports a process ended by it: SIGTERM and SIGUSR1 stop as a preemption.
@@ -39,11 +43,14 @@ class _StopFlag:
         self.signum: int | None = None
         self.timeout = 300.0
         self.single_process_trainer: Any = None  # with one rank nothing needs agreeing: the stop is marked at once
+        self.stage_started = False  # before a stage, a signal stops the process at once (nothing to save)
         self._cancel = threading.Event()
 
     def handler(self, signum: int, frame: Any) -> None:
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
+        if not self.stage_started and signum != signal.SIGINT:
+            raise StopRequested(NAMES.get(signum, "a signal"), EXIT_CODES.get(signum, 143))
         if self.signum is None:
             self.signum = signum
             self._cancel.clear()
@@ -67,6 +74,19 @@ class _StopFlag:
 
 
 FLAG = _StopFlag()
+
+
+def install_early() -> None:
+    """SIGTERM and SIGUSR1 handled from the process's start (they ended it without a word while the model loaded).
+    Lightning keeps these as the handlers it restores after each stage, so a signal after the last batch sets the
+    flag instead of killing the process in the middle of its report."""
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, FLAG.handler)
+
+
+def signal_after_the_work() -> str | None:
+    """The signal that arrived once every batch was done (the work is complete), or None."""
+    return NAMES.get(FLAG.signum) if FLAG.stage_started and FLAG.signum is not None else None
 
 
 class GracefulStop(Callback):
@@ -114,6 +134,7 @@ class GracefulStop(Callback):
         """Our handlers replace the ones Lightning registered at the start of the stage."""
         if threading.current_thread() is not threading.main_thread():
             return
+        FLAG.stage_started = True
         FLAG.single_process_trainer = trainer if trainer.world_size == 1 else None
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             if signum == signal.SIGUSR1 and _slurm_requeues_on_sigusr1(trainer):

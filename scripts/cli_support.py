@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import is_rust_panic
+from core.errors import StopRequested, is_rust_panic
 
 
 def debug_requested(argv: list[str]) -> bool:
@@ -76,6 +76,9 @@ def main_guard(main: Callable[[list[str] | None], Any], argv: list[str] | None =
             raise
         print("error: interrupted (Ctrl-C) before anything was saved.", file=sys.stderr)
         sys.exit(130)
+    except StopRequested as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     except Exception as error:  # noqa: BLE001 - the point is to turn any failure into one readable line
         if debug:
             raise

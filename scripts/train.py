@@ -32,6 +32,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from core.checkpoint_file import read_checkpoint_metadata
+from core.errors import StopRequested
 from core.prompts import parse_template
 from core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run
 from core.torch_settings import apply_torch_settings
@@ -226,11 +227,16 @@ class ResumenCLI(LightningCLI):
             run.write_status("running")
         try:
             result = command(*args, **kwargs)
-        except SIGTERMException:
+        except (SIGTERMException, StopRequested) as stopped:
             stop = next((c for c in self.trainer.callbacks if isinstance(c, GracefulStop)), None)
             if run is not None:
-                run.write_status("preempted", step=self.trainer.global_step)
+                if self.trainer.global_step == 0 and not self._resumed_run():
+                    shutil.rmtree(run.directory, ignore_errors=True)  # stopped before its first step: nothing to list
+                else:
+                    run.write_status("preempted", step=self.trainer.global_step)
             self._release_run()
+            if isinstance(stopped, StopRequested):  # before any batch: main_guard says so in one line
+                raise
             raise SystemExit(stop.exit_code if stop is not None else 143) from None
         except BaseException as error:
             if run is not None:
@@ -460,11 +466,17 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> ResumenCLI:
 
 
 def main() -> None:
-    """Console entry point: one-line errors, exit code 2."""
+    """Console entry point: one-line errors, exit code 2; a stop signal before any batch is one line, exit 143."""
+    from lightning_modules.graceful_stop import install_early, signal_after_the_work
+
+    install_early()
     try:
         main_guard(cli_main)
     finally:
         end_distributed()
+    late = signal_after_the_work()
+    if late is not None:
+        print(f"note: {late} arrived after the last batch: the work above is complete and written.", file=sys.stderr)
 
 
 def end_distributed() -> None:

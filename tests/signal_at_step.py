@@ -3,6 +3,8 @@
     SIGNAL=KILL STEP=7 python tests/signal_at_step.py fit --config ...          # after training step 7
     SIGNAL=TERM AT=val:0:2 python tests/signal_at_step.py fit ...                # during epoch 0's validation batch 2
     SIGNAL=TERM AT=test:1 python tests/signal_at_step.py test ...                # after test batch 1 (predict:1 too)
+    SIGNAL=TERM AT=setup python tests/signal_at_step.py fit ...                  # in the model's setup, before any batch
+    SIGNAL=TERM AT=report python tests/signal_at_step.py fit ...                 # after training, as the report is printed
     SIGNAL=TERM STEP=2 SIGNAL_RANK=1 SIGNAL_TARGET=group EXIT_CODES=codes.txt python tests/signal_at_step.py fit ...
 
 A deterministic stand-in for a scheduler: the signal is real (SIGKILL cannot be caught; SIGTERM goes through the
@@ -20,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lightning_modules.seq2seq import Seq2SeqSummarizer
-from scripts.train import main
+from scripts.train import ResumenCLI, main
 
 SIGNAL = getattr(signal, f"SIG{os.environ['SIGNAL']}")
 AT = os.environ.get("AT") or f"train:{os.environ['STEP']}"
@@ -58,6 +60,16 @@ elif STAGE == "val":
           and m.current_epoch == int(WHERE[0]) and index == int(WHERE[1]))
 elif STAGE in ("test", "predict"):
     after(f"{STAGE}_step", lambda m, batch, index, *rest: index == int(WHERE[0]))
+elif STAGE == "setup":
+    after("setup", lambda m, *a: True)
+elif STAGE == "report":
+    original_after_fit = ResumenCLI.after_fit
+
+    def after_fit_signalled(self) -> None:
+        send(self.model)
+        original_after_fit(self)
+
+    ResumenCLI.after_fit = after_fit_signalled
 
 
 def record_exit(code) -> None:

@@ -170,12 +170,41 @@ def test_sigterm_during_evaluation_exits_143_without_results(subcommand, finishe
     assert not list(runs.rglob("test_results.json"))
 
 
+def test_sigterm_before_any_stage_is_one_line_and_exit_143_with_no_run_left(tiny_t5, tmp_path):
+    """A scheduler's SIGTERM while the model is set up (or the data prepared) used to end the process without a word."""
+    runs = tmp_path / "runs"
+    stopped = run_and_signal("TERM", "setup", fit_args(tiny_t5, runs))
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert stopped.returncode == 143 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    assert errors == ["error: stopped by SIGTERM before training or evaluation started: nothing was trained or written; "
+                      "rerun the same command."]
+    assert not list(runs.rglob("version_*"))  # nothing trained: no run to list
+
+
+def test_sigterm_after_the_last_batch_lets_the_finished_work_be_written(tiny_t5, tmp_path):
+    """During the report after training (Lightning had put the default handler back: the process died mid-report
+    and left status.json "running"), and in the last test batch: the work is complete, so it is written, the
+    process exits 0 and says the signal came after it."""
+    from core.runs import RunLayout
+
+    runs = tmp_path / "runs"
+    done = run_and_signal("TERM", "report", fit_args(tiny_t5, runs, "--trainer.max_epochs=1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "note: SIGTERM arrived after the last batch: the work above is complete and written." in done.stderr
+    run = RunLayout(runs / "demo" / "version_0")
+    assert run.status()["status"] == "finished" and run.report.is_file() and (run.export / "model.safetensors").is_file()
+    tested = run_and_signal("TERM", "test:0", demo_args("test", tiny_t5, runs, "--data.eval_batch_size=5",  # one batch
+                                                        "--trainer.enable_progress_bar=false"))
+    assert tested.returncode == 0 and "arrived after the last batch" in tested.stderr, tested.stderr[-2000:]
+    assert run.test_results.is_file()
+
+
 def test_a_stuck_stop_is_ended_by_the_watchdog_with_the_signals_code(tmp_path):
     """A rank waiting forever for a dead one: the process still ends, with 143, once stop.timeout has passed."""
     code = (
         f"import os, signal, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
         "from lightning_modules.graceful_stop import FLAG\n"
-        "FLAG.timeout = 1.0\n"
+        "FLAG.timeout, FLAG.stage_started = 1.0, True\n"  # inside a stage
         "signal.signal(signal.SIGTERM, FLAG.handler)\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(120)\n"  # the collective that never returns
