@@ -14,6 +14,7 @@ import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from core.errors import ResumenError, error_chain
 
@@ -82,6 +83,41 @@ def atomic_file(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         tmp.unlink(missing_ok=True)
 
 
+def atomic_files(contents: dict[Path, str]) -> None:
+    """Write several text files as one change: every new file is written and synced beside its target first, then
+    each is renamed into place; if a rename fails, those already renamed get their previous content back. So the
+    files change together or not at all (a model's generation settings and the card that describes them)."""
+    previous = {path: path.read_bytes() if path.is_file() else None for path in contents}
+    written: dict[Path, Path] = {}
+    replaced: list[Path] = []
+    try:
+        for path, text in contents.items():
+            tmp = temporary_sibling(path)
+            written[path] = tmp
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for path, tmp in written.items():
+            os.replace(tmp, path)
+            replaced.append(path)
+    except Exception as error:
+        for path in replaced:  # put back what was there
+            if previous[path] is None:
+                path.unlink(missing_ok=True)
+            else:
+                with atomic_file(path, "wb") as handle:
+                    handle.write(previous[path])
+        if is_write_failure(error):
+            raise write_failure(next(p for p in contents if p not in replaced), error) from error
+        raise
+    finally:
+        for tmp in written.values():
+            tmp.unlink(missing_ok=True)
+    for folder in {path.parent for path in contents}:
+        fsync_directory(folder)
+
+
 @contextmanager
 def atomic_directory(path: str | Path):
     """Yield a temporary sibling directory; on success it replaces ``path`` (the old one removed only then)."""
@@ -92,8 +128,12 @@ def atomic_directory(path: str | Path):
     tmp.mkdir()
     try:
         yield tmp
+        mode = 0o666 & ~_umask()
         for file in tmp.rglob("*"):
-            if file.is_file():
+            if file.is_file() and not file.is_symlink():
+                # the mode of any file this user creates: libraries that write through a private temporary file
+                # (transformers' model.safetensors) leave 0600, which a server running as another user cannot read
+                os.chmod(file, mode)
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
         old = temporary_sibling(path, "old")
@@ -108,6 +148,12 @@ def atomic_directory(path: str | Path):
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(current)
+    return current
 
 
 def remove_stale_temporaries(directory: str | Path) -> list[Path]:
@@ -134,6 +180,43 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
+
+
+def check_output_file(path: str | Path, option: str) -> None:
+    """An output file the command will write, checked before any work: not a directory, and in a folder that can be
+    written (the nearest existing one, since missing folders are created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResumenError(f"{option} '{path}' is a directory: pass a file path (e.g. {path / 'results.jsonl'}).")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ResumenError(f"{option} '{path}': '{folder}' cannot be written (read-only or not yours): write elsewhere.")
+
+
+SMALL_FILE_LIMIT = 64 << 20  # a run's JSON records are kilobytes; anything past this is not one of them
+
+
+def read_small_json(path: str | Path, limit: int = SMALL_FILE_LIMIT) -> Any:
+    """A small JSON record (``status.json``, ``report.json``, ...), or a ResumenError naming the file: only a regular
+    file is opened (a FIFO would block for ever, a link to /dev/zero grow without bound), at most ``limit`` bytes."""
+    import json
+    import stat
+
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ResumenError(f"'{path}' is not a regular file")
+        if info.st_size > limit:
+            raise ResumenError(f"'{path}' is {info.st_size:,} bytes, more than a record of this kind holds")
+        with open(path, "rb") as handle:
+            return json.loads(handle.read(limit + 1).decode("utf-8"))
+    except ResumenError:
+        raise
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ResumenError(f"'{path}' cannot be read as JSON ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 
 
 def _is_running(pid: int) -> bool:

@@ -93,11 +93,16 @@ class RunLayout:
     def status(self) -> dict[str, Any]:
         """``running`` while a process holds the lock; else what the run last recorded (finished, preempted,
         failed), or ``killed`` when it recorded ``running`` and no process holds it any more."""
+        from core.files import read_small_json
+
         recorded: dict[str, Any] = {}
-        try:
-            recorded = json.loads(self.status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
+        if self.status_file.exists() or self.status_file.is_symlink():
+            try:
+                recorded = read_small_json(self.status_file)
+            except ResumenError as error:
+                recorded = {"status": "unknown", "error": f"{error}: status unknown"}
+            if not isinstance(recorded, dict) or not isinstance(recorded.get("status", ""), str):
+                recorded = {"status": "unknown", "error": f"'{self.status_file}' is not a status record"}
         if is_locked(self):
             return {**recorded, "status": "running"}
         if recorded.get("status") == "running":

@@ -4,6 +4,7 @@ dropout draws what the uninterrupted run drew (on every rank: each has its own s
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -35,6 +36,20 @@ def set_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
+def global_seed() -> int | None:
+    """The seed ``seed_everything`` set in this process (Lightning keeps it in ``PL_GLOBAL_SEED``), or None."""
+    value = os.environ.get("PL_GLOBAL_SEED")
+    return int(value) if value and value.lstrip("-").isdigit() else None
+
+
+def saved_seed(checkpoint: dict[str, Any]) -> int | None:
+    """The ``seed_everything`` a checkpoint's run was started with (None in checkpoints that do not record it)."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if str(key).startswith("RandomState") and isinstance(state, dict) and isinstance(state.get("seed_everything"), int):
+            return state["seed_everything"]
+    return None
+
+
 class RandomState(Callback):
     """Save every rank's random generators in each checkpoint; restore this rank's before the next training step."""
 
@@ -48,8 +63,8 @@ class RandomState(Callback):
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             gathered: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, states)
-            return {"per_rank": gathered}
-        return {"per_rank": [states]}
+            return {"per_rank": gathered, "seed_everything": global_seed()}
+        return {"per_rank": [states], "seed_everything": global_seed()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._saved = list(state_dict.get("per_rank") or []) or None

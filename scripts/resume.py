@@ -98,6 +98,11 @@ def checkpoint_differences(checkpoint: dict[str, Any], current: dict[str, Any], 
     for key in sorted(set(current_flat) - set(saved_flat)):  # options added since the checkpoint: their defaults
         if not _free(key) and key in flatten(defaults or {}) and flatten(defaults or {})[key] != current_flat[key]:
             found.append((key, flatten(defaults or {})[key], current_flat[key]))
+    from lightning_modules.rng import saved_seed
+
+    seed, now = saved_seed(checkpoint), current.get("seed_everything")
+    if seed is not None and isinstance(now, int) and not isinstance(now, bool) and now != seed:  # a hand-edited config.yaml
+        found.append(("seed_everything", seed, now))
     return found
 
 

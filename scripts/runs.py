@@ -53,7 +53,7 @@ def describe(run: Any) -> dict[str, Any]:
     if report.get("epochs") is not None:
         row["epochs"] = int(report["epochs"])  # the finished fit's own count
     if report.get("best_epoch") is not None and report.get("monitor") == "val/rougeL":
-        row["best_val_rougeL"], row["best_epoch"] = round(report["best_value"], 2), report["best_epoch"]
+        row["best_val_rougeL"], row["best_epoch"] = round(float(report["best_value"]), 2), int(report["best_epoch"])
     elif history:
         best = max(sorted(history), key=lambda e: (history[e].get("val/rougeL", float("-inf")), -history[e].get("val/loss", float("inf"))))
         row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), int(best)
@@ -61,17 +61,41 @@ def describe(run: Any) -> dict[str, Any]:
         row["status"] = "interrupted" if report.get("interrupted") else "finished"
     test = _json(run.test_results).get("rouge", {}).get("rougeL")
     if test:
-        row["test_rougeL"], row["test_rougeL_low"], row["test_rougeL_high"] = test["mean"], test["low"], test["high"]
+        row["test_rougeL"], row["test_rougeL_low"], row["test_rougeL_high"] = (float(test[k]) for k in ("mean", "low", "high"))
     if (run.export / "config.json").is_file():
         row["export"] = str(run.export)
     return row
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """A run's JSON record, ``{}`` when it has none; a record that is not an object names its file (ResumenError)."""
+    from core.errors import ResumenError
+    from core.files import read_small_json
+
+    if not (path.exists() or path.is_symlink()):
         return {}
+    record = read_small_json(path)
+    if not isinstance(record, dict):
+        raise ResumenError(f"'{path}' is not a JSON object")
+    return record
+
+
+def describe_or_say_why(run: Any) -> dict[str, Any]:
+    """``describe``, or, for a run whose files cannot be read, one row that names the file: one bad run is one line
+    in the listing, never the end of it."""
+    try:
+        return describe(run)
+    except Exception as error:  # noqa: BLE001 - hand-edited or damaged records: whatever they make the code raise
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return {"run": f"{run.directory.parent.name}/{run.name}", "version": run.version, "status": "unreadable",
+                "directory": str(run.directory), "error": detail[:300]}
+
+
+def printable(value: Any) -> str:
+    """A cell as text without control characters (an escape sequence in a hand-edited status would drive the
+    terminal): each is shown as its escape."""
+    text = str(value)
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -80,9 +104,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         best = f"{row['best_val_rougeL']:.2f} (epoch {row['best_epoch']})" if "best_val_rougeL" in row else "-"
         test = f"{row['test_rougeL']:.2f} [{row['test_rougeL_low']:.2f}, {row['test_rougeL_high']:.2f}]" if "test_rougeL" in row else "-"
-        lines.append(f"{row['run']:<26} {row['status']:<11} {row.get('epochs', '-'):>6}  {best:<17} {test:<22} {row.get('export', '-')}")
+        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test,
+                 printable(row.get("export", "-"))]
+        lines.append(f"{cells[0]:<26} {cells[1]:<11} {cells[2]:>6}  {cells[3]:<17} {cells[4]:<22} {cells[5]}")
         if row.get("error"):
-            lines.append(f"{'':<26} {row['error']}")
+            lines.append(f"{'':<26} {printable(row['error'])}")
     return "\n".join(lines)
 
 
@@ -98,7 +124,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     root = Path(args.root)
     if not root.is_dir():
         raise ResumenError(f"'{root}' is not a directory: there are no runs yet (make demo, or train.py fit, makes one).")
-    rows = [describe(run) for each in run_roots(root) for run in list_runs(each)]
+    rows = [describe_or_say_why(run) for each in run_roots(root) for run in list_runs(each)]
     print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else (table(rows) if rows else f"No runs under {root}."))
     return rows
 

@@ -98,6 +98,18 @@ def test_a_hand_edited_config_does_not_hide_a_changed_setting(one_run, capsys):
     assert "has a checkpoint of another configuration (data.batch_size: 4 there, 2 now)" in line
 
 
+def test_a_hand_edited_seed_is_refused_like_any_other_setting(one_run, capsys):
+    """config.yaml's seed_everything edited, resumed with that config.yaml: the checkpoint records the seed its run
+    was started with."""
+    runs, args = one_run
+    config = RunLayout(runs / "demo" / "version_0").config
+    saved = yaml.safe_load(config.read_text())
+    saved["seed_everything"] = 7
+    config.write_text(yaml.safe_dump(saved))
+    line = refused([*args, "--config", str(config), "--trainer.max_epochs=2", "--ckpt_path=last"], capsys)
+    assert "has a checkpoint of another configuration (seed_everything: 42 there, 7 now)" in line
+
+
 @pytest.mark.parametrize("damage", ["", "\x00\xff garbage: [unclosed"])
 def test_a_damaged_config_of_another_run_is_skipped_with_a_warning(damage, one_run, recwarn):
     runs, args = one_run
@@ -198,3 +210,36 @@ def test_a_loss_monitored_checkpoint_is_named_after_the_loss(tiny_t5, tmp_path):
     train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--checkpoint.monitor=val/loss", "--checkpoint.mode=min", *QUIET))
     names = [p.name for p in (runs / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt")]
     assert len(names) == 1 and names[0].startswith("best-epoch00-loss") and "rougeL" not in names[0], names
+
+
+def test_one_bad_run_is_one_line_in_the_listing_never_the_end_of_it(finished_run, tmp_path, capsys):
+    """Hand-edited or damaged records, each in a run of its own beside a good run: a report that is a list, a
+    test result with a text for a score, a status that is a FIFO (it used to hang the listing), a report that is a
+    link to /dev/zero (memory without bound), a status with terminal escape sequences."""
+    import json
+    import os
+    import shutil
+
+    from scripts import runs as listing
+
+    root = tmp_path / "runs" / "demo"
+    good = finished_run["runs"] / "demo" / "version_0"
+    for version in range(6):
+        shutil.copytree(good, root / f"version_{version}", ignore=shutil.ignore_patterns("checkpoints", "export"))
+    (root / "version_1" / "report.json").write_text("[]")
+    results = json.loads((root / "version_2" / "test_results.json").read_text())
+    results["rouge"]["rougeL"]["mean"] = "high"
+    (root / "version_2" / "test_results.json").write_text(json.dumps(results))
+    (root / "version_3" / "status.json").unlink()
+    os.mkfifo(root / "version_3" / "status.json")
+    (root / "version_4" / "report.json").unlink()
+    (root / "version_4" / "report.json").symlink_to("/dev/zero")
+    (root / "version_5" / "status.json").write_text(json.dumps({"status": "failed", "error": "\x1b[2J\x1b]0;pwned\x07boom"}))
+    rows = listing.main(["--root", str(tmp_path / "runs"), "--json"])
+    capsys.readouterr()
+    assert [row["status"] for row in rows] == ["finished", "unreadable", "unreadable", "finished", "unreadable", "failed"]
+    assert "report.json' is not a JSON object" in rows[1]["error"] and "could not convert" in rows[2]["error"]
+    assert "status.json' is not a regular file" in rows[3]["error"] and "report.json' is not a regular file" in rows[4]["error"]
+    listing.main(["--root", str(root)])
+    table = capsys.readouterr().out
+    assert "\x1b" not in table and "\x07" not in table and "\\x1b[2J" in table and len(table.splitlines()) == 2 + 6 + 5
