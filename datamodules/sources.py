@@ -108,10 +108,46 @@ def _check_json(file: Path, text: str) -> None:
                 raise ResumenError(
                     f"data file '{file}' line {number} is not valid JSON ({error.msg}): fix or remove that line."
                 ) from None
+            if "\\ud" in line.lower() and _has_lone_surrogate(value):
+                raise ResumenError(f"data file '{file}' line {number} holds a lone surrogate escape (such as \\ud800), "
+                                   "which is no character: fix or remove that line.")
             if value != {}:
                 rows += 1
     if rows == 0:
         raise ResumenError(f"data file '{file}' is empty: it holds no rows with fields.")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _load_files(builder: str, split: str, paths: list[str], cache_dir: str | None):
+    """``datasets.load_dataset`` on local files; what its readers find (a CSV quote never closed, text pyarrow cannot
+    take) is one line naming the files and the reader's own reason, not a DatasetGenerationError without one."""
+    import datasets
+
+    from core.errors import error_chain
+
+    try:
+        return datasets.load_dataset(builder, data_files={split: paths}, split=split, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = next((e for e in error_chain(error) if not isinstance(e, datasets.exceptions.DatasetGenerationError)), error)
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        hint = ("a quote (\") opened and never closed" if "EOF inside string" in detail else
+                "a lone surrogate escape such as \\ud800, which is no character" if "surrogate" in detail else
+                "a row the reader cannot parse")
+        raise ResumenError(f"data file(s) {', '.join(paths)} cannot be read ({type(cause).__name__}: {detail}); likely "
+                           f"{hint}: fix the file.") from None
 
 
 def _check_csv(file: Path, text: str) -> None:
@@ -149,7 +185,7 @@ def load_raw_dataset(
         parts = {}
         for split, paths in files.items():
             with progress_bars_for(size_bytes=sum(Path(p).expanduser().stat().st_size for p in paths)):
-                parts[split] = datasets.load_dataset(builders[split], data_files={split: paths}, split=split, cache_dir=cache_dir)
+                parts[split] = _load_files(builders[split], split, paths, cache_dir)
         return datasets.DatasetDict(parts)
     if not dataset_name:
         raise ResumenError("no data source: set data.dataset_name (e.g. mteb/mlsum) or data.data_files.")
@@ -169,10 +205,9 @@ def load_raw_dataset(
 
 def load_predict_file(path: str, cache_dir: str | None = None):
     """Articles to summarise: json/jsonl/csv/parquet with a text column, or .txt with one article per line."""
-    import datasets
 
     from datamodules.progress import progress_bars_for
 
     builder = check_local_files([path], allow_txt=True)
     with progress_bars_for(size_bytes=Path(path).expanduser().stat().st_size):
-        return datasets.load_dataset(builder, data_files={"predict": [path]}, split="predict", cache_dir=cache_dir)
+        return _load_files(builder, "predict", [path], cache_dir)

@@ -87,8 +87,9 @@ def check_output(args: argparse.Namespace) -> None:
     output = getattr(args, "output", None)
     if not output:
         return
-    if Path(output).is_dir():
-        raise ResumenError(f"--output '{output}' is a directory: pass a file path (e.g. {Path(output) / 'results.jsonl'}).")
+    from core.files import check_output_file
+
+    check_output_file(output, "--output")
     if getattr(args, "file", None) and Path(output).resolve() == Path(args.file).resolve():
         raise ResumenError(f"--output '{output}' is the input file given with --file: it would be overwritten. Write elsewhere.")
 

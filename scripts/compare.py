@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.errors import ResumenError
 from core.prompts import SUMMARY_TEMPLATE, format_prompt
-from scripts.common import add_backend_options, base_parser, make_trainer, model_spec, predict_rows, read_inputs
+from scripts.common import add_backend_options, base_parser, check_output, make_trainer, model_spec, predict_rows, read_inputs
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
 DEFAULT_PROMPTS = [
@@ -353,9 +353,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
     elif args.plot and not args.plot.lower().endswith(".png"):
         raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
-    rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
-    from core.files import atomic_file
+    from core.files import atomic_file, check_output_file
 
+    for option, path in (("--json-output", args.json_output), ("--markdown-output", args.markdown_output),
+                         ("--plot", args.plot if args.dataset else None)):
+        if path:  # before any model loads: a bad output path is not found after every score is computed
+            check_output_file(path, option)
+    check_output(args)
+    rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
+    # the table first: a file that still cannot be written (a full disk) leaves the scores on the screen
+    print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows), flush=True)
     if args.json_output:
         with atomic_file(args.json_output) as handle:
             json.dump(rows, handle, ensure_ascii=False, indent=2)
@@ -364,7 +371,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
             handle.write((dataset_markdown(rows) if args.dataset else markdown_table(rows)) + "\n")
     if args.plot and args.dataset:
         plot_scores(rows, args.plot)
-    print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows))
     failed = [row["model"] for row in rows if "error" in row]
     if failed:  # the others' results are printed and written; the exit code still tells a script
         raise ResumenError(f"{len(failed)} of {len(args.models)} model(s) failed: {', '.join(failed)} (see above).")

@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise ResumenError(f"--trials and --max-articles must be at least 1 (got {args.trials} and {args.max_articles}).")
     if args.write and not (Path(args.model) / "generation_config.json").is_file():
         raise ResumenError(f"--write needs an export directory with a generation_config.json; '{args.model}' has none.")
+    if args.write:  # before the search: both files must be writable, or neither is written
+        from core.files import check_output_file
+
+        for name in ("generation_config.json", "README.md"):
+            check_output_file(Path(args.model) / name, "--write")
     return args
 
 
@@ -152,11 +157,11 @@ def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> di
 
 
 def write_settings(export: Path, result: dict[str, Any]) -> list[str]:
-    """The best settings into ``generation_config.json`` and a card section; both prepared, then each renamed
-    into place (core.files.atomic_file): a failure leaves each file whole, old or new."""
+    """The best settings into ``generation_config.json`` and a card section, as one change (core.files.atomic_files):
+    both files are new, or both are as they were."""
     from transformers import GenerationConfig
 
-    from core.files import atomic_file
+    from core.files import atomic_files
     from core.generation import GenerationSettings
 
     config = GenerationConfig.from_pretrained(export)
@@ -173,10 +178,7 @@ def write_settings(export: Path, result: dict[str, Any]) -> list[str]:
              f"{result['current']['rougeL']:.2f} -> {result['best']['rougeL']:.2f}, paired difference "
              f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({'significant' if d['significant'] else 'not significant'}"
              f" at 95%). Tuned on validation: judge it on test.\n")
-    with atomic_file(export / "generation_config.json", "w") as handle:
-        handle.write(config_text)
-    with atomic_file(card_path, "w") as handle:
-        handle.write(card)
+    atomic_files({export / "generation_config.json": config_text, card_path: card})
     return ["generation_config.json", "README.md"]
 
 

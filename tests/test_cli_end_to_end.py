@@ -1,6 +1,7 @@
 """fit -> validate -> test -> predict through the real CLI, on the shipped sample and a tiny T5."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,11 @@ def test_export_loads_with_auto_classes_and_generates(finished_run):
     files = {p.name for p in export.iterdir()}
     assert {"config.json", "model.safetensors", "generation_config.json", "README.md"} <= files
     assert not any(name.endswith((".bin", ".pt", ".ckpt")) for name in files)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # every file as readable as any file the user creates: a server running as another user reads the weights too
+    assert {p.name: p.stat().st_mode & 0o777 for p in export.iterdir() if p.is_file()} == {
+        p.name: 0o666 & ~umask for p in export.iterdir() if p.is_file()}
     tokenizer = AutoTokenizer.from_pretrained(export)
     model = AutoModelForSeq2SeqLM.from_pretrained(export)
     ids = tokenizer("Resume el siguiente articulo:\n\nEl Betis ganó al Celta.", return_tensors="pt").input_ids

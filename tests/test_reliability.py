@@ -282,6 +282,8 @@ def _garbage_parquet(path: Path) -> Path:
         (lambda d: _garbage_parquet(d / "garbage.parquet"), r"not a readable parquet file"),
         (lambda d: (d / "folder.jsonl").mkdir() or d / "folder.jsonl", r"is a directory"),
         (lambda d: _fifo(d / "pipe.jsonl"), r"is a FIFO"),
+        (lambda d: _write(d / "surrogate.jsonl", '{"text": "a", "summary": "b"}\n{"text": "El \\ud800 alcalde", "summary": "c"}\n'),
+         r"line 2 holds a lone surrogate escape"),
     ],
 )
 def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, pattern, monkeypatch):
@@ -293,6 +295,18 @@ def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, patt
     code, err = run_guarded(train_main, fit_args(tiny_t5, tmp_path, f"--data.data_files.train={path}"), capsys)
     assert_one_line_error(code, err, pattern)
     assert not loaded, "the data is checked before any weights load"
+
+
+def test_a_file_the_reader_cannot_parse_is_one_line_with_its_reason(tmp_path):
+    """A CSV whose quote never closes passes the quick check; datasets' reader then fails with a
+    DatasetGenerationError that said nothing of why."""
+    from core.errors import ResumenError
+    from datamodules.sources import load_raw_dataset
+
+    bad = _write(tmp_path / "open-quote.csv", 'text,summary\n"El alcalde, dijo,adiós\nb,c\n')
+    with pytest.raises(ResumenError, match=r"open-quote.csv cannot be read \(ParserError: .*EOF inside string.*\); likely a "
+                                           r"quote \(\"\) opened and never closed: fix the file"):
+        load_raw_dataset(None, None, None, {"train": str(bad)}, cache_dir=str(tmp_path / "cache"))
 
 
 def test_a_utf8_bom_and_a_line_separator_inside_a_row_are_accepted(tiny_t5, tmp_path):
@@ -461,3 +475,31 @@ def test_compare_reports_a_bad_model_and_keeps_the_others(tiny_t5, tiny_gpt2, tm
     rows = json.loads(output.read_text(encoding="utf-8"))
     assert [row["model"] for row in rows] == [tiny_t5, "/nonexistent/model", tiny_gpt2]
     assert "output" in rows[0] and "error" in rows[1] and "output" in rows[2]
+
+
+def test_compare_checks_its_output_files_before_scoring(tiny_t5, sample_files, tmp_path, capsys, monkeypatch):
+    """--plot DIR, --json-output DIR or a read-only folder used to be found after every score was computed (exit 2,
+    nothing printed): now one line before any model loads."""
+    import subprocess
+
+    from scripts import compare
+
+    monkeypatch.setattr(compare, "compare_dataset", lambda args: pytest.fail("scored before the outputs were checked"))
+    base = ["--dataset", "--data-file", sample_files["test"], "--models", tiny_t5]
+    (tmp_path / "dir.png").mkdir()
+    for extra, pattern in [(["--plot", str(tmp_path)], "--plot writes a PNG"), (["--plot", str(tmp_path / "dir.png")], "--plot '.*' is a directory"),
+                           (["--json-output", str(tmp_path)], "--json-output '.*' is a directory"),
+                           (["--output", str(tmp_path)], "--output '.*' is a directory")]:
+        code, err = run_guarded(compare.main, [*base, *extra], capsys)
+        assert_one_line_error(code, err, pattern)
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", str(tmp_path / "dir.png"), str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("no bind mount here (needs root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        code, err = run_guarded(compare.main, [*base, "--markdown-output", str(mount / "sub" / "table.md")], capsys)
+        assert_one_line_error(code, err, "--markdown-output .* cannot be written")
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

@@ -85,3 +85,37 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path):
         tune_generation.main(["--model", "google/flan-t5-small", "--data-file", VALIDATION, "--write"])
     with pytest.raises(ResumenError, match="at least 1"):
         tune_generation.main(["--model", str(tmp_path), "--data-file", VALIDATION, "--trials", "0"])
+
+
+def test_the_settings_and_the_card_change_together_or_not_at_all(tmp_path, monkeypatch):
+    """A card that cannot be replaced used to leave generation_config.json already changed while the message said
+    the previous files were intact."""
+    import os
+
+    from core import files
+
+    config, card = tmp_path / "generation_config.json", tmp_path / "README.md"
+    config.write_text("old settings")
+    card.write_text("old card")
+    real_replace = os.replace
+
+    def refuse_the_card(source, target):
+        if str(target).endswith("README.md"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", refuse_the_card)
+    with pytest.raises(ResumenError, match="README.md' \\(the disk is full\\)"):
+        files.atomic_files({config: "new settings", card: "new card"})
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert config.read_text() == "old settings" and card.read_text() == "old card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "generation_config.json"]  # no temporaries
+    files.atomic_files({config: "new settings", card: "new card"})
+    assert config.read_text() == "new settings" and card.read_text() == "new card"
+
+
+def test_write_refuses_a_card_it_cannot_replace_before_the_search(export):
+    (export / "README.md").unlink()
+    (export / "README.md").mkdir()
+    with pytest.raises(ResumenError, match="--write '.*README.md' is a directory"):
+        tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "2", "--write"])
