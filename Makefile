@@ -9,7 +9,7 @@ TINY_T5 := .cache/tiny-t5
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,11 @@ demo: $(VENV)/.installed $(TINY_T5)/config.json
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15
+
+# The fast tier, for every change: the same suite without the tests that start processes or train for many steps
+# (marked slow in tests/conftest.py). make test, what CI runs, still runs everything.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
 lint: $(VENV)/.installed   # ruff, configured in pyproject.toml
 	$(VENV)/bin/ruff check .

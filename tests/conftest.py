@@ -109,6 +109,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
+# The fast tier (make test-fast, -m "not slow") leaves out what starts processes or trains for many steps: these files
+# whole, any test that uses the session's finished demo run (a fit, validate, test and predict), and the tests marked
+# @pytest.mark.slow in the other files. make test runs everything.
+SLOW_FILES = {"test_ddp.py", "test_fault_tolerance.py", "test_newcomer.py", "test_benchmark.py", "test_tune.py",
+              "test_speed_options.py", "test_learning.py", "test_predict_interrupted.py", "test_console.py",
+              "test_serving.py", "test_lora.py", "test_ecosystem.py"}
+SLOW_FIXTURES = {"finished_run"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Item) and (item.path.name in SLOW_FILES or SLOW_FIXTURES & set(item.fixturenames)):
+            item.add_marker(pytest.mark.slow)
     rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept

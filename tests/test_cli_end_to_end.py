@@ -111,6 +111,7 @@ def test_every_recipe_and_preset_parses_against_the_code(configs, capsys):
     assert printed["model"]["model_name_or_path"]
 
 
+@pytest.mark.slow
 def test_help_lists_documented_arguments():
     result = subprocess.run(
         [sys.executable, "scripts/train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120

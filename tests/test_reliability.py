@@ -241,6 +241,7 @@ def test_nan_loss_stops_with_the_step_and_the_fix(tiny_t5, tmp_path, capsys, in_
     assert list(tmp_path.rglob("last.ckpt")), "the last good checkpoint (end of epoch 0) is kept"
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_and_predictions(tiny_t5, tmp_path, in_root):
     from scripts.train import cli_main
 

@@ -40,6 +40,7 @@ def test_processes_claiming_at_once_get_distinct_versions(tmp_path):
     assert names == [f"version_{i}" for i in range(6)]
 
 
+@pytest.mark.slow
 def test_two_fits_started_together_never_share_a_run(tiny_t5, tmp_path):
     """A requeue race: two `fit --ckpt_path auto` at the same moment, no run yet. Each gets its own directory, with
     its own config, checkpoints and export."""

@@ -60,6 +60,7 @@ def test_the_gift_repository_would_run_its_code_if_allowed(code_repository):
     assert (code_repository / "CODE_RAN").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_cannot_turn_on_remote_code_in_export(code_repository, tmp_path):
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
     result = subprocess.run([sys.executable, "scripts/export.py", str(gift), "--output", str(tmp_path / "out")],
@@ -216,6 +217,7 @@ def backtracking_tokenizer(tiny_t5, tmp_path) -> Path:
     return model
 
 
+@pytest.mark.slow
 def test_a_tokenizer_that_panics_is_one_line_naming_its_file(backtracking_tokenizer, tmp_path):
     rows = [{"text": "El Betis ganó al Celta " + "a" * 60 + "b.", "summary": "El Betis ganó."}] * 4
     data = [f"--data.data_files.{split}={write_rows(tmp_path / f'{split}.jsonl', rows)}" for split in ("train", "validation")]

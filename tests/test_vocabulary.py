@@ -122,6 +122,7 @@ def test_check_tokenizer_script_prints_the_report(hub_t5_tokenizer_dir, capsys):
     assert reports["tokenizer"].summary_round_trip < 1.0
 
 
+@pytest.mark.slow
 def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_tokenizer_dir, tmp_path, monkeypatch):
     """Learnability: a tiny T5 with the real 32,100-token vocabulary, extended, writes "ñ" after fine-tuning."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer

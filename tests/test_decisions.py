@@ -1,0 +1,150 @@
+"""Unit tests of the decisions the commands take, dicts in and decisions out, no fit and no process: which settings
+may change on resume, when a run is finished, the trained-with record, how articles are encoded, the training order
+a resumed run continues, and the CLI's up-front checks. (The end-to-end tests check the same promises as a user meets
+them; these say which rule broke.)"""
+
+from types import SimpleNamespace
+
+import pytest
+
+from core.errors import ResumenError
+
+
+# ------------------------------------------------------------------------------------------- resume decisions
+def test_only_the_free_settings_may_change_on_resume():
+    from scripts.resume import differences
+
+    saved = {"model": {"learning_rate": 0.001}, "trainer": {"max_epochs": 4, "precision": "32-true"}, "seed_everything": 42}
+    now = {"model": {"learning_rate": 0.001}, "trainer": {"max_epochs": 8, "precision": "bf16-mixed"}, "seed_everything": 42}
+    assert differences(saved, now) == []  # more epochs, another precision: the same run, continued
+    changed = {**now, "model": {"learning_rate": 0.01}}
+    assert differences(saved, changed) == [("model.learning_rate", 0.001, 0.01)]
+    assert differences(saved, {**now, "seed_everything": 7}) == [("seed_everything", 42, 7)]
+
+
+def test_an_option_added_since_the_run_counts_as_its_default():
+    from scripts.resume import differences
+
+    saved = {"model": {"learning_rate": 0.001}}
+    defaults = {"model": {"fast_cpu_dropout": True}}
+    assert differences(saved, {"model": {"learning_rate": 0.001, "fast_cpu_dropout": True}}, defaults) == []
+    assert differences(saved, {"model": {"learning_rate": 0.001, "fast_cpu_dropout": False}}, defaults) == [
+        ("model.fast_cpu_dropout", True, False)]
+
+
+def test_the_checkpoint_own_settings_and_seed_win_over_a_hand_edited_config():
+    from scripts.resume import checkpoint_differences
+
+    checkpoint = {"hyper_parameters": {"learning_rate": 0.001, "_class_path": "x"},
+                  "datamodule_hyper_parameters": {"batch_size": 4},
+                  "callbacks": {"RandomState": {"per_rank": [], "seed_everything": 42}}}
+    same = {"model": {"learning_rate": 0.001}, "data": {"batch_size": 4}, "seed_everything": 42}
+    assert checkpoint_differences(checkpoint, same, None) == []
+    assert checkpoint_differences(checkpoint, {**same, "data": {"batch_size": 2}}, None) == [("data.batch_size", 4, 2)]
+    assert checkpoint_differences(checkpoint, {**same, "seed_everything": 7}, None) == [("seed_everything", 42, 7)]
+    older = {k: v for k, v in checkpoint.items() if k != "callbacks"}  # a checkpoint that did not record its seed
+    assert checkpoint_differences(older, {**same, "seed_everything": 7}, None) == []
+
+
+@pytest.mark.parametrize("checkpoint, max_epochs, max_steps, finished", [
+    ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 4, -1, "trained 4 of max_epochs=4"),
+    ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 8, -1, None),
+    ({"global_step": 40, "epoch": 1}, 8, 40, "ran 40 of max_steps=40"),
+    ({"global_step": 10, "epoch": 1}, 2, -1, "trained 2 of max_epochs=2"),  # no loop progress: epoch + 1
+])
+def test_a_run_is_finished_when_its_epochs_or_steps_are_done(checkpoint, max_epochs, max_steps, finished):
+    from scripts.resume import training_finished
+
+    reason = training_finished(checkpoint, max_epochs, max_steps)
+    assert (reason is None) if finished is None else (finished in reason)
+
+
+# ------------------------------------------------------------------------------------------ trained-with record
+def test_the_trained_with_record_round_trips_and_refuses_bad_values():
+    from core.trained_with import TrainedWith
+
+    record = TrainedWith(prompt_template="Resume:\n\n{text}", max_source_length=80, added_characters=["ñ"], base_model="t5")
+    assert TrainedWith.from_dict(record.as_dict(), "test") == record
+    assert TrainedWith.from_dict({**record.as_dict(), "written_by_a_newer_resumen": 1}, "test") == record
+    for bad, says in [({"max_source_length": 0}, "positive integer"), ({"added_characters": "ñ"}, "list of characters"),
+                      ({"prompt_template": "{text.__class__}"}, "template"), ([], "not a mapping")]:
+        with pytest.raises(ResumenError, match=says):
+            TrainedWith.from_dict(bad, "export/config.json")
+
+
+def test_an_export_without_a_record_has_none_and_an_older_one_keeps_its_template():
+    from core.trained_with import from_model_config
+
+    assert from_model_config(SimpleNamespace(), "plain-t5") is None
+    older = from_model_config(SimpleNamespace(prompt_template="Resumen:\n{text}"), "old-export")
+    assert older is not None and older.prompt_template == "Resumen:\n{text}"
+
+
+# -------------------------------------------------------------------------------------------------- encoding
+def test_an_article_is_encoded_in_its_template_and_cut_to_max_source_length(tiny_t5):
+    from core.encoding import encode_articles
+    from core.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_t5)
+    short, long = "El Betis ganó al Celta.", "El Betis ganó al Celta en el último minuto. " * 40
+    encoded = encode_articles(tokenizer, "Resume el siguiente articulo:\n\n{text}", [short, long], 32)
+    assert encoded["truncated"] == [False, True] and encoded["length"][1] == 32 and encoded["length"][0] < 32
+    alone = tokenizer("Resume el siguiente articulo:\n\n" + short)["input_ids"]
+    assert encoded["input_ids"][0] == alone  # filled by concatenation, tokenised as the tokenizer does
+
+
+# -------------------------------------------------------------------------------------------------- sampling
+def test_an_epochs_order_depends_only_on_seed_and_epoch_and_a_resume_skips_the_batches_done():
+    from datamodules.sampling import ResumableSampler
+
+    data = list(range(10))
+    first = ResumableSampler(data, batch_size=3, seed=1)
+    again = ResumableSampler(data, batch_size=3, seed=1)
+    assert first.epoch_order() == again.epoch_order() and sorted(first.epoch_order()) == data
+    first.set_epoch(1)
+    assert first.epoch_order() != again.epoch_order()  # a new order each epoch
+    resumed = ResumableSampler(data, batch_size=3, seed=1, batches_done=lambda: 2)
+    assert list(resumed) == again.epoch_order()[6:]  # the third batch on, as the uninterrupted run
+    ranks = [ResumableSampler(data, batch_size=3, num_replicas=2, rank=r, seed=1).epoch_order() for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 5 and sorted(ranks[0] + ranks[1]) == data  # split, nothing repeated
+
+
+# ------------------------------------------------------------------------------------------------- CLI checks
+def test_the_cli_refuses_an_optimizer_of_its_own_and_settings_that_train_nothing():
+    from scripts.cli_checks import check_fit_settings, refuse_optimizer_options
+
+    with pytest.raises(ResumenError, match="the model owns its optimizer"):
+        refuse_optimizer_options(["fit", "--optimizer=SGD"])
+    refuse_optimizer_options(["fit", "--model.learning_rate=0.1"])
+    config = _config(max_epochs=0)
+    with pytest.raises(ResumenError, match="trainer.max_epochs=0 trains nothing"):
+        check_fit_settings(config, warn=lambda message: None)
+
+
+def test_no_validation_summaries_choose_the_best_checkpoint_by_the_loss():
+    from scripts.cli_checks import check_fit_settings
+
+    warnings: list[str] = []
+    config = _config(val_generate_samples=0)
+    check_fit_settings(config, warn=warnings.append)
+    assert (config.checkpoint.monitor, config.checkpoint.mode) == ("val/loss", "min")
+    assert config.checkpoint.filename.startswith("best-epoch{epoch:02d}-loss")
+    assert len(warnings) == 1 and "chosen by the lowest val/loss" in warnings[0]
+
+
+class _Section(dict):
+    """A config section as jsonargparse hands it: keys read as attributes too."""
+
+    __getattr__ = dict.get
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+def _config(max_epochs: int = 3, val_generate_samples: int = 5) -> _Section:
+    from scripts.cli_checks import DEFAULT_CHECKPOINT_NAME
+
+    return _Section(trainer=_Section(max_epochs=max_epochs, max_steps=-1),
+                    model=_Section(val_generate_samples=val_generate_samples),
+                    checkpoint=_Section(monitor="val/rougeL", mode="max", filename=DEFAULT_CHECKPOINT_NAME),
+                    early_stopping=None)
