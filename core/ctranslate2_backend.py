@@ -169,7 +169,7 @@ def _follow_t5_output_scaling() -> None:
         if loader is None or getattr(loader, "follows_scale_decoder_outputs", False):
             continue
 
-        class FollowingLoader(type(loader)):
+        class FollowingLoader(type(loader)):  # type: ignore[misc]  # the registered loader's own class, subclassed
             follows_scale_decoder_outputs = True
 
             def get_model_spec(self, model: Any) -> Any:

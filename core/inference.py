@@ -218,6 +218,8 @@ class Summarizer:
             words = summary.summary.split(" ")
             yield from (word if i == 0 else " " + word for i, word in enumerate(words))
             return
+        model = self.model
+        assert model is not None, "greedy streaming without CTranslate2 runs the torch model"  # the engine's returned above
         encoded = self.encode([article])
         ids = torch.as_tensor(encoded["input_ids"], device=self.device)
         mask = torch.ones_like(ids)
@@ -227,8 +229,8 @@ class Summarizer:
         def run() -> None:
             try:
                 with torch.inference_mode(), self._autocast():
-                    done["output"] = self.model.generate(input_ids=ids, attention_mask=mask, streamer=streamer,
-                                                         **settings.generate_kwargs())
+                    done["output"] = model.generate(input_ids=ids, attention_mask=mask, streamer=streamer,
+                                                    **settings.generate_kwargs())
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 done["error"] = error
                 streamer.end()
@@ -239,7 +241,7 @@ class Summarizer:
         worker.join()
         if "error" in done:
             raise done["error"]
-        pad = self.model.generation_config.pad_token_id
+        pad = model.generation_config.pad_token_id
         counts.update(input_tokens=encoded["length"][0], output_tokens=int((done["output"][0] != pad).sum()))
 
     def _stream_ctranslate2(self, article: str, counts: dict[str, int], settings: GenerationSettings):

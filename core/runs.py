@@ -126,14 +126,14 @@ def list_runs(root: Path) -> list[RunLayout]:
     """The ``version_N`` directories under ``root``, by version number (``version_10`` after ``version_9``)."""
     if not root.is_dir():
         return []
-    directories = [d for d in root.iterdir() if d.is_dir() and version_of(d) is not None]
-    return [RunLayout(d) for d in sorted(directories, key=version_of)]
+    numbered = sorted((version, d) for d in root.iterdir() if d.is_dir() and (version := version_of(d)) is not None)
+    return [RunLayout(d) for _, d in numbered]
 
 
 def claim_new_run(root: Path) -> RunLayout:
     """Create the next free ``version_N`` under ``root`` atomically (``mkdir`` fails if another process won)."""
     root.mkdir(parents=True, exist_ok=True)
-    version = max((version_of(d) for d in root.iterdir() if d.is_dir() and version_of(d) is not None), default=-1) + 1
+    version = max((v for d in root.iterdir() if d.is_dir() and (v := version_of(d)) is not None), default=-1) + 1
     while True:
         directory = root / f"version_{version}"
         try:
