@@ -37,17 +37,43 @@ sys.path.insert(0, str(ROOT))
 from scripts.cli_support import main_guard
 
 PRESETS = {
-    "small": {"repeats": 3, "warmup": 1, "steps": 6, "loop_warmup": 3, "loop_steps": 10, "train_rows": 256,
-              "eval_rows": 32, "max_new_tokens": 64, "scaling_rows": [1000, 10000, 100000],
-              "batch_sizes": [4, 8, 16, 32], "batch_size_steps": 2, "single_rows": 4, "concurrencies": [1, 4, 16],
-              "requests_per_level": 32, "engine_configs": ["batch8_beams4", "batch8_greedy", "batch1_beams4", "batch1_greedy"],
-              "serving_configs": ["torch_batched", "torch_unbatched", "ctranslate2_int8_batched", "ctranslate2_int8_unbatched"]},
-    "tiny": {"repeats": 2, "warmup": 1, "steps": 3, "loop_warmup": 2, "loop_steps": 10, "train_rows": 48,
-             "eval_rows": 8, "max_new_tokens": 8, "scaling_rows": [100, 300], "batch_sizes": [4, 8],
-             "batch_size_steps": 2, "single_rows": 2, "concurrencies": [1, 4], "requests_per_level": 8,
-             "engine_configs": ["batch8_beams4"],
-             # a server start is about 12 s on a slow CPU (two new interpreters): torch's pair, which the goal needs
-             "serving_configs": ["torch_batched", "torch_unbatched"]},
+    "small": {
+        "repeats": 3,
+        "warmup": 1,
+        "steps": 6,
+        "loop_warmup": 3,
+        "loop_steps": 10,
+        "train_rows": 256,
+        "eval_rows": 32,
+        "max_new_tokens": 64,
+        "scaling_rows": [1000, 10000, 100000],
+        "batch_sizes": [4, 8, 16, 32],
+        "batch_size_steps": 2,
+        "single_rows": 4,
+        "concurrencies": [1, 4, 16],
+        "requests_per_level": 32,
+        "engine_configs": ["batch8_beams4", "batch8_greedy", "batch1_beams4", "batch1_greedy"],
+        "serving_configs": ["torch_batched", "torch_unbatched", "ctranslate2_int8_batched", "ctranslate2_int8_unbatched"],
+    },
+    "tiny": {
+        "repeats": 2,
+        "warmup": 1,
+        "steps": 3,
+        "loop_warmup": 2,
+        "loop_steps": 10,
+        "train_rows": 48,
+        "eval_rows": 8,
+        "max_new_tokens": 8,
+        "scaling_rows": [100, 300],
+        "batch_sizes": [4, 8],
+        "batch_size_steps": 2,
+        "single_rows": 2,
+        "concurrencies": [1, 4],
+        "requests_per_level": 8,
+        "engine_configs": ["batch8_beams4"],
+        # a server start is about 12 s on a slow CPU (two new interpreters): torch's pair, which the goal needs
+        "serving_configs": ["torch_batched", "torch_unbatched"],
+    },
 }
 SECTIONS = ["loop", "recipe", "options", "variants", "generation", "engines", "serving", "batch_sizes", "scaling", "cli"]  # --skip
 OURS, COURSE = "ours (recipe)", "course"
@@ -71,15 +97,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", help="write every figure as JSON to this file")
     parser.add_argument("--batch-size", type=int, default=8, help="training and evaluation batch size (default: 8)")
     parser.add_argument("--num-beams", type=int, default=1, help="beams for the generation comparison (default: 1)")
-    for name in ("repeats", "warmup", "steps", "loop_warmup", "loop_steps", "train_rows", "eval_rows", "max_new_tokens",
-                 "batch_size_steps"):
+    for name in ("repeats", "warmup", "steps", "loop_warmup", "loop_steps", "train_rows", "eval_rows", "max_new_tokens", "batch_size_steps"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"override the preset's {name}")
     parser.add_argument("--scaling-rows", type=int, nargs="+", help="corpus sizes for the tokenisation scaling")
     parser.add_argument("--concurrencies", type=int, nargs="+", help="serving: concurrent clients at each level")
     parser.add_argument("--requests-per-level", type=int, help="serving: requests timed at each concurrency")
     parser.add_argument("--single-rows", type=int, help="engines: articles timed one at a time (batch 1)")
-    parser.add_argument("--loop-precisions", nargs="+", choices=["auto", "32-true", "bf16-mixed"], default=["auto"],
-                        help="precisions of the loop comparison (default: auto, what a run of ours picks here)")
+    parser.add_argument(
+        "--loop-precisions",
+        nargs="+",
+        choices=["auto", "32-true", "bf16-mixed"],
+        default=["auto"],
+        help="precisions of the loop comparison (default: auto, what a run of ours picks here)",
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to skip")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
@@ -130,7 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "test": str(work / "eval.jsonl"),
         }
         tokenizer = train_t5_tokenizer(
-            [r["text"] for r in train_rows] + [r["summary"] for r in train_rows], vocab_size=16000 if args.size == "small" else 2000,
+            [r["text"] for r in train_rows] + [r["summary"] for r in train_rows],
+            vocab_size=16000 if args.size == "small" else 2000,
             model_max_length=runners.SOURCE_LENGTH[args.size],
         )
         model_dir = runners.build_model(args.size, tokenizer, work / "model")
@@ -197,11 +228,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["mfu"] = {"peak_flops": peaks, "peak_used": peak_key}
         if "runs" in results.get("training", {}):
             ours, course = results["training"]["runs"][OURS], results["training"]["runs"][COURSE]
-            results["mfu"].update({
-                "ours_flops_per_sec": ours["flops_per_sec"]["median"],
-                "ours": ours["flops_per_sec"]["median"] / peaks[peak_key]["median"],
-                "course": course["flops_per_sec"]["median"] / peaks[peak_key]["median"],
-            })
+            results["mfu"].update(
+                {
+                    "ours_flops_per_sec": ours["flops_per_sec"]["median"],
+                    "ours": ours["flops_per_sec"]["median"] / peaks[peak_key]["median"],
+                    "course": course["flops_per_sec"]["median"] / peaks[peak_key]["median"],
+                }
+            )
         save()
 
         if "batch_sizes" not in args.skip:
@@ -245,14 +278,15 @@ def loop_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str, 
     count = args.loop_warmup + args.loop_steps
     batches = loops.make_batches(model_dir, files, args.batch_size, count, work / "loop-batches.pt", **RECIPE)
     result: dict[str, Any] = {
-        "batch_size": args.batch_size, "warmup": args.loop_warmup, "steps": args.loop_steps,
-        "settings": loops.__doc__.split("\n\n", 1)[1].strip(), "precisions": {},
+        "batch_size": args.batch_size,
+        "warmup": args.loop_warmup,
+        "steps": args.loop_steps,
+        "settings": loops.__doc__.split("\n\n", 1)[1].strip(),
+        "precisions": {},
     }
     for precision in dict.fromkeys(automatic_precision() if p == "auto" else p for p in args.loop_precisions):
-        common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup,
-                  "steps": args.loop_steps, "precision": precision}
-        jobs = {name: (f"benchmarks.loops:{function}", common)
-                for name, function in zip(loops.LOOPS, ("plain_loop", "lightning_loop", "trainer_loop"))}
+        common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup, "steps": args.loop_steps, "precision": precision}
+        jobs = {name: (f"benchmarks.loops:{function}", common) for name, function in zip(loops.LOOPS, ("plain_loop", "lightning_loop", "trainer_loop"))}
         runs = interleaved(jobs, args.repeats, lambda message, p=precision: progress(f"loop, {p}: {message}"))
         fingerprints = {run["batches_sha"] for job in runs.values() for run in job}
         if len(fingerprints) != 1:
@@ -290,7 +324,8 @@ def recipe_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"recipe: {message}"))
     ours_fp32 = OURS if auto == "32-true" else "ours, 32-true"
     result: dict[str, Any] = {
-        "precision_ours": auto, "precision_course": "32-true",
+        "precision_ours": auto,
+        "precision_course": "32-true",
         "runs": {name: _summarise_runs(job) for name, job in runs.items()},
         "ratio_vs_course": paired_ratios(runs[OURS], runs[COURSE], "samples_per_sec"),
         # the headline: each precision, both sides at it (one pair when the automatic precision is 32-true)
@@ -331,19 +366,19 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
         compiled: ("benchmarks.loops:lightning_loop", {**common, "precision": compile_precision, "module_settings": {"compile": True}}),
     }
     if not on_gpu():
-        jobs[torch_masks] = ("benchmarks.loops:lightning_loop",
-                             {**common, "precision": auto, "module_settings": {"fast_cpu_dropout": False}})
+        jobs[torch_masks] = ("benchmarks.loops:lightning_loop", {**common, "precision": auto, "module_settings": {"fast_cpu_dropout": False}})
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"options: {message}"))
     compile_seconds = statistics.median(c["warmup_seconds"] - b["warmup_seconds"] for c, b in zip(runs[compiled], runs[baseline]))
     saved = statistics.median(b["seconds_per_step"] - c["seconds_per_step"] for c, b in zip(runs[compiled], runs[baseline]))
     return {
-        "shape": list(saved_batch_shape(batches)), "warmup": args.loop_warmup, "steps": args.loop_steps,
+        "shape": list(saved_batch_shape(batches)),
+        "warmup": args.loop_warmup,
+        "steps": args.loop_steps,
         "runs": {name: _summarise_runs(job) for name, job in runs.items()},
         # speed-up: the baseline's seconds per step / the option's (1.2 = the option is 20% faster)
         "dropout_off_speedup": paired_ratios(runs[default], runs[dropout], "seconds_per_step"),
         # torch's masks' seconds per step / ours: what lightning_modules/cpu_dropout.py saves (a CPU only)
-        "fast_cpu_dropout_speedup": paired_ratios(runs[torch_masks], runs[default], "seconds_per_step")
-        if torch_masks in runs else None,
+        "fast_cpu_dropout_speedup": paired_ratios(runs[torch_masks], runs[default], "seconds_per_step") if torch_masks in runs else None,
         "compile_speedup": paired_ratios(runs[baseline], runs[compiled], "seconds_per_step"),
         "compile_seconds": compile_seconds,
         "compile_break_even_steps": compile_seconds / saved if saved > 0 else None,
@@ -371,14 +406,15 @@ def variants(args: argparse.Namespace, model_dir: Path, files: dict[str, str]) -
         "ours, dynamic + grouping, no multiple of 8": {**RECIPE, "pad_to_multiple_of": None},
     }
     if torch.cuda.is_available():
-        settings.update({
-            "ours, 32-true, TF32 off": {**RECIPE, "precision": "32-true", "module_settings": {"allow_tf32": False}},
-            "ours, 32-true, TF32 on (default)": {**RECIPE, "precision": "32-true"},
-            "ours, AdamW not fused": {**RECIPE, "module_settings": {"fused_adamw": False}},
-            "ours, 2 dataloader workers": {**RECIPE, "num_workers": 2},
-        })
-    common = {"model_dir": str(model_dir), "files": files, "batch_size": args.batch_size, "warmup": args.warmup,
-              "steps": args.steps}
+        settings.update(
+            {
+                "ours, 32-true, TF32 off": {**RECIPE, "precision": "32-true", "module_settings": {"allow_tf32": False}},
+                "ours, 32-true, TF32 on (default)": {**RECIPE, "precision": "32-true"},
+                "ours, AdamW not fused": {**RECIPE, "module_settings": {"fused_adamw": False}},
+                "ours, 2 dataloader workers": {**RECIPE, "num_workers": 2},
+            }
+        )
+    common = {"model_dir": str(model_dir), "files": files, "batch_size": args.batch_size, "warmup": args.warmup, "steps": args.steps}
     jobs = {name: ("benchmarks.runners:ours_training", {**common, **extra}) for name, extra in settings.items()}
     runs = interleaved(jobs, args.repeats, lambda message: progress(f"variant: {message}"))
     return {name: _summarise_runs(job) for name, job in runs.items()}
@@ -409,29 +445,29 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
 
     start = time.perf_counter()
     ensure_conversion(str(model_dir), announce=progress)
-    engines: dict[str, Any] = {"conversion_seconds": time.perf_counter() - start, "max_new_tokens": args.max_new_tokens,
-                               "ours_precision": automatic_precision(), "configs": {}}
+    engines: dict[str, Any] = {
+        "conversion_seconds": time.perf_counter() - start,
+        "max_new_tokens": args.max_new_tokens,
+        "ours_precision": automatic_precision(),
+        "configs": {},
+    }
     single = work / "single.jsonl"  # batch 1 is slow: a few articles
-    single.write_text("".join(Path(files["validation"]).read_text(encoding="utf-8").splitlines(keepends=True)[: args.single_rows]),
-                      encoding="utf-8")
-    configs = {"batch8_beams4": (args.batch_size, 4), "batch8_greedy": (args.batch_size, 1), "batch1_beams4": (1, 4),
-               "batch1_greedy": (1, 1)}
+    single.write_text("".join(Path(files["validation"]).read_text(encoding="utf-8").splitlines(keepends=True)[: args.single_rows]), encoding="utf-8")
+    configs = {"batch8_beams4": (args.batch_size, 4), "batch8_greedy": (args.batch_size, 1), "batch1_beams4": (1, 4), "batch1_greedy": (1, 1)}
     for name, (batch, beams) in configs.items():
         if name not in args.engine_configs:
             continue
         articles = files["validation"] if batch > 1 else str(single)
-        common = {"model_dir": str(model_dir), "articles_file": articles, "batch_size": batch,
-                  "max_new_tokens": args.max_new_tokens, "num_beams": beams}
+        common = {"model_dir": str(model_dir), "articles_file": articles, "batch_size": batch, "max_new_tokens": args.max_new_tokens, "num_beams": beams}
         ours_files = {**files, "validation": articles, "test": articles}
         jobs = {
-            "ours": ("benchmarks.runners:ours_generation",
-                     {"model_dir": str(model_dir), "files": ours_files, "batch_size": batch,
-                      "max_new_tokens": args.max_new_tokens, "num_beams": beams}),
+            "ours": (
+                "benchmarks.runners:ours_generation",
+                {"model_dir": str(model_dir), "files": ours_files, "batch_size": batch, "max_new_tokens": args.max_new_tokens, "num_beams": beams},
+            ),
             "core_torch_fp32": ("benchmarks.inference:core_generation", {**common, "precision": "32-true"}),
-            "ctranslate2_float32": ("benchmarks.inference:core_generation",
-                                    {**common, "backend": "ctranslate2", "compute_type": "float32"}),
-            "ctranslate2_int8": ("benchmarks.inference:core_generation",
-                                 {**common, "backend": "ctranslate2", "compute_type": "int8"}),
+            "ctranslate2_float32": ("benchmarks.inference:core_generation", {**common, "backend": "ctranslate2", "compute_type": "float32"}),
+            "ctranslate2_int8": ("benchmarks.inference:core_generation", {**common, "backend": "ctranslate2", "compute_type": "int8"}),
         }
         runs = interleaved(jobs, args.repeats, progress)
         result: dict[str, Any] = {"batch_size": batch, "num_beams": beams, "articles": len(Path(articles).read_text(encoding="utf-8").splitlines())}
@@ -439,8 +475,10 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
         result["ctranslate2_int8_vs_ours"] = paired_ratios(runs["ctranslate2_int8"], runs["ours"], "summaries_per_sec")
         result["ctranslate2_float32_vs_ours"] = paired_ratios(runs["ctranslate2_float32"], runs["ours"], "summaries_per_sec")
         result["ctranslate2_int8_vs_core_fp32"] = paired_ratios(runs["ctranslate2_int8"], runs["core_torch_fp32"], "summaries_per_sec")
-        identical = [sum(a == b for a, b in zip(x["summaries"], y["summaries"])) / len(x["summaries"])
-                     for x, y in zip(runs["ctranslate2_float32"], runs["core_torch_fp32"])]
+        identical = [
+            sum(a == b for a, b in zip(x["summaries"], y["summaries"])) / len(x["summaries"])
+            for x, y in zip(runs["ctranslate2_float32"], runs["core_torch_fp32"])
+        ]
         result["ctranslate2_float32_same_summaries_as_torch_fp32"] = min(identical)
         engines["configs"][name] = result
     return engines
@@ -451,16 +489,19 @@ def serving_comparison(args: argparse.Namespace, model_dir: Path, files: dict[st
     (the server's default) and CTranslate2 int8, each a fresh server process."""
     from benchmarks.inference import serving
 
-    common = {"model_dir": str(model_dir), "articles_file": files["validation"], "requests_per_level": args.requests_per_level,
-              "max_new_tokens": args.max_new_tokens, "num_beams": 1}
+    common = {
+        "model_dir": str(model_dir),
+        "articles_file": files["validation"],
+        "requests_per_level": args.requests_per_level,
+        "max_new_tokens": args.max_new_tokens,
+        "num_beams": 1,
+    }
     top = max(args.concurrencies)
     configs = {
         "torch_batched": {**common, "concurrencies": args.concurrencies, "max_batch_size": args.batch_size},
         "torch_unbatched": {**common, "concurrencies": args.concurrencies, "max_batch_size": 1},
-        "ctranslate2_int8_batched": {**common, "concurrencies": [top], "max_batch_size": args.batch_size,
-                                     "backend": "ctranslate2", "compute_type": "int8"},
-        "ctranslate2_int8_unbatched": {**common, "concurrencies": [top], "max_batch_size": 1, "backend": "ctranslate2",
-                                       "compute_type": "int8"},
+        "ctranslate2_int8_batched": {**common, "concurrencies": [top], "max_batch_size": args.batch_size, "backend": "ctranslate2", "compute_type": "int8"},
+        "ctranslate2_int8_unbatched": {**common, "concurrencies": [top], "max_batch_size": 1, "backend": "ctranslate2", "compute_type": "int8"},
     }
     result: dict[str, Any] = {"num_beams": 1, "max_new_tokens": args.max_new_tokens, "configs": {}}
     for name, kwargs in configs.items():
@@ -507,16 +548,23 @@ def tokenisation_scaling(args: argparse.Namespace, model_dir: Path, work: Path, 
         runs = []
         for attempt in range(args.repeats):
             progress(f"tokenisation scaling: {rows} articles, run {attempt + 1}")
-            runs.append(run_in_fresh_process(
-                "benchmarks.runners:tokenise", model_dir=str(model_dir), train_file=str(path),
-                validation_file=validation, cache_dir=str(work / f"cache-{rows}-{attempt}"),
-            ))
-        results.append({
-            "articles": rows,
-            "seconds_cold": summarise([r["seconds_cold"] for r in runs]),
-            "seconds_cached": summarise([r["seconds_cached"] for r in runs]),
-            "peak_rss_gib": summarise([r["peak_rss_gib"] for r in runs]),
-        })
+            runs.append(
+                run_in_fresh_process(
+                    "benchmarks.runners:tokenise",
+                    model_dir=str(model_dir),
+                    train_file=str(path),
+                    validation_file=validation,
+                    cache_dir=str(work / f"cache-{rows}-{attempt}"),
+                )
+            )
+        results.append(
+            {
+                "articles": rows,
+                "seconds_cold": summarise([r["seconds_cold"] for r in runs]),
+                "seconds_cached": summarise([r["seconds_cached"] for r in runs]),
+                "peak_rss_gib": summarise([r["peak_rss_gib"] for r in runs]),
+            }
+        )
     per_article = results[-1]["seconds_cold"]["median"] / results[-1]["articles"]
     results.append({"articles": 266367, "extrapolated_seconds_cold": per_article * 266367})
     return results
@@ -534,12 +582,20 @@ def cli_measurements(args: argparse.Namespace, model_dir: Path, files: dict[str,
     progress("a real scripts/train.py fit run")
     runs = work / "runs"
     command = [
-        sys.executable, "scripts/train.py", "fit", "--config", "configs/mlsum_flan_t5_small.yaml",
-        f"--model.model_name_or_path={model_dir}", f"--data.data_files={json.dumps(files)}",
-        f"--trainer.max_steps={args.warmup + args.steps}", "--trainer.limit_val_batches=0",
-        "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={runs}",
+        sys.executable,
+        "scripts/train.py",
+        "fit",
+        "--config",
+        "configs/mlsum_flan_t5_small.yaml",
+        f"--model.model_name_or_path={model_dir}",
+        f"--data.data_files={json.dumps(files)}",
+        f"--trainer.max_steps={args.warmup + args.steps}",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={runs}",
         "--trainer.devices=1",  # precision unset: the automatic choice, as a user's run
-        f"--data.batch_size={args.batch_size}", "--data.max_train_samples=null",
+        f"--data.batch_size={args.batch_size}",
+        "--data.max_train_samples=null",
     ]
     subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     report = json.loads(next(runs.rglob("report.json")).read_text())
@@ -550,24 +606,44 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks = []
     for precision, stat in results.get("training", {}).get("ratio_vs_course_equal_precision", {}).items():
         ratio = stat["median"]
-        checks.append((f"training throughput vs the course, both {precision}", ratio, f">= {GOALS['training_vs_course']}x",
-                       ratio >= GOALS["training_vs_course"]))
+        checks.append(
+            (f"training throughput vs the course, both {precision}", ratio, f">= {GOALS['training_vs_course']}x", ratio >= GOALS["training_vs_course"])
+        )
     for precision, loop in results.get("loop", {}).get("precisions", {}).items():
         overhead = loop["ours_vs_seq2seqtrainer"]["median"] - 1
-        checks.append((f"loop overhead vs Seq2SeqTrainer, identical batches, {precision}", overhead,
-                       f"<= {GOALS['loop_overhead_max']:.0%}", overhead <= GOALS["loop_overhead_max"]))
+        checks.append(
+            (
+                f"loop overhead vs Seq2SeqTrainer, identical batches, {precision}",
+                overhead,
+                f"<= {GOALS['loop_overhead_max']:.0%}",
+                overhead <= GOALS["loop_overhead_max"],
+            )
+        )
     if "generation" in results:
         ratio = results["generation"]["ratio"]
-        checks.append(("generation vs Seq2SeqTrainer.predict", ratio, f">= {GOALS['generation_vs_trainer_predict']}x",
-                       ratio >= GOALS["generation_vs_trainer_predict"]))
+        checks.append(
+            ("generation vs Seq2SeqTrainer.predict", ratio, f">= {GOALS['generation_vs_trainer_predict']}x", ratio >= GOALS["generation_vs_trainer_predict"])
+        )
     if "engines" in results:
         ratio = results["engines"]["configs"]["batch8_beams4"]["ctranslate2_int8_vs_ours"]["median"]
-        checks.append(("CTranslate2 int8 vs ours as shipped, batch 8, 4 beams", ratio,
-                       f">= {GOALS['ctranslate2_int8_vs_ours']}x", ratio >= GOALS["ctranslate2_int8_vs_ours"]))
+        checks.append(
+            (
+                "CTranslate2 int8 vs ours as shipped, batch 8, 4 beams",
+                ratio,
+                f">= {GOALS['ctranslate2_int8_vs_ours']}x",
+                ratio >= GOALS["ctranslate2_int8_vs_ours"],
+            )
+        )
     if "torch" in results.get("serving", {}).get("batching_vs_unbatched", {}):
         ratio = results["serving"]["batching_vs_unbatched"]["torch"]
-        checks.append((f"server, batched vs unbatched at concurrency {results['serving']['batching_vs_unbatched']['concurrency']}",
-                       ratio, f">= {GOALS['batching_vs_unbatched_at_16']}x", ratio >= GOALS["batching_vs_unbatched_at_16"]))
+        checks.append(
+            (
+                f"server, batched vs unbatched at concurrency {results['serving']['batching_vs_unbatched']['concurrency']}",
+                ratio,
+                f">= {GOALS['batching_vs_unbatched_at_16']}x",
+                ratio >= GOALS["batching_vs_unbatched_at_16"],
+            )
+        )
     efficiency = results["padding_efficiency"]["batch + group_by_length + pad_to_multiple_of=8 (recipe)"]
     checks += [
         ("padding efficiency, grouped", efficiency, f">= {GOALS['padding_efficiency_grouped']}", efficiency >= GOALS["padding_efficiency_grouped"]),
@@ -589,19 +665,24 @@ def _option_lines(options: dict[str, Any]) -> list[str]:
     batch, source, target = options["shape"]
     lines = [
         "",
-        f"| option, batch {batch} x {source}/{target} tokens, {options['steps']} steps | s/step "
-        "| warm-up s | forward | backward |",
+        f"| option, batch {batch} x {source}/{target} tokens, {options['steps']} steps | s/step | warm-up s | forward | backward |",
         "|---|---|---|---|---|",
     ]
     for name, stat in options["runs"].items():
-        lines.append(f"| {name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {stat['warmup_seconds']['median']:.1f} | "
-                     f"{stat['phases']['forward']['median']:.3f} | {stat['phases']['backward']['median']:.3f} |")
+        lines.append(
+            f"| {name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {stat['warmup_seconds']['median']:.1f} | "
+            f"{stat['phases']['forward']['median']:.3f} | {stat['phases']['backward']['median']:.3f} |"
+        )
     even = options["compile_break_even_steps"]
     masks = options.get("fast_cpu_dropout_speedup")
-    lines += ["", f"dropout off: {_ratio_cell(options['dropout_off_speedup'])}x; "
-              + (f"our CPU masks against torch's: {_ratio_cell(masks)}x; " if masks else "") + "compile: "
-              f"{_ratio_cell(options['compile_speedup'])}x after {options['compile_seconds']:.0f} s of compiling "
-              f"(break-even after {'never' if even is None else f'{even:.0f} steps'})"]
+    lines += [
+        "",
+        f"dropout off: {_ratio_cell(options['dropout_off_speedup'])}x; "
+        + (f"our CPU masks against torch's: {_ratio_cell(masks)}x; " if masks else "")
+        + "compile: "
+        f"{_ratio_cell(options['compile_speedup'])}x after {options['compile_seconds']:.0f} s of compiling "
+        f"(break-even after {'never' if even is None else f'{even:.0f} steps'})",
+    ]
     return lines
 
 
@@ -623,10 +704,17 @@ def _generation_lines(g: dict[str, Any]) -> list[str]:
 
 
 def _engine_lines(engines: dict[str, Any]) -> list[str]:
-    lines = ["", f"| generation engine (max_new_tokens {engines['max_new_tokens']}, summaries/s) | " +
-             " | ".join(engines["configs"]) + " |", "|---|" + "---|" * len(engines["configs"])]
-    names = {"ours": f"ours as shipped (predict, {engines['ours_precision']})", "core_torch_fp32": "inference core, torch fp32",
-             "ctranslate2_float32": "CTranslate2 float32", "ctranslate2_int8": "CTranslate2 int8"}
+    lines = [
+        "",
+        f"| generation engine (max_new_tokens {engines['max_new_tokens']}, summaries/s) | " + " | ".join(engines["configs"]) + " |",
+        "|---|" + "---|" * len(engines["configs"]),
+    ]
+    names = {
+        "ours": f"ours as shipped (predict, {engines['ours_precision']})",
+        "core_torch_fp32": "inference core, torch fp32",
+        "ctranslate2_float32": "CTranslate2 float32",
+        "ctranslate2_int8": "CTranslate2 int8",
+    }
     for key, label in names.items():
         lines.append(f"| {label} | " + " | ".join(_cell(c[key]["summaries_per_sec"]) for c in engines["configs"].values()) + " |")
     lines.append("| **int8 / ours** | " + " | ".join(_ratio_cell(c["ctranslate2_int8_vs_ours"]) for c in engines["configs"].values()) + " |")
@@ -634,8 +722,7 @@ def _engine_lines(engines: dict[str, Any]) -> list[str]:
 
 
 def _serving_lines(serving: dict[str, Any]) -> list[str]:
-    lines = ["", f"| server (greedy, max_new_tokens {serving['max_new_tokens']}) | concurrency | requests/s | p50 s | p95 s |",
-             "|---|---|---|---|---|"]
+    lines = ["", f"| server (greedy, max_new_tokens {serving['max_new_tokens']}) | concurrency | requests/s | p50 s | p95 s |", "|---|---|---|---|---|"]
     for name, config in serving["configs"].items():
         for level, stats in config["levels"].items():
             lines.append(f"| {name} | {level} | {stats['requests_per_sec']:.2f} | {stats['p50_seconds']:.2f} | {stats['p95_seconds']:.2f} |")
@@ -663,8 +750,7 @@ def _recipe_lines(training: dict[str, Any]) -> list[str]:
         lines.append(f"**ours vs the course, both {precision}** (paired per repeat): {_ratio_cell(stat)}")
     for precision, stat in training.get("ratio_at_course_padding", {}).items():
         lines.append(f"ours padded as the course vs the course, both {precision}: {_ratio_cell(stat)}")
-    lines.append(f"as shipped, ours ({training['precision_ours']}) vs the course ({training['precision_course']}): "
-                 f"{_ratio_cell(training['ratio_vs_course'])}")
+    lines.append(f"as shipped, ours ({training['precision_ours']}) vs the course ({training['precision_course']}): {_ratio_cell(training['ratio_vs_course'])}")
     for key, stat in training.items():
         if key.startswith("ours_") and key.endswith("_vs_32-true"):
             lines.append(f"ours, {training['precision_ours']} vs 32-true: {_ratio_cell(stat)}")
@@ -689,8 +775,11 @@ def format_tables(results: dict[str, Any]) -> str:
         ]
         ours_name = "ours (Lightning)"
         for name, stat in comparison["loops"].items():
-            ratio = {"ours (Lightning)": "1.00", "Seq2SeqTrainer": _ratio_cell(comparison["ours_vs_seq2seqtrainer"]),
-                     "plain PyTorch": _ratio_cell(comparison["ours_vs_plain"])}[name]
+            ratio = {
+                "ours (Lightning)": "1.00",
+                "Seq2SeqTrainer": _ratio_cell(comparison["ours_vs_seq2seqtrainer"]),
+                "plain PyTorch": _ratio_cell(comparison["ours_vs_plain"]),
+            }[name]
             phases = " | ".join(f"{stat['phases'][p]['median']:.3f}" for p in ("forward", "backward", "optimizer", "other"))
             lines.append(f"| {'**' + name + '**' if name == ours_name else name} | {_cell(stat['seconds_per_step'], '{:.3f}')} | {phases} | {ratio} |")
     if "runs" in training:
@@ -712,8 +801,11 @@ def format_tables(results: dict[str, Any]) -> str:
     mfu = results["mfu"]
     peak = mfu["peak_flops"][mfu["peak_used"]]["median"]
     if "ours" in mfu:
-        lines += ["", f"Model FLOPs utilisation: ours {mfu['ours']:.1%}, course {mfu['course']:.1%} of a measured "
-                  f"{mfu['peak_used']} matmul peak of {peak / 1e9:.1f} GFLOP/s ({mfu['ours_flops_per_sec'] / 1e9:.1f} GFLOP/s)"]
+        lines += [
+            "",
+            f"Model FLOPs utilisation: ours {mfu['ours']:.1%}, course {mfu['course']:.1%} of a measured "
+            f"{mfu['peak_used']} matmul peak of {peak / 1e9:.1f} GFLOP/s ({mfu['ours_flops_per_sec'] / 1e9:.1f} GFLOP/s)",
+        ]
     if "batch_sizes" in results:
         lines += ["", "| batch size | samples/s (ours) |", "|---|---|"]
         lines += [f"| {size} | {_cell(stat)} |" for size, stat in results["batch_sizes"].items()]
@@ -723,7 +815,7 @@ def format_tables(results: dict[str, Any]) -> str:
             if "extrapolated_seconds_cold" in row:
                 lines.append(f"| {row['articles']:,} (extrapolated) | {row['extrapolated_seconds_cold']:.0f} | | |")
             else:
-                cold, cached = _cell(row['seconds_cold'], '{:.1f}'), _cell(row['seconds_cached'], '{:.1f}')
+                cold, cached = _cell(row["seconds_cold"], "{:.1f}"), _cell(row["seconds_cached"], "{:.1f}")
                 lines.append(f"| {row['articles']:,} | {cold} | {cached} | {_cell(row['peak_rss_gib'])} |")
     if "cli" in results:
         cli = results["cli"]

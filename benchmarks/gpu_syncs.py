@@ -90,19 +90,29 @@ def main(argv: list[str] | None = None) -> dict:
     warnings.showwarning = record
     warnings.simplefilter("always")
     runs = Path(args.output).resolve().parent / "gpu-sync-runs"
-    cli = cli_main([
-        "--config", "configs/demo.yaml", f"--model.model_name_or_path={args.model}",
-        f"--trainer.accelerator={'gpu' if cuda else 'cpu'}",
-        "--trainer.devices=1", f"--trainer.max_steps={args.steps}",
-        "--trainer.log_every_n_steps=10", "--trainer.limit_val_batches=0", "--trainer.precision=bf16-mixed",
-        f"--trainer.logger.init_args.save_dir={runs}",
-    ], False)
+    cli = cli_main(
+        [
+            "--config",
+            "configs/demo.yaml",
+            f"--model.model_name_or_path={args.model}",
+            f"--trainer.accelerator={'gpu' if cuda else 'cpu'}",
+            "--trainer.devices=1",
+            f"--trainer.max_steps={args.steps}",
+            "--trainer.log_every_n_steps=10",
+            "--trainer.limit_val_batches=0",
+            "--trainer.precision=bf16-mixed",
+            f"--trainer.logger.init_args.save_dir={runs}",
+        ],
+        False,
+    )
     cli.trainer.callbacks.append(Watch())
     cli.trainer.fit(cli.model, cli.datamodule)
     if cuda:
         torch.cuda.set_sync_debug_mode("default")
     result = {
-        "gpu": torch.cuda.get_device_name(0) if cuda else "none (dry run on the CPU)", "torch": torch.__version__, "steps_watched": state["steps"],
+        "gpu": torch.cuda.get_device_name(0) if cuda else "none (dry run on the CPU)",
+        "torch": torch.__version__,
+        "steps_watched": state["steps"],
         "syncs_per_watched_step": sum(syncs.values()) / max(state["steps"], 1),
         "syncs": dict(syncs.most_common()),
         "syncs_in_resumen": sum(n for where, n in syncs.items() if where.startswith("resumen")),

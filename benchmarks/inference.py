@@ -22,16 +22,31 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def core_generation(model_dir: str, articles_file: str, batch_size: int, max_new_tokens: int, num_beams: int,
-                    backend: str = "torch", compute_type: str | None = None, precision: str = "32-true",
-                    warmup: bool = True) -> dict[str, Any]:
+def core_generation(
+    model_dir: str,
+    articles_file: str,
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int,
+    backend: str = "torch",
+    compute_type: str | None = None,
+    precision: str = "32-true",
+    warmup: bool = True,
+) -> dict[str, Any]:
     """Summaries per second of ``Summarizer.summarize`` over the articles (one warm-up batch first)."""
     from core.inference import Summarizer
     from benchmarks.measure import peak_rss_gib, synchronize
 
     articles = [json.loads(line)["text"] for line in Path(articles_file).read_text(encoding="utf-8").splitlines()]
-    summarizer = Summarizer.load(model_dir, device="cuda" if _cuda() else "cpu", precision=precision,
-                                 batch_size=batch_size, backend=backend, compute_type=compute_type, announce=lambda _: None)
+    summarizer = Summarizer.load(
+        model_dir,
+        device="cuda" if _cuda() else "cpu",
+        precision=precision,
+        batch_size=batch_size,
+        backend=backend,
+        compute_type=compute_type,
+        announce=lambda _: None,
+    )
     settings = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
     if warmup:
         summarizer.summarize(articles[:batch_size], **settings)
@@ -40,9 +55,13 @@ def core_generation(model_dir: str, articles_file: str, batch_size: int, max_new
     summaries = summarizer.summarize(articles, **settings)
     synchronize()
     seconds = time.perf_counter() - start
-    return {"summaries_per_sec": len(summaries) / seconds, "seconds": seconds, "peak_rss_gib": peak_rss_gib(),
-            "mean_output_tokens": statistics.fmean(s.output_tokens for s in summaries),
-            "summaries": [s.summary for s in summaries]}
+    return {
+        "summaries_per_sec": len(summaries) / seconds,
+        "seconds": seconds,
+        "peak_rss_gib": peak_rss_gib(),
+        "mean_output_tokens": statistics.fmean(s.output_tokens for s in summaries),
+        "summaries": [s.summary for s in summaries],
+    }
 
 
 def _cuda() -> bool:
@@ -60,13 +79,27 @@ def _free_port() -> int:
 
 def start_server(model: str, max_batch_size: int, batch_timeout: float, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    command = [sys.executable, "scripts/serve.py", "--model", f"bench={model}", "--port", str(port), "--no-openai",
-               "--max-batch-size", str(max_batch_size), "--batch-timeout", str(batch_timeout), "--timeout", "600",
-               "--max-chars", "100000", *(extra or [])]
+    command = [
+        sys.executable,
+        "scripts/serve.py",
+        "--model",
+        f"bench={model}",
+        "--port",
+        str(port),
+        "--no-openai",
+        "--max-batch-size",
+        str(max_batch_size),
+        "--batch-timeout",
+        str(batch_timeout),
+        "--timeout",
+        "600",
+        "--max-chars",
+        "100000",
+        *(extra or []),
+    ]
     env = dict(os.environ)
     env.pop("RESUMEN_API_KEY", None)
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     import httpx
 
     url = f"http://127.0.0.1:{port}"
@@ -113,22 +146,32 @@ def load_levels(url: str, articles: list[str], concurrencies: list[int], request
             latencies = sorted(pool.map(one, texts))
             wall = time.perf_counter() - start
         levels[str(concurrency)] = {
-            "requests": count, "requests_per_sec": count / wall,
-            "p50_seconds": latencies[len(latencies) // 2], "p95_seconds": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+            "requests": count,
+            "requests_per_sec": count / wall,
+            "p50_seconds": latencies[len(latencies) // 2],
+            "p95_seconds": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         }
     return levels
 
 
-def serving(model_dir: str, articles_file: str, concurrencies: list[int], requests_per_level: int, max_batch_size: int,
-            max_new_tokens: int, num_beams: int, backend: str = "torch", compute_type: str | None = None,
-            batch_timeout: float = 0.05) -> dict[str, Any]:
+def serving(
+    model_dir: str,
+    articles_file: str,
+    concurrencies: list[int],
+    requests_per_level: int,
+    max_batch_size: int,
+    max_new_tokens: int,
+    num_beams: int,
+    backend: str = "torch",
+    compute_type: str | None = None,
+    batch_timeout: float = 0.05,
+) -> dict[str, Any]:
     """One server configuration under load (a fresh server process)."""
     articles = [json.loads(line)["text"] for line in Path(articles_file).read_text(encoding="utf-8").splitlines()]
     extra = ["--backend", backend] + (["--compute-type", compute_type] if compute_type else [])
     server, url = start_server(model_dir, max_batch_size, batch_timeout, extra)
     try:
-        levels = load_levels(url, articles, concurrencies, requests_per_level,
-                             {"max_new_tokens": max_new_tokens, "num_beams": num_beams})
+        levels = load_levels(url, articles, concurrencies, requests_per_level, {"max_new_tokens": max_new_tokens, "num_beams": num_beams})
     finally:
         stop_server(server)
     return {"max_batch_size": max_batch_size, "backend": backend, "compute_type": compute_type, "levels": levels}

@@ -79,7 +79,9 @@ def plain_loop(model_dir: str, batches_path: str, warmup: int, steps: int, preci
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "layer_norm" in n]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=LEARNING_RATE, eps=EPS, fused=True,
+        lr=LEARNING_RATE,
+        eps=EPS,
+        fused=True,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, warmup + steps)
     clock = PhaseClock(warmup, steps)
@@ -97,7 +99,12 @@ def plain_loop(model_dir: str, batches_path: str, warmup: int, steps: int, preci
 
 
 def lightning_loop(
-    model_dir: str, batches_path: str, warmup: int, steps: int, precision: str, module_settings: dict[str, Any] | None = None,
+    model_dir: str,
+    batches_path: str,
+    warmup: int,
+    steps: int,
+    precision: str,
+    module_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``Seq2SeqSummarizer`` (its training step, hooks and optimizer) under ``lightning.Trainer``; ``module_settings``
     turns its options (``dropout_rate``, ``compile``)."""
@@ -112,7 +119,11 @@ def lightning_loop(
     L.seed_everything(42, verbose=False)
     batches = load_batches(batches_path)
     module = Seq2SeqSummarizer(
-        model_dir, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, adam_epsilon=EPS, **(module_settings or {}),
+        model_dir,
+        learning_rate=LEARNING_RATE,
+        weight_decay=WEIGHT_DECAY,
+        adam_epsilon=EPS,
+        **(module_settings or {}),
     )
     clock = PhaseClock(warmup, steps)
 
@@ -122,9 +133,17 @@ def lightning_loop(
 
     with tempfile.TemporaryDirectory() as logs, clock.attached(module.model):
         trainer = L.Trainer(
-            max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=LOG_EVERY,
-            logger=TensorBoardLogger(logs), enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, precision=precision, devices=1, callbacks=[WatchOptimizer(), *training_monitors()],
+            max_steps=warmup + steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            log_every_n_steps=LOG_EVERY,
+            logger=TensorBoardLogger(logs),
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            precision=precision,
+            devices=1,
+            callbacks=[WatchOptimizer(), *training_monitors()],
         )
         apply_torch_settings(trainer.strategy.root_device, module.hparams.allow_tf32)  # as the CLI does
         trainer.fit(module, train_dataloaders=DataLoader(batches[: warmup + steps], batch_size=None))
@@ -145,16 +164,33 @@ def trainer_loop(model_dir: str, batches_path: str, warmup: int, steps: int, pre
 
     with tempfile.TemporaryDirectory() as output_dir, clock.attached(model):
         arguments = Seq2SeqTrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=1, max_steps=warmup + steps,
-            learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, adam_epsilon=EPS, optim="adamw_torch_fused",
-            lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=0.0, logging_strategy="steps",
-            logging_steps=LOG_EVERY, report_to=["tensorboard"],
-            save_strategy="no", use_cpu=not torch.cuda.is_available(), bf16=precision == "bf16-mixed",
-            disable_tqdm=True, seed=42, train_sampling_strategy="sequential", dataloader_num_workers=0,
+            output_dir=output_dir,
+            per_device_train_batch_size=1,
+            max_steps=warmup + steps,
+            learning_rate=LEARNING_RATE,
+            weight_decay=WEIGHT_DECAY,
+            adam_epsilon=EPS,
+            optim="adamw_torch_fused",
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            max_grad_norm=0.0,
+            logging_strategy="steps",
+            logging_steps=LOG_EVERY,
+            report_to=["tensorboard"],
+            save_strategy="no",
+            use_cpu=not torch.cuda.is_available(),
+            bf16=precision == "bf16-mixed",
+            disable_tqdm=True,
+            seed=42,
+            train_sampling_strategy="sequential",
+            dataloader_num_workers=0,
         )
         trainer = Seq2SeqTrainer(
-            model=model, args=arguments, train_dataset=batches[: warmup + steps],
-            data_collator=lambda items: items[0], callbacks=[WatchOptimizer()],
+            model=model,
+            args=arguments,
+            train_dataset=batches[: warmup + steps],
+            data_collator=lambda items: items[0],
+            callbacks=[WatchOptimizer()],
         )
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its own summary line per run
             trainer.train()

@@ -59,11 +59,17 @@ def t5_training_flops(config: Any, source_tokens: int, target_tokens: int, sourc
     d, f, inner = config.d_model, config.d_ff, config.num_heads * config.d_kv
     ff_mats = 3 if "gated" in config.feed_forward_proj else 2
     encoder_per_token = config.num_layers * (2 * (4 * d * inner + ff_mats * d * f) + 4 * source_len * inner)
-    decoder_per_token = config.num_decoder_layers * (
-        2 * (2 * d * inner) + 4 * target_len * inner  # self-attention
-        + 2 * (2 * d * inner) + 4 * source_len * inner  # cross-attention: queries and output projection
-        + 2 * ff_mats * d * f
-    ) + 2 * d * config.vocab_size  # output head
+    decoder_per_token = (
+        config.num_decoder_layers
+        * (
+            2 * (2 * d * inner)
+            + 4 * target_len * inner  # self-attention
+            + 2 * (2 * d * inner)
+            + 4 * source_len * inner  # cross-attention: queries and output projection
+            + 2 * ff_mats * d * f
+        )
+        + 2 * d * config.vocab_size
+    )  # output head
     cross_keys_values = config.num_decoder_layers * 2 * (2 * d * inner) * source_tokens
     forward = encoder_per_token * source_tokens + decoder_per_token * target_tokens + cross_keys_values
     return 3.0 * forward
@@ -126,8 +132,11 @@ def run_in_fresh_process(function: str, **kwargs: Any) -> dict[str, Any]:
         return run_forked(function, kwargs)
     job = json.dumps({"function": function, "kwargs": kwargs})
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker"], input=job, cwd=Path(__file__).resolve().parents[1],
-        capture_output=True, text=True,
+        [sys.executable, "-m", "benchmarks.worker"],
+        input=job,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -141,7 +150,7 @@ def interleaved(jobs: dict[str, tuple[str, dict[str, Any]]], repeats: int, progr
     names = list(jobs)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             progress(f"{name} (run {r + 1} of {repeats})")
             function, kwargs = jobs[name]
             runs[name].append(run_in_fresh_process(function, **kwargs))

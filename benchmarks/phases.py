@@ -106,12 +106,11 @@ class PhaseClock:
             torch.cuda.synchronize()
         timed = self.marks[self.warmup : self.warmup + self.steps]
         per_step = (self.window[1] - self.window[0]) / self.steps
-        phases = {
-            phase: statistics.fmean(self._seconds(m[self._start(m, phase)], m[f"{phase}_end"]) for m in timed)
-            for phase in PHASES
-        }
+        phases = {phase: statistics.fmean(self._seconds(m[self._start(m, phase)], m[f"{phase}_end"]) for m in timed) for phase in PHASES}
         phases["other"] = per_step - sum(phases.values())
         return {
-            "seconds_per_step": per_step, "phases": phases, "warmup_seconds": self.window[0] - self.started,
+            "seconds_per_step": per_step,
+            "phases": phases,
+            "warmup_seconds": self.window[0] - self.started,
             "page_faults_per_step": (self.faults[1] - self.faults[0]) / self.steps,
         }

@@ -50,8 +50,12 @@ def build_model(size: str, tokenizer: Any, out_dir: Path) -> Path:
     shape = dict(SIZES[size])
     shape["vocab_size"] = max(shape["vocab_size"], len(tokenizer))
     config = T5Config(
-        **shape, num_decoder_layers=shape["num_layers"], feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        **shape,
+        num_decoder_layers=shape["num_layers"],
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
@@ -60,7 +64,8 @@ def build_model(size: str, tokenizer: Any, out_dir: Path) -> Path:
         model.lm_head.weight = torch.nn.Parameter(torch.empty_like(model.shared.weight).normal_(0.0, 1.0))
         model.config.tie_word_embeddings = False
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
+        decoder_start_token_id=config.decoder_start_token_id,
+        eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
     )
     model.save_pretrained(out_dir)
@@ -134,8 +139,15 @@ def ours_datamodule(model_dir: Path, files: dict[str, str], batch_size: int, **s
     from datamodules.summarization import SummarizationDataModule
 
     return SummarizationDataModule(
-        str(model_dir), data_files=files, max_train_samples=None, max_val_samples=None, max_test_samples=None,
-        max_source_length=source_length(model_dir), max_target_length=MAX_TARGET, batch_size=batch_size, coverage_samples=0,
+        str(model_dir),
+        data_files=files,
+        max_train_samples=None,
+        max_val_samples=None,
+        max_test_samples=None,
+        max_source_length=source_length(model_dir),
+        max_target_length=MAX_TARGET,
+        batch_size=batch_size,
+        coverage_samples=0,
         **settings,
     )
 
@@ -163,9 +175,16 @@ def ours_training(
     module = Seq2SeqSummarizer(str(model_dir), learning_rate=5e-5, **(module_settings or {}))
     clock = _StepClock(warmup, AutoConfig.from_pretrained(model_dir))
     trainer = L.Trainer(
-        max_steps=warmup + steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        precision=precision or automatic_precision(), devices=1, callbacks=[clock.callback(), *training_monitors()],
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        precision=precision or automatic_precision(),
+        devices=1,
+        callbacks=[clock.callback(), *training_monitors()],
     )
     apply_torch_settings(trainer.strategy.root_device, module.hparams.allow_tf32)  # as the CLI does
     trainer.fit(module, data)
@@ -183,7 +202,10 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     module = Seq2SeqSummarizer(str(model_dir), max_new_tokens=max_new_tokens, num_beams=num_beams)
     data.setup("predict")
     trainer = L.Trainer(
-        logger=False, enable_progress_bar=False, enable_model_summary=False, devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        devices=1,
         precision=automatic_precision(),
     )
     synchronize()
@@ -231,8 +253,14 @@ class _CountingCollator:
 
 
 def hf_training(
-    model_dir: Path, train_file: str, batch_size: int, warmup: int, steps: int, pad_to_longest: bool,
-    group_by_length: bool, precision: str,
+    model_dir: Path,
+    train_file: str,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    pad_to_longest: bool,
+    group_by_length: bool,
+    precision: str,
 ) -> dict[str, float]:
     """``Seq2SeqTrainer`` as the course runs it (or with dynamic padding), timed over the same steps."""
     import json
@@ -258,15 +286,28 @@ def hf_training(
 
     with tempfile.TemporaryDirectory() as output_dir:
         arguments = Seq2SeqTrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=warmup + steps,
-            learning_rate=5e-5, weight_decay=0.01, logging_strategy="no", save_strategy="no", report_to=[],
-            use_cpu=not on_gpu(), bf16=precision == "bf16-mixed", disable_tqdm=True, seed=42,
+            output_dir=output_dir,
+            per_device_train_batch_size=batch_size,
+            max_steps=warmup + steps,
+            learning_rate=5e-5,
+            weight_decay=0.01,
+            logging_strategy="no",
+            save_strategy="no",
+            report_to=[],
+            use_cpu=not on_gpu(),
+            bf16=precision == "bf16-mixed",
+            disable_tqdm=True,
+            seed=42,
             train_sampling_strategy="group_by_length" if group_by_length else "random",
             dataloader_num_workers=0,
         )
         trainer = Seq2SeqTrainer(
-            model=model, args=arguments, train_dataset=course_dataset(tokenizer, rows, pad_to_longest),
-            data_collator=collator, processing_class=tokenizer, callbacks=[Clock()],
+            model=model,
+            args=arguments,
+            train_dataset=course_dataset(tokenizer, rows, pad_to_longest),
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=[Clock()],
         )
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its own summary line per run
             trainer.train()
@@ -286,8 +327,14 @@ def hf_generation(model_dir: Path, rows: list[dict[str, str]], batch_size: int, 
     dataset = course_dataset(tokenizer, rows, pad_to_longest=True)
     with tempfile.TemporaryDirectory() as output_dir:
         arguments = Seq2SeqTrainingArguments(
-            output_dir=output_dir, per_device_eval_batch_size=batch_size, predict_with_generate=True, report_to=[],
-            use_cpu=not on_gpu(), bf16_full_eval=False, bf16=on_gpu(), disable_tqdm=True,
+            output_dir=output_dir,
+            per_device_eval_batch_size=batch_size,
+            predict_with_generate=True,
+            report_to=[],
+            use_cpu=not on_gpu(),
+            bf16_full_eval=False,
+            bf16=on_gpu(),
+            disable_tqdm=True,
         )
         trainer = Seq2SeqTrainer(model=model, args=arguments, processing_class=tokenizer)
         synchronize()

@@ -25,8 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 # imported once by the fork server; nothing here runs a tensor operation (no thread pool is started before a fork)
-PRELOAD = ["torch", "transformers", "datasets", "lightning.pytorch", "benchmarks.runners", "benchmarks.loops",
-           "benchmarks.inference", "scripts.train"]
+PRELOAD = ["torch", "transformers", "datasets", "lightning.pytorch", "benchmarks.runners", "benchmarks.loops", "benchmarks.inference", "scripts.train"]
 _fork_context: Any = None
 
 
@@ -69,8 +68,9 @@ def run_forked(function: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             return json.loads(outcome[1])
         output = Path(log.name).read_text(encoding="utf-8", errors="replace")
     reason = outcome[1].strip().splitlines()[-1] if outcome[0] == "error" else "no result"
-    raise RuntimeError(f"{function} failed in its process (exit {process.exitcode}): {reason}\n"
-                       f"{(outcome[1] or '') if outcome[0] == 'error' else ''}{output[-3000:]}")
+    raise RuntimeError(
+        f"{function} failed in its process (exit {process.exitcode}): {reason}\n{(outcome[1] or '') if outcome[0] == 'error' else ''}{output[-3000:]}"
+    )
 
 
 def _forked_job(function: str, kwargs: dict[str, Any], sender: Any, log_path: str) -> None:

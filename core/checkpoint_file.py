@@ -34,8 +34,7 @@ def check_checkpoint_file(path: str | Path) -> None:
         raise ResumenError(f"checkpoint '{path}' is not a regular file.")
     if not zipfile.is_zipfile(path):
         raise ResumenError(
-            f"'{path}' is not a torch checkpoint (no zip archive inside: a text file, or a copy cut short?): pass a "
-            ".ckpt written by scripts/train.py."
+            f"'{path}' is not a torch checkpoint (no zip archive inside: a text file, or a copy cut short?): pass a .ckpt written by scripts/train.py."
         )
     try:
         with zipfile.ZipFile(path) as archive:

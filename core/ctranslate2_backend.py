@@ -48,8 +48,7 @@ def _source_files(export: Path) -> list[Path]:
 def source_fingerprint(export: Path) -> dict[str, Any]:
     """What a conversion was made from: each weights/config file's size and SHA-256 (its content, so a copy with new
     modification times still matches), and its modification time, which lets an untouched export skip the hashing."""
-    files = {path.name: {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "sha256": _sha256(path)}
-             for path in _source_files(export)}
+    files = {path.name: {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "sha256": _sha256(path)} for path in _source_files(export)}
     return {"resumen converter": CONVERTER_VERSION, "files": files}
 
 
@@ -104,14 +103,14 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
         raise ResumenError(f"'{target}' is a file or a link, not a conversion resumen made: move it away, then run again.")
     recorded = _read_record(target / SOURCE_FILE)
     if recorded is not None:
-        current = _same_source(source, recorded) if source.is_dir() else recorded.get("hub id") == model and (
-            recorded.get("resumen converter") == CONVERTER_VERSION)
+        current = (
+            _same_source(source, recorded) if source.is_dir() else recorded.get("hub id") == model and (recorded.get("resumen converter") == CONVERTER_VERSION)
+        )
         damage = _damage(target, recorded) if current else None
         if current and damage is None:
             _refresh_record(target / SOURCE_FILE, recorded)
             return target
-        reason = (f"is damaged ({damage})" if current else
-                  f"was converted from other weights than {model}'s now, or by an older resumen")
+        reason = f"is damaged ({damage})" if current else f"was converted from other weights than {model}'s now, or by an older resumen"
         announce(f"CTranslate2: {target} {reason}: converting again.")
     else:
         announce(f"CTranslate2: converting {model} into {target} (once; later loads reuse it).")
@@ -203,13 +202,16 @@ def choose_compute_type(device: str, requested: str | None) -> tuple[str, str]:
         if kind == "cuda":
             chosen = next(t for t in ("bfloat16", "float16", "int8_float16", "float32") if t in supported)
             return chosen, "the default on CUDA"
-        return "float32", ("the default on a CPU, torch's own summaries; --compute-type int8 is faster with beams but "
-                           "changes them: compare.py EXPORT EXPORT@ctranslate2:int8 says how much")
+        return "float32", (
+            "the default on a CPU, torch's own summaries; --compute-type int8 is faster with beams but "
+            "changes them: compare.py EXPORT EXPORT@ctranslate2:int8 says how much"
+        )
     if requested not in supported:
         raise ResumenError(f"compute type '{requested}' cannot run on this {kind} with CTranslate2: it can run {', '.join(supported)}.")
     if kind == "cpu" and requested.startswith("int8") and not INT8_DOT_PRODUCT_FLAGS & cpu_flags():
-        return requested, ("asked for, on a CPU without int8 dot products (no VNNI), where int8 lost 8.2 ROUGE-L on "
-                           "the demo: float32 is the accurate choice here")
+        return requested, (
+            "asked for, on a CPU without int8 dot products (no VNNI), where int8 lost 8.2 ROUGE-L on the demo: float32 is the accurate choice here"
+        )
     return requested, "asked for"
 
 
@@ -223,12 +225,15 @@ class CTranslate2Engine:
         kind, _, index = device.partition(":")
         threads = int(os.environ.get("RESUMEN_CT2_THREADS", "0"))  # 0: CTranslate2's own choice (all cores)
         try:
-            self.translator = ctranslate2.Translator(str(self.path), device=kind, device_index=int(index or 0),
-                                                     compute_type=self.compute_type, intra_threads=threads)
+            self.translator = ctranslate2.Translator(
+                str(self.path), device=kind, device_index=int(index or 0), compute_type=self.compute_type, intra_threads=threads
+            )
         except Exception as error:  # a conversion damaged after its record was written (CTranslate2's own errors)
             detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ResumenError(f"CTranslate2 could not load the conversion in '{self.path}' ({detail}): delete that "
-                               "folder and run again to convert anew (or python scripts/export.py --ctranslate2 EXPORT).") from None
+            raise ResumenError(
+                f"CTranslate2 could not load the conversion in '{self.path}' ({detail}): delete that "
+                "folder and run again to convert anew (or python scripts/export.py --ctranslate2 EXPORT)."
+            ) from None
 
     def generate(self, tokenizer: Any, input_ids: list[list[int]], settings: GenerationSettings) -> tuple[list[list[int]], list[int]]:
         """Generated ids (without the start and end tokens) and their lengths counted as torch counts them."""
@@ -236,9 +241,13 @@ class CTranslate2Engine:
             raise ResumenError("--backend ctranslate2 decodes greedily or with beams: sampling is torch's only.")
         tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in input_ids]
         results = self.translator.translate_batch(
-            tokens, beam_size=settings.num_beams, max_decoding_length=settings.max_new_tokens,
-            length_penalty=settings.length_penalty, no_repeat_ngram_size=settings.no_repeat_ngram_size,
-            repetition_penalty=settings.repetition_penalty, max_batch_size=0,
+            tokens,
+            beam_size=settings.num_beams,
+            max_decoding_length=settings.max_new_tokens,
+            length_penalty=settings.length_penalty,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
+            repetition_penalty=settings.repetition_penalty,
+            max_batch_size=0,
         )
         ids = [tokenizer.convert_tokens_to_ids(result.hypotheses[0]) for result in results]
         # torch counts the end token when one was written (the summary stopped before max_new_tokens)
@@ -247,8 +256,10 @@ class CTranslate2Engine:
 
     def stream(self, tokenizer: Any, input_ids: list[int], settings: GenerationSettings):
         """Greedy decoding, token by token (``generate_tokens``)."""
-        for step in self.translator.generate_tokens(tokenizer.convert_ids_to_tokens(input_ids),
-                                                    max_decoding_length=settings.max_new_tokens,
-                                                    repetition_penalty=settings.repetition_penalty,
-                                                    no_repeat_ngram_size=settings.no_repeat_ngram_size):
+        for step in self.translator.generate_tokens(
+            tokenizer.convert_ids_to_tokens(input_ids),
+            max_decoding_length=settings.max_new_tokens,
+            repetition_penalty=settings.repetition_penalty,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
+        ):
             yield step.token_id

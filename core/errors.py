@@ -13,8 +13,7 @@ class StopRequested(BaseException):
     BaseException, so no ``except Exception`` on the way swallows it."""
 
     def __init__(self, name: str, exit_code: int) -> None:
-        super().__init__(f"stopped by {name} before training or evaluation started: nothing was trained or written; "
-                         "rerun the same command.")
+        super().__init__(f"stopped by {name} before training or evaluation started: nothing was trained or written; rerun the same command.")
         self.exit_code = exit_code
 
 

@@ -51,10 +51,7 @@ def is_write_failure(error: BaseException) -> bool:
 
 def write_failure(path: Path, error: BaseException) -> ResumenError:
     """One sentence for a failed write; a full disk is named as such."""
-    full = any(
-        getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
-        for e in error_chain(error)
-    )
+    full = any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e) for e in error_chain(error))
     reason = "the disk is full" if full else f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
     return ResumenError(
         f"could not write '{path}' ({reason}); the previous file, if any, is intact and no partial file was left: "

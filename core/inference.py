@@ -26,8 +26,7 @@ from core.vocabulary import decode_texts
 DEFAULT_MAX_SOURCE_LENGTH = 512  # the recipe's, for models whose record does not say (a base model from the hub)
 
 
-def generate_summaries(model: Any, tokenizer: Any, input_ids: Any, attention_mask: Any, settings: GenerationSettings,
-                       **extra: Any) -> tuple[list[str], Any]:
+def generate_summaries(model: Any, tokenizer: Any, input_ids: Any, attention_mask: Any, settings: GenerationSettings, **extra: Any) -> tuple[list[str], Any]:
     """Summaries of one encoded batch, and each summary's length in tokens (the one ``generate`` call)."""
     import torch
 
@@ -50,7 +49,7 @@ def stripped_pieces(pieces: Any):
         started = True
         body = piece.rstrip()
         yield held + body
-        held = piece[len(body):]
+        held = piece[len(body) :]
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,18 @@ def resolve_precision(precision: str | None, device: str) -> tuple[str, str]:
 class Summarizer:
     """One model ready to summarise: its weights, tokenizer, trained-with record and generation settings."""
 
-    def __init__(self, model: Any, tokenizer: Any, trained_with: TrainedWith, generation: GenerationSettings,
-                 name: str, device: str = "cpu", precision: str = "32-true", batch_size: int = 8, engine: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        trained_with: TrainedWith,
+        generation: GenerationSettings,
+        name: str,
+        device: str = "cpu",
+        precision: str = "32-true",
+        batch_size: int = 8,
+        engine: Any = None,
+    ) -> None:
         """``model``: the torch model, or ``None`` with ``engine`` (a CTranslate2Engine) doing the generation."""
         if batch_size < 1:
             raise ResumenError(f"batch size must be at least 1 (got {batch_size}).")
@@ -119,9 +128,19 @@ class Summarizer:
         return self.trained_with.max_source_length or DEFAULT_MAX_SOURCE_LENGTH
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "auto", precision: str | None = "32-true", trust_remote_code: bool = False,
-             batch_size: int = 8, prompt_template: str | None = None, name: str | None = None, backend: str = "torch",
-             compute_type: str | None = None, announce: Any = print) -> Summarizer:
+    def load(
+        cls,
+        name_or_path: str,
+        device: str = "auto",
+        precision: str | None = "32-true",
+        trust_remote_code: bool = False,
+        batch_size: int = 8,
+        prompt_template: str | None = None,
+        name: str | None = None,
+        backend: str = "torch",
+        compute_type: str | None = None,
+        announce: Any = print,
+    ) -> Summarizer:
         """An export, a LoRA adapter directory or a hub id, loaded as everywhere else (weights only, no remote code
         unless asked). ``prompt_template`` replaces the model's own (a base model trained with another prompt).
         ``backend="ctranslate2"``: the model's CTranslate2 conversion (made on first use) with ``compute_type``."""
@@ -229,8 +248,7 @@ class Summarizer:
         def run() -> None:
             try:
                 with torch.inference_mode(), self._autocast():
-                    done["output"] = model.generate(input_ids=ids, attention_mask=mask, streamer=streamer,
-                                                    **settings.generate_kwargs())
+                    done["output"] = model.generate(input_ids=ids, attention_mask=mask, streamer=streamer, **settings.generate_kwargs())
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 done["error"] = error
                 streamer.end()
@@ -253,7 +271,7 @@ class Summarizer:
             ids.append(token_id)
             text = decode_texts(self.tokenizer, [ids])[0]
             if text.startswith(shown) and len(text) > len(shown):
-                yield text[len(shown):]
+                yield text[len(shown) :]
                 shown = text
         counts.update(input_tokens=encoded["length"][0], output_tokens=len(ids))
 

@@ -56,10 +56,7 @@ def _explain_load_error(name: str, error: Exception) -> ResumenError:
         if isinstance(cause, HFValidationError):
             break
     if not path.exists():
-        return ResumenError(
-            f"model path '{name}' does not exist: pass an existing model directory or a hub id such as "
-            "google/flan-t5-small."
-        )
+        return ResumenError(f"model path '{name}' does not exist: pass an existing model directory or a hub id such as google/flan-t5-small.")
     return ResumenError(f"could not load '{name}': {str(error).splitlines()[0]}")
 
 
@@ -103,11 +100,13 @@ def warn_remote_code(name: str) -> None:
     if local.is_dir():
         files = sorted(str(path.relative_to(local)) for path in local.rglob("*.py"))
         which = ", ".join(files) if files else "none (it has no .py files)"
-        print(f"warning: trust_remote_code is on: the Python files in '{name}' may run with your permissions: {which}.",
-              file=sys.stderr)
+        print(f"warning: trust_remote_code is on: the Python files in '{name}' may run with your permissions: {which}.", file=sys.stderr)
     else:
-        print(f"warning: trust_remote_code is on: the Python files of the hub repository '{name}' named by its "
-              "config.json (auto_map) will be downloaded and run with your permissions.", file=sys.stderr)
+        print(
+            f"warning: trust_remote_code is on: the Python files of the hub repository '{name}' named by its "
+            "config.json (auto_map) will be downloaded and run with your permissions.",
+            file=sys.stderr,
+        )
 
 
 def is_adapter_dir(name: str) -> bool:
@@ -147,8 +146,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, config: Any = Non
 def _unreadable_tokenizer(name: str, error: BaseException) -> ResumenError:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return ResumenError(
-        f"the tokenizer files of '{name}' (tokenizer.json, tokenizer_config.json) cannot be read ({detail}): copy them "
-        "again from the model they belong to."
+        f"the tokenizer files of '{name}' (tokenizer.json, tokenizer_config.json) cannot be read ({detail}): copy them again from the model they belong to."
     )
 
 
@@ -186,9 +184,7 @@ def _load_model(auto_class: str, name: str, encoder_decoder: bool, trust_remote_
         return _load_adapter(auto_class, name, trust_remote_code, dtype, config)
     check_weights_fit(name, config, auto_class, trust_remote_code)
     try:
-        return getattr(transformers, auto_class).from_pretrained(
-            name, trust_remote_code=trust_remote_code, dtype=dtype, config=config
-        )
+        return getattr(transformers, auto_class).from_pretrained(name, trust_remote_code=trust_remote_code, dtype=dtype, config=config)
     except pickle.UnpicklingError:  # a pytorch_model.bin holding more than tensors (loaded weights-only)
         raise ResumenError(
             f"the weights of '{name}' (pytorch_model.bin) hold objects other than tensors and plain values: refusing "

@@ -55,9 +55,7 @@ def _parse(template: str, source: str) -> PromptTemplate:
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as error:
-        raise ResumenError(
-            f"{source} {shown!r} is not a valid template ({error}): write literal braces as {{{{ and }}}}."
-        ) from None
+        raise ResumenError(f"{source} {shown!r} is not a valid template ({error}): write literal braces as {{{{ and }}}}.") from None
     fields = [(name, spec, conversion) for _, name, spec, conversion in parts if name is not None]
     for name, spec, conversion in fields:
         if name != "text":
@@ -68,8 +66,7 @@ def _parse(template: str, source: str) -> PromptTemplate:
         if spec or conversion:
             written = "{text" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             raise ResumenError(
-                f"{source} {shown!r} writes {written}: a template takes the article as it is, with no conversion or "
-                "format spec: write {text}."
+                f"{source} {shown!r} writes {written}: a template takes the article as it is, with no conversion or format spec: write {{text}}."
             )
     if not fields:
         raise ResumenError(f"{source} {shown!r} has no {{text}} field: add it where the article goes.")
@@ -94,11 +91,34 @@ def format_prompt(template: str, text: str) -> str:
 
 # GemmaX2-28's translation prompt and languages (ModelSpace/GemmaX2-28-2B-v0.1 model card).
 GEMMAX2_LANGUAGES = {
-    "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish",
-    "fa": "Persian", "fr": "French", "he": "Hebrew", "hi": "Hindi", "id": "Indonesian", "it": "Italian",
-    "ja": "Japanese", "km": "Khmer", "ko": "Korean", "lo": "Lao", "ms": "Malay", "my": "Burmese", "nl": "Dutch",
-    "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "th": "Thai", "tl": "Tagalog", "tr": "Turkish",
-    "ur": "Urdu", "vi": "Vietnamese", "zh": "Chinese",
+    "ar": "Arabic",
+    "bn": "Bengali",
+    "cs": "Czech",
+    "de": "German",
+    "en": "English",
+    "es": "Spanish",
+    "fa": "Persian",
+    "fr": "French",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "km": "Khmer",
+    "ko": "Korean",
+    "lo": "Lao",
+    "ms": "Malay",
+    "my": "Burmese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "th": "Thai",
+    "tl": "Tagalog",
+    "tr": "Turkish",
+    "ur": "Urdu",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
 }
 
 

@@ -143,9 +143,7 @@ class Interval:
         return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
 
 
-def bootstrap_intervals(
-    values: np.ndarray, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
-) -> list[Interval]:
+def bootstrap_intervals(values: np.ndarray, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> list[Interval]:
     """One interval per column of ``values`` (examples x scores), as ``rouge_score``'s ``BootstrapAggregator``.
 
     Examples are resampled with replacement ``resamples`` times (the same resamples for every column, so paired

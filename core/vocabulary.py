@@ -166,8 +166,7 @@ class Vocabulary:
             return
         if self.added_characters is not None:
             raise ResumenError(
-                f"the vocabulary was extended with {self.added_characters}, not {characters}: use the data settings "
-                "the checkpoint was trained with."
+                f"the vocabulary was extended with {self.added_characters}, not {characters}: use the data settings the checkpoint was trained with."
             )
         self.tokenizer = extend_tokenizer(self.base, characters) if characters else self.base
         self.added_characters = characters

@@ -30,9 +30,7 @@ class Seq2SeqCollator:
     pad_to_multiple_of: int | None = None
 
     def __post_init__(self) -> None:
-        self._dynamic = DataCollatorForSeq2Seq(
-            self.tokenizer, label_pad_token_id=LABEL_PAD, pad_to_multiple_of=self.pad_to_multiple_of
-        )
+        self._dynamic = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=LABEL_PAD, pad_to_multiple_of=self.pad_to_multiple_of)
 
     def __call__(self, features: list[dict[str, Any]]) -> Batch:
         features = [dict(feature) for feature in features]
@@ -44,11 +42,7 @@ class Seq2SeqCollator:
             batch = dict(self._dynamic(features))
         else:
             labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
-            batch = dict(
-                self.tokenizer.pad(
-                    features, padding="max_length", max_length=self._round(self.source_length), return_tensors="pt"
-                )
-            )
+            batch = dict(self.tokenizer.pad(features, padding="max_length", max_length=self._round(self.source_length), return_tensors="pt"))
             if labels is not None:
                 width = self._round(self.target_length or max(len(label) for label in labels))
                 padded = torch.full((len(labels), width), LABEL_PAD, dtype=torch.long)

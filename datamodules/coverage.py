@@ -33,19 +33,19 @@ class CoverageReport:
     @property
     def perfect(self) -> bool:
         """Nothing to show: every character known, no unknown token, every summary round-trips."""
-        return (not self.unknown_characters and not self.article_tokens_unknown and not self.summary_tokens_unknown
-                and self.summary_round_trip == 1.0)
+        return not self.unknown_characters and not self.article_tokens_unknown and not self.summary_tokens_unknown and self.summary_round_trip == 1.0
 
     def summary_line(self, split: str) -> str:
         """One line for commands after the fit (the fit printed the whole table), and for a fit with nothing to show."""
         if self.perfect:
-            return (f"Tokenizer coverage of the {split} data: every character is known and every summary round-trips "
-                    f"({self.examples} examples).")
+            return f"Tokenizer coverage of the {split} data: every character is known and every summary round-trips ({self.examples} examples)."
         if not self.unknown_characters:
             return f"Tokenizer coverage of the {split} data: every character is known ({self.examples} examples)."
         lost = " ".join(self.unknown_characters)
-        return (f"Tokenizer coverage of the {split} data: {len(self.unknown_characters)} unknown character(s) ({lost}) in "
-                f"{self.articles_with_unknown:.0%} of {self.examples} articles; the fit's log has the table.")
+        return (
+            f"Tokenizer coverage of the {split} data: {len(self.unknown_characters)} unknown character(s) ({lost}) in "
+            f"{self.articles_with_unknown:.0%} of {self.examples} articles; the fit's log has the table."
+        )
 
     def table(self, title: str = "Tokenizer coverage") -> str:
         """A short plain-text table (also valid Markdown, for TensorBoard's Text tab)."""

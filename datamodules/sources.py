@@ -33,10 +33,7 @@ def check_local_files(paths: list[str], allow_txt: bool = False) -> str:
         if file.is_dir():
             raise ResumenError(f"data file '{path}' is a directory: pass the files inside it (json, jsonl, csv or parquet).")
         if suffix not in allowed:
-            raise ResumenError(
-                f"data file '{path}' has an unsupported extension '{suffix or '(none)'}': use one of "
-                f"{', '.join(sorted(allowed))}."
-            )
+            raise ResumenError(f"data file '{path}' has an unsupported extension '{suffix or '(none)'}': use one of {', '.join(sorted(allowed))}.")
         if not file.exists():
             raise ResumenError(f"data file '{path}' does not exist: check the path (relative paths start from {os.getcwd()}).")
         if not file.is_file():
@@ -77,8 +74,7 @@ def _read_utf8(file: Path) -> str:
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise ResumenError(
-            f"data file '{file}' line {line} is not UTF-8 (byte 0x{raw[error.start]:02x}): re-save it as UTF-8 "
-            "(e.g. iconv -f latin1 -t utf-8)."
+            f"data file '{file}' line {line} is not UTF-8 (byte 0x{raw[error.start]:02x}): re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
         ) from None
 
 
@@ -93,9 +89,7 @@ def _check_json(file: Path, text: str) -> None:
         try:
             rows = json.loads(stripped)
         except json.JSONDecodeError as error:
-            raise ResumenError(
-                f"data file '{file}' is not valid JSON ({error.msg} at line {error.lineno}): is the array cut short?"
-            ) from None
+            raise ResumenError(f"data file '{file}' is not valid JSON ({error.msg} at line {error.lineno}): is the array cut short?") from None
         if not rows:
             raise ResumenError(f"data file '{file}' is empty: its JSON array has no rows.")
         return
@@ -105,12 +99,11 @@ def _check_json(file: Path, text: str) -> None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ResumenError(
-                    f"data file '{file}' line {number} is not valid JSON ({error.msg}): fix or remove that line."
-                ) from None
+                raise ResumenError(f"data file '{file}' line {number} is not valid JSON ({error.msg}): fix or remove that line.") from None
             if "\\ud" in line.lower() and _has_lone_surrogate(value):
-                raise ResumenError(f"data file '{file}' line {number} holds a lone surrogate escape (such as \\ud800), "
-                                   "which is no character: fix or remove that line.")
+                raise ResumenError(
+                    f"data file '{file}' line {number} holds a lone surrogate escape (such as \\ud800), which is no character: fix or remove that line."
+                )
             if value != {}:
                 rows += 1
     if rows == 0:
@@ -143,11 +136,14 @@ def _load_files(builder: str, split: str, paths: list[str], cache_dir: str | Non
     except datasets.exceptions.DatasetGenerationError as error:
         cause = next((e for e in error_chain(error) if not isinstance(e, datasets.exceptions.DatasetGenerationError)), error)
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        hint = ("a quote (\") opened and never closed" if "EOF inside string" in detail else
-                "a lone surrogate escape such as \\ud800, which is no character" if "surrogate" in detail else
-                "a row the reader cannot parse")
-        raise ResumenError(f"data file(s) {', '.join(paths)} cannot be read ({type(cause).__name__}: {detail}); likely "
-                           f"{hint}: fix the file.") from None
+        hint = (
+            'a quote (") opened and never closed'
+            if "EOF inside string" in detail
+            else "a lone surrogate escape such as \\ud800, which is no character"
+            if "surrogate" in detail
+            else "a row the reader cannot parse"
+        )
+        raise ResumenError(f"data file(s) {', '.join(paths)} cannot be read ({type(cause).__name__}: {detail}); likely {hint}: fix the file.") from None
 
 
 def _check_csv(file: Path, text: str) -> None:
@@ -194,8 +190,7 @@ def load_raw_dataset(
     except Exception as error:  # datasets raises a dozen types here; all mean "cannot get this dataset"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         hint = (
-            "the hub is offline (HF_HUB_OFFLINE=1): go online, or download it once and pass local files with "
-            "--data.data_files"
+            "the hub is offline (HF_HUB_OFFLINE=1): go online, or download it once and pass local files with --data.data_files"
             if offline
             else "check the name and config, or pass local files with --data.data_files"
         )

@@ -156,8 +156,12 @@ class SummarizationDataModule(L.LightningDataModule):
             dataset = {"files": {split: [str(p) for p in paths] for split, paths in normalise_data_files(dict(hp.data_files)).items()}}
         else:
             dataset = {"name": hp.dataset_name, "config": hp.dataset_config, "revision": hp.dataset_revision}
-        return {"prompt_template": self.prompt_template, "max_source_length": hp.max_source_length,
-                "max_target_length": hp.max_target_length, "dataset": dataset}
+        return {
+            "prompt_template": self.prompt_template,
+            "max_source_length": hp.max_source_length,
+            "max_target_length": hp.max_target_length,
+            "dataset": dataset,
+        }
 
     # ----------------------------------------------------------------------------------------------- loading
     def _raw(self):
@@ -195,8 +199,7 @@ class SummarizationDataModule(L.LightningDataModule):
             source_split = "test" if split == "predict" else split
             if source_split not in raw:
                 raise ResumenError(
-                    f"the data has no '{source_split}' split (it has {sorted(raw)}): add it to data.data_files, "
-                    f"e.g. --data.data_files.{source_split}=PATH."
+                    f"the data has no '{source_split}' split (it has {sorted(raw)}): add it to data.data_files, e.g. --data.data_files.{source_split}=PATH."
                 )
             selected[split] = self.select_rows(raw[source_split], split, limit, need_summary=split != "predict")
         for split, (dataset, text_column, _) in selected.items():
@@ -212,8 +215,7 @@ class SummarizationDataModule(L.LightningDataModule):
         """``(ids, articles, reference summaries)`` of a split, selected as ``setup`` selects it (same columns,
         same empty-row filter, same seeded subset), untokenised: what the inference core scores (compare.py,
         tune_generation.py), so its examples are the ones ``test`` scores."""
-        limits = {"train": self.hparams.max_train_samples, "validation": self.hparams.max_val_samples,
-                  "test": self.hparams.max_test_samples}
+        limits = {"train": self.hparams.max_train_samples, "validation": self.hparams.max_val_samples, "test": self.hparams.max_test_samples}
         raw = self._raw()
         if split not in raw:
             raise ResumenError(f"the data has no '{split}' split (it has {sorted(raw)}): add it to data.data_files.")
@@ -293,10 +295,7 @@ class SummarizationDataModule(L.LightningDataModule):
         checked = [text_column] + ([hp.summary_column] if has_summary and need_summary else [])
 
         def usable(batch: dict[str, list]) -> list[bool]:
-            return [
-                all(isinstance(value, str) and value.strip() for value in values)
-                for values in zip(*(batch[column] for column in checked))
-            ]
+            return [all(isinstance(value, str) and value.strip() for value in values) for values in zip(*(batch[column] for column in checked))]
 
         before = len(dataset)
         with progress_bars_for(rows=len(dataset)):
@@ -305,9 +304,7 @@ class SummarizationDataModule(L.LightningDataModule):
         if dropped:
             rank_zero_warn(f"{split}: dropped {dropped} of {before} rows with an empty, null or non-text {checked}.")
         if len(dataset) == 0:
-            raise ResumenError(
-                f"the {split} split is empty after dropping rows with empty {checked}: check the column names and data."
-            )
+            raise ResumenError(f"the {split} split is empty after dropping rows with empty {checked}: check the column names and data.")
         if limit is not None:
             if limit > len(dataset):
                 rank_zero_info(f"{split}: asked for {limit} rows but only {len(dataset)} exist; using all of them.")

@@ -32,7 +32,11 @@ def prompt_loader(
         try:
             batch = dict(
                 tokenize(
-                    tokenizer, list(texts), return_tensors="pt", padding=True, truncation=max_length is not None,
+                    tokenizer,
+                    list(texts),
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=max_length is not None,
                     max_length=max_length,
                 )
             )

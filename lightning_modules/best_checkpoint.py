@@ -71,11 +71,21 @@ class BestCheckpoint(ModelCheckpoint):
             tie_breaker_mode: ``min`` when a lower ``tie_breaker`` is better (loss), ``max`` when higher is.
         """
         super().__init__(
-            dirpath=dirpath, filename=filename, monitor=monitor, verbose=verbose, save_last=save_last,
-            save_top_k=save_top_k, save_on_exception=save_on_exception, save_weights_only=save_weights_only,
-            mode=mode, auto_insert_metric_name=auto_insert_metric_name, every_n_train_steps=every_n_train_steps,
-            train_time_interval=train_time_interval, every_n_epochs=every_n_epochs,
-            save_on_train_epoch_end=save_on_train_epoch_end, enable_version_counter=enable_version_counter,
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            verbose=verbose,
+            save_last=save_last,
+            save_top_k=save_top_k,
+            save_on_exception=save_on_exception,
+            save_weights_only=save_weights_only,
+            mode=mode,
+            auto_insert_metric_name=auto_insert_metric_name,
+            every_n_train_steps=every_n_train_steps,
+            train_time_interval=train_time_interval,
+            every_n_epochs=every_n_epochs,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            enable_version_counter=enable_version_counter,
         )
         self.tie_breaker = tie_breaker
         self.tie_breaker_mode = tie_breaker_mode

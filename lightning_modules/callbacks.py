@@ -106,8 +106,7 @@ class HFExport(Callback):
             # FSDP/DeepSpeed shards: this process holds only its part of the weights, so consolidating belongs
             # in a separate CPU step rather than here, where every GPU would wait.
             rank_zero_warn(
-                f"the best checkpoint '{best}' is sharded, so it was not exported here. Export it with: "
-                f"python scripts/export.py {best} --output {target}"
+                f"the best checkpoint '{best}' is sharded, so it was not exported here. Export it with: python scripts/export.py {best} --output {target}"
             )
             return
         record = pl_module.trained_with()
@@ -123,7 +122,6 @@ class HFExport(Callback):
 
                 ensure_conversion(str(self.exported_to), rank_zero_info)
         trainer.strategy.barrier()
-
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A test of the checkpoint an export was made from adds its ROUGE to that export's card (model-index)."""
@@ -143,7 +141,12 @@ class HFExport(Callback):
 
 
 def export_model(
-    pl_module: Any, target: Path, state_dict: dict | None, epoch: int, checkpoint: str, record: TrainedWith,
+    pl_module: Any,
+    target: Path,
+    state_dict: dict | None,
+    epoch: int,
+    checkpoint: str,
+    record: TrainedWith,
     data: dict[str, Any] | None = None,
 ) -> Path:
     """``save_pretrained`` (safetensors) + tokenizer + generation config + a model card, all or nothing.
@@ -169,9 +172,15 @@ def export_model(
         pl_module.tokenizer.save_pretrained(tmp)
         data = data or {}
         card = build_card(
-            hp.model_name_or_path, prompt_template, epoch, checkpoint, pl_module.val_history.get(epoch, {}),
-            recipe_settings(hp, data), dataset=data.get("dataset_name") if not data.get("data_files") else None,
-            dataset_config=data.get("dataset_config"), coverage=data.get("coverage_table"),
+            hp.model_name_or_path,
+            prompt_template,
+            epoch,
+            checkpoint,
+            pl_module.val_history.get(epoch, {}),
+            recipe_settings(hp, data),
+            dataset=data.get("dataset_name") if not data.get("data_files") else None,
+            dataset_config=data.get("dataset_config"),
+            coverage=data.get("coverage_table"),
             max_source_length=record.max_source_length or 512,
         )
         card.save(tmp / CARD_FILE)
@@ -263,8 +272,10 @@ class JsonlPredictionWriter(BasePredictionWriter):
         datamodule = summarization_data(trainer)
         self.total = datamodule.predict_rows() if datamodule is not None else 0
         if done and datamodule is not None:
-            rank_zero_info(f"Continuing an interrupted predict: {len(done)} of {self.total} inputs are already in "
-                           f"{self._partials()[0].parent}, {self.total - len(done)} to go.")
+            rank_zero_info(
+                f"Continuing an interrupted predict: {len(done)} of {self.total} inputs are already in "
+                f"{self._partials()[0].parent}, {self.total - len(done)} to go."
+            )
             datamodule.skip_predict_rows(set(done))
         stale = [p for p in self._partials() if not self._belongs(p)]
         if trainer.is_global_zero:

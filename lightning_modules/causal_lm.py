@@ -60,9 +60,15 @@ class CausalLMModule(L.LightningModule):
         """
         super().__init__()
         self.generation = GenerationSettings(
-            max_new_tokens=max_new_tokens, num_beams=num_beams, no_repeat_ngram_size=no_repeat_ngram_size,
-            repetition_penalty=repetition_penalty, do_sample=do_sample, temperature=temperature, top_k=top_k,
-            top_p=top_p, num_return_sequences=num_return_sequences,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            repetition_penalty=repetition_penalty,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            num_return_sequences=num_return_sequences,
         )
         self.save_hyperparameters()
         self.model = load_causal_model(model_name_or_path, trust_remote_code=trust_remote_code)
@@ -126,8 +132,7 @@ class CausalLMModule(L.LightningModule):
     @torch.no_grad()
     def generation_rows(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         output = self.model.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            pad_token_id=self.tokenizer.pad_token_id, **self.generation.generate_kwargs()
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pad_token_id=self.tokenizer.pad_token_id, **self.generation.generate_kwargs()
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]  # left padding: every prompt ends at the same column
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

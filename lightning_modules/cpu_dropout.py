@@ -72,8 +72,7 @@ def cpu_dropout_attention(
 
     The mask is always the eager (additive, causal included) one, which SDPA accepts as well."""
     if not (module.training and dropout > 0 and query.device.type == "cpu"):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      position_bias=position_bias, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, position_bias=position_bias, **kwargs)
     weights = torch.matmul(query, key.transpose(2, 3))
     if scaling is None:
         scaling = query.size(-1) ** -0.5
@@ -105,7 +104,6 @@ def use_cpu_dropout(model: torch.nn.Module) -> int:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a LoRA wrapper
     config = getattr(base, "config", None)
     attention_dropout = any(m.dropout > 0 for m in attention_dropouts(base))
-    if (getattr(config, "model_type", None) in ATTENTION_MODEL_TYPES and config._attn_implementation == "sdpa"
-            and attention_dropout):
+    if getattr(config, "model_type", None) in ATTENTION_MODEL_TYPES and config._attn_implementation == "sdpa" and attention_dropout:
         base.set_attn_implementation(ATTENTION)
     return replaced

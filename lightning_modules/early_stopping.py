@@ -33,8 +33,14 @@ class OptionalEarlyStopping(EarlyStopping):
             check_finite: stop when ``monitor`` becomes NaN or infinite.
         """
         super().__init__(
-            monitor=monitor, min_delta=min_delta, patience=patience or 0, mode=mode, strict=True,
-            check_finite=check_finite, stopping_threshold=stopping_threshold, divergence_threshold=divergence_threshold,
+            monitor=monitor,
+            min_delta=min_delta,
+            patience=patience or 0,
+            mode=mode,
+            strict=True,
+            check_finite=check_finite,
+            stopping_threshold=stopping_threshold,
+            divergence_threshold=divergence_threshold,
         )
         self.enabled = patience is not None
 

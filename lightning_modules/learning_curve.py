@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_learning_curve(history: dict[int, dict[str, float]], train_losses: dict[int, float], best_epoch: int | None,
-                        monitor: str | None, path: Path) -> bool:
+def plot_learning_curve(history: dict[int, dict[str, float]], train_losses: dict[int, float], best_epoch: int | None, monitor: str | None, path: Path) -> bool:
     """Write the PNG (atomically); ``False`` when there is nothing to draw."""
     import matplotlib
 
@@ -36,8 +35,14 @@ def plot_learning_curve(history: dict[int, dict[str, float]], train_losses: dict
     if best_epoch is not None:
         for axes in (losses, rouge):
             axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
-        rouge.annotate(f"best ({monitor or 'monitor'}): epoch {best_epoch}", xy=(best_epoch, rouge.get_ylim()[1]),
-                       xytext=(4, -12), textcoords="offset points", fontsize=8, color="dimgrey")
+        rouge.annotate(
+            f"best ({monitor or 'monitor'}): epoch {best_epoch}",
+            xy=(best_epoch, rouge.get_ylim()[1]),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="dimgrey",
+        )
     for axes in (losses, rouge):
         axes.legend(fontsize=8)
         axes.grid(alpha=0.3)

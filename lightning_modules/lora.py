@@ -41,8 +41,7 @@ class LoraSettings:
     def check(self) -> None:
         if self.r < 0 or (self.enabled and self.alpha <= 0) or not 0 <= self.dropout < 1:
             raise ResumenError(
-                f"model.lora needs r >= 0 (0 = off), alpha > 0 and 0 <= dropout < 1 (got r={self.r}, "
-                f"alpha={self.alpha}, dropout={self.dropout})."
+                f"model.lora needs r >= 0 (0 = off), alpha > 0 and 0 <= dropout < 1 (got r={self.r}, alpha={self.alpha}, dropout={self.dropout})."
             )
         if self.enabled:
             try:
@@ -66,8 +65,12 @@ def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int]) -> 
             token_indices["lm_head"] = list(new_token_ids)  # untied head (T5 v1.1, Flan-T5): its rows must learn too
     target = settings.target_modules
     config = LoraConfig(
-        task_type=TaskType.SEQ_2_SEQ_LM, r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-        target_modules=target if isinstance(target, str) else list(target), trainable_token_indices=token_indices,
+        task_type=TaskType.SEQ_2_SEQ_LM,
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=target if isinstance(target, str) else list(target),
+        trainable_token_indices=token_indices,
     )
     try:
         return get_peft_model(model, config)

@@ -35,11 +35,16 @@ def eval_results(dataset: str | None, dataset_config: str | None, split: str, sc
 
     return [
         EvalResult(
-            task_type="summarization", task_name="Summarization", dataset_type=dataset or "local",
+            task_type="summarization",
+            task_name="Summarization",
+            dataset_type=dataset or "local",
             dataset_name=f"{dataset} ({dataset_config})" if dataset and dataset_config else (dataset or "local data files"),
-            dataset_config=dataset_config if dataset else None, dataset_split=split, metric_type="rouge",
+            dataset_config=dataset_config if dataset else None,
+            dataset_split=split,
+            metric_type="rouge",
             metric_name=f"{METRIC_NAMES[key]}{' ' + scorer if scorer else ''} ({split})",
-            metric_config=f"{key}-literature" if scorer else key, metric_value=round(float(scores[key]), 2),
+            metric_config=f"{key}-literature" if scorer else key,
+            metric_value=round(float(scores[key]), 2),
         )
         for key in ROUGE_KEYS
         if key in scores
@@ -85,7 +90,7 @@ def build_card(
 Fine-tuned from {source} to summarise Spanish news. It was trained with the prompt `{shown}` (`{{text}}` is the
 article); `config.json` keeps it as `prompt_template`.
 
-Best checkpoint: epoch {epoch} (`{Path(checkpoint).name if checkpoint else 'final weights'}`).
+Best checkpoint: epoch {epoch} (`{Path(checkpoint).name if checkpoint else "final weights"}`).
 
 | validation metric (epoch {epoch}) | value |
 |---|---|
@@ -120,8 +125,7 @@ With resumen: `python scripts/summarize.py --model <this directory> "article"`, 
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{text}")
 
 
-def add_test_results(export: Path, checkpoint: str, scores: dict[str, float], examples: int,
-                     literature: dict[str, float] | None = None) -> bool:
+def add_test_results(export: Path, checkpoint: str, scores: dict[str, float], examples: int, literature: dict[str, float] | None = None) -> bool:
     """Add test ROUGE to an export's card when ``checkpoint`` is the one the export was made from."""
     from huggingface_hub import ModelCard
 
@@ -139,8 +143,7 @@ def add_test_results(export: Path, checkpoint: str, scores: dict[str, float], ex
     lines = "\n".join(f"| {key} | {value:.2f} |" for key, value in scores.items())
     if literature:  # its own entries and rows, named: never read as our Spanish scores
         card.data.eval_results += eval_results(dataset, config, "test", literature, "(literature-comparable)")
-        lines += "\n" + "\n".join(f"| {key}, literature-comparable (rouge_score ASCII, Porter) | {value:.2f} |"
-                                   for key, value in literature.items())
+        lines += "\n" + "\n".join(f"| {key}, literature-comparable (rouge_score ASCII, Porter) | {value:.2f} |" for key, value in literature.items())
     body = card.text.split("\n## Test results", 1)[0].rstrip("\n")
     card.text = f"{body}\n\n## Test results\n\n{examples} test examples.\n\n| test metric | value |\n|---|---|\n{lines}\n"
     with atomic_file(path) as handle:

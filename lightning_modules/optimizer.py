@@ -8,9 +8,16 @@ from typing import Any
 import torch
 
 
-def adamw_with_linear_decay(model: torch.nn.Module, learning_rate: float, weight_decay: float, eps: float,
-                            fused: bool | None, total_steps: int, warmup_steps: int = 0,
-                            warmup_ratio: float = 0.0) -> dict[str, Any]:
+def adamw_with_linear_decay(
+    model: torch.nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    eps: float,
+    fused: bool | None,
+    total_steps: int,
+    warmup_steps: int = 0,
+    warmup_ratio: float = 0.0,
+) -> dict[str, Any]:
     """Lightning's ``configure_optimizers`` answer. ``fused=None`` picks torch's fused kernel when every trainable
     parameter is on a GPU or every one on the CPU (on a 2-core Xeon its step was 5x the default loop's)."""
     from transformers import get_linear_schedule_with_warmup
@@ -27,7 +34,9 @@ def adamw_with_linear_decay(model: torch.nn.Module, learning_rate: float, weight
         fused = (devices <= {"cuda"} or devices <= {"cpu"}) or None  # both have fused kernels (torch >= 2.4)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate, eps=eps, fused=fused,
+        lr=learning_rate,
+        eps=eps,
+        fused=fused,
     )
     warmup = warmup_steps or int(warmup_ratio * total_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)

@@ -19,8 +19,17 @@ OUTCOME = "outcome"  # the trial's user attribute the search reads
 
 
 class OptunaTrial(L.Callback):
-    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str = "val/rougeL",
-                 mode: str = "max", prune: bool = True, startup_trials: int = 2, warmup_epochs: int = 1) -> None:
+    def __init__(
+        self,
+        storage: str,
+        study_name: str,
+        trial_number: int,
+        monitor: str = "val/rougeL",
+        mode: str = "max",
+        prune: bool = True,
+        startup_trials: int = 2,
+        warmup_epochs: int = 1,
+    ) -> None:
         """Report to trial ``trial_number`` of the study ``study_name`` in ``storage`` (any Optuna storage URL).
 
         Args:
@@ -48,8 +57,11 @@ class OptunaTrial(L.Callback):
             import optuna
 
             # the pruner is not stored with a study: the search's own settings come here as arguments
-            pruner = (optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
-                      if self.prune else optuna.pruners.NopPruner())
+            pruner = (
+                optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials, n_warmup_steps=self.warmup_epochs)
+                if self.prune
+                else optuna.pruners.NopPruner()
+            )
             study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=pruner)
             trial_id = next(t._trial_id for t in study.get_trials(deepcopy=False) if t.number == self.trial_number)
             self._trial = optuna.trial.Trial(study, trial_id)
@@ -81,6 +93,11 @@ class OptunaTrial(L.Callback):
         epochs = scored.val_history.values() if scored is not None else []
         history = [self.sign * m[self.monitor] for m in epochs if self.monitor in m]
         best = max([*history, self.best])
-        result = {"trial": self.trial_number, "best": self.sign * best if best > -math.inf else None,
-                  "pruned_at_epoch": self.pruned_at, "epochs": trainer.current_epoch, "run": str(log_dir(trainer))}
+        result = {
+            "trial": self.trial_number,
+            "best": self.sign * best if best > -math.inf else None,
+            "pruned_at_epoch": self.pruned_at,
+            "epochs": trainer.current_epoch,
+            "run": str(log_dir(trainer)),
+        }
         self._optuna_trial().set_user_attr(OUTCOME, result)

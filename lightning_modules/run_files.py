@@ -84,8 +84,9 @@ class RunConfigWriter(SaveConfigCallback):
     file): ``config.yaml`` for ``fit`` (what a resume compares), ``config.<command>.yaml`` for the others, so that
     testing a run never rewrites the config it was trained with."""
 
-    def __init__(self, parser: Any, config: Any, config_filename: str = "config.yaml", overwrite: bool = False,
-                 multifile: bool = False, save_to_log_dir: bool = False) -> None:
+    def __init__(
+        self, parser: Any, config: Any, config_filename: str = "config.yaml", overwrite: bool = False, multifile: bool = False, save_to_log_dir: bool = False
+    ) -> None:
         super().__init__(parser, config, config_filename, overwrite, multifile, save_to_log_dir=False)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

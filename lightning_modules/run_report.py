@@ -139,8 +139,7 @@ class RunReport(Callback):
         }
         literature = scored.test_literature_intervals
         if literature:  # under its own name: never mixed with the Spanish scores
-            results["literature_rouge"] = {"scorer": LITERATURE_SCORER,
-                                           **{key: interval.as_dict() for key, interval in literature.items()}}
+            results["literature_rouge"] = {"scorer": LITERATURE_SCORER, **{key: interval.as_dict() for key, interval in literature.items()}}
         if self.write_json:
             with atomic_file(directory / "test_results.json") as handle:
                 json.dump(results, handle, indent=2)
@@ -206,11 +205,16 @@ CUSTOM_SCALARS = {
 }
 # The HParams tab's columns: the settings that tell runs apart (all of them are in the run's config.yaml).
 HPARAM_COLUMNS = {
-    "model": ("model", "model_name_or_path"), "learning_rate": ("model", "learning_rate"),
-    "weight_decay": ("model", "weight_decay"), "batch_size": ("data", "batch_size"),
-    "max_source_length": ("data", "max_source_length"), "max_target_length": ("data", "max_target_length"),
-    "train_samples": ("data", "max_train_samples"), "num_beams": ("model", "num_beams"),
-    "extend_vocabulary": ("model", "extend_vocabulary"), "dropout_rate": ("model", "dropout_rate"),
+    "model": ("model", "model_name_or_path"),
+    "learning_rate": ("model", "learning_rate"),
+    "weight_decay": ("model", "weight_decay"),
+    "batch_size": ("data", "batch_size"),
+    "max_source_length": ("data", "max_source_length"),
+    "max_target_length": ("data", "max_target_length"),
+    "train_samples": ("data", "max_train_samples"),
+    "num_beams": ("model", "num_beams"),
+    "extend_vocabulary": ("model", "extend_vocabulary"),
+    "dropout_rate": ("model", "dropout_rate"),
 }
 
 
@@ -231,13 +235,15 @@ def flat_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, 
         params[column] = value if isinstance(value, (bool, int, float, str)) else ("all" if key == "max_train_samples" and value is None else str(value))
     lora = sources["model"].get("lora") or {}
     batch = sources["data"].get("batch_size") or 0
-    params.update({
-        "lora_r": int(lora.get("r", 0)),
-        "precision": str(trainer.precision),
-        "max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
-        "world_size": trainer.world_size,
-        "effective_batch_size": batch * trainer.world_size * trainer.accumulate_grad_batches,
-    })
+    params.update(
+        {
+            "lora_r": int(lora.get("r", 0)),
+            "precision": str(trainer.precision),
+            "max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
+            "world_size": trainer.world_size,
+            "effective_batch_size": batch * trainer.world_size * trainer.accumulate_grad_batches,
+        }
+    )
     return params
 
 
@@ -263,8 +269,7 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
     epoch = max(sorted(values), key=rank)  # sorted: with no tie-breaker the first of equal values wins
     tied = [e for e in sorted(values) if values[e] == values[epoch] and e != epoch]
     if tied and tie_breaker:
-        reason = (f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; "
-                  f"{'lowest' if tie_mode == 'min' else 'highest'} {tie_breaker} of them")
+        reason = f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; {'lowest' if tie_mode == 'min' else 'highest'} {tie_breaker} of them"
     elif tied:
         reason = f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; the first of them"
     else:
@@ -317,8 +322,7 @@ def first_and_best(report: dict[str, Any]) -> list[str]:
         return []
     header = "  " + f"{'epoch':<12}" + "".join(f"{name:>15}" for name in names)
     rows = [header]
-    for label, epoch, metrics in (("first", report["first_epoch"], report["first_metrics"]),
-                                  ("best", report["best_epoch"], report["best_metrics"])):
+    for label, epoch, metrics in (("first", report["first_epoch"], report["first_metrics"]), ("best", report["best_epoch"], report["best_metrics"])):
         rows.append("  " + f"{f'{label} ({epoch})':<12}" + "".join(f"{metrics.get(name, float('nan')):>15.2f}" for name in names))
     return rows
 
@@ -334,13 +338,9 @@ def format_report(report: dict[str, Any]) -> str:
     if "stopped_early_at_epoch" in report:
         lines.append(f"  stopped early after epoch {report['stopped_early_at_epoch']}: {report['stopped_early_because']}")
     lines.append(
-        f"  time {int(minutes)}m{seconds:04.1f}s for {report['epochs']} epoch(s), {report['steps']} steps "
-        f"(validation {report['seconds_validation']:.1f}s)"
+        f"  time {int(minutes)}m{seconds:04.1f}s for {report['epochs']} epoch(s), {report['steps']} steps (validation {report['seconds_validation']:.1f}s)"
     )
-    lines.append(
-        f"  training {report['train_samples_per_sec']:.1f} samples/s, {report['train_tokens_per_sec']:.0f} "
-        "source tokens/s (all ranks)"
-    )
+    lines.append(f"  training {report['train_samples_per_sec']:.1f} samples/s, {report['train_tokens_per_sec']:.0f} source tokens/s (all ranks)")
     memory = report["peak_memory"]
     gpu = f", CUDA allocated {memory['cuda_allocated_gib']:.2f} GiB" if "cuda_allocated_gib" in memory else ""
     lines.append(f"  peak memory: process RSS {memory['process_rss_gib']:.2f} GiB{gpu}")
@@ -356,8 +356,10 @@ def format_test_results(results: dict[str, Any]) -> str:
     literature = results.get("literature_rouge")
     if literature:
         rouge_l = literature["rougeL"]
-        lines.append(f"Literature-comparable ROUGE-L (not Spanish-aware; how published MLSUM-es figures were scored): "
-                     f"{rouge_l['mean']:.2f} [{rouge_l['low']:.2f}, {rouge_l['high']:.2f}]")
+        lines.append(
+            f"Literature-comparable ROUGE-L (not Spanish-aware; how published MLSUM-es figures were scored): "
+            f"{rouge_l['mean']:.2f} [{rouge_l['low']:.2f}, {rouge_l['high']:.2f}]"
+        )
     return "\n".join(lines)
 
 
@@ -365,7 +367,8 @@ def markdown_test_results(results: dict[str, Any]) -> str:
     rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n" for key, v in results["rouge"].items())
     return (
         f"Test set: {results['examples']} examples, checkpoint `{results['checkpoint']}`, loss {results['loss']}.\n\n"
-        "| metric | mean | 95% interval |\n|---|---|---|\n" + rows
+        "| metric | mean | 95% interval |\n|---|---|---|\n"
+        + rows
         + f"\nIntervals: percentile bootstrap over examples, {RESAMPLES} resamples, seed {SEED}.\n"
         + literature_table(results.get("literature_rouge"))
     )
@@ -375,7 +378,8 @@ def literature_table(literature: dict[str, Any] | None) -> str:
     """The literature-comparable scores, in a table of their own."""
     if not literature:
         return ""
-    rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n"
-                   for key, v in literature.items() if key != "scorer")
-    return ("\nLiterature-comparable ROUGE (to place the model among published MLSUM-es figures; not Spanish-aware: "
-            f"{literature['scorer']}):\n\n| metric | mean | 95% interval |\n|---|---|---|\n" + rows)
+    rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n" for key, v in literature.items() if key != "scorer")
+    return (
+        "\nLiterature-comparable ROUGE (to place the model among published MLSUM-es figures; not Spanish-aware: "
+        f"{literature['scorer']}):\n\n| metric | mean | 95% interval |\n|---|---|---|\n" + rows
+    )

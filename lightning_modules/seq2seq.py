@@ -101,7 +101,9 @@ class Seq2SeqSummarizer(L.LightningModule):
         """
         super().__init__()
         self.generation = GenerationSettings(
-            max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
         )
         self.val_generation = self.generation.with_beams(val_num_beams)  # greedy by default: the fast choice
@@ -162,9 +164,14 @@ class Seq2SeqSummarizer(L.LightningModule):
         data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
         record = saved if saved is not None else module.trained_with({})
         if not record.max_source_length and data.get("max_source_length"):  # a checkpoint older than the record
-            record = TrainedWith(**{**record.as_dict(), "max_source_length": data["max_source_length"],
-                                    "max_target_length": data.get("max_target_length"),
-                                    "base_model": settings["model_name_or_path"]})
+            record = TrainedWith(
+                **{
+                    **record.as_dict(),
+                    "max_source_length": data["max_source_length"],
+                    "max_target_length": data.get("max_target_length"),
+                    "base_model": settings["model_name_or_path"],
+                }
+            )
         return module, record, checkpoint
 
     # ------------------------------------------------------------------------------------------------ setup
@@ -190,16 +197,20 @@ class Seq2SeqSummarizer(L.LightningModule):
                     "model.compile with bf16-mixed on the CPU gives NaN losses (torch.compile's CPU bf16 path, "
                     "measured with T5): add --trainer.precision=32-true, or drop --model.compile."
                 )
-            rank_zero_info("Compiling the training steps with torch.compile: the first step, and each new batch shape, "
-                           "waits for the compiler (tens of seconds to minutes).")
+            rank_zero_info(
+                "Compiling the training steps with torch.compile: the first step, and each new batch shape, "
+                "waits for the compiler (tens of seconds to minutes)."
+            )
             self.model.compile()  # in place: parameter names, checkpoints and exports stay as without it
             self._compiled = True
         if stage == "fit" and root.type == "cpu" and self.hparams.fast_cpu_dropout and not self._compiled:
             use_cpu_dropout(self.model)  # after LoRA, so its dropout layers are included
         if stage == "fit":
             trainable, total = parameter_counts(self.model)
-            rank_zero_info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
-                           + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning"))
+            rank_zero_info(
+                f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
+                + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning")
+            )
 
     # Only training steps run compiled: validation's generation changes shapes every token and would recompile.
     def on_validation_start(self) -> None:
@@ -240,16 +251,19 @@ class Seq2SeqSummarizer(L.LightningModule):
         if "prompt_template" not in data_fields and self.trained_prompt_template:
             data_fields = {**data_fields, "prompt_template": self.trained_prompt_template}
         return TrainedWith(
-            base_model=self.hparams.model_name_or_path, added_characters=self.added_characters,
-            lora=self.lora.as_dict() if self.lora.enabled else None, **data_fields,
+            base_model=self.hparams.model_name_or_path,
+            added_characters=self.added_characters,
+            lora=self.lora.as_dict() if self.lora.enabled else None,
+            **data_fields,
         )
 
     def summarizer(self, device: str = "cpu", precision: str = "32-true", batch_size: int = 8, record: TrainedWith | None = None):
         """This module's model as the inference core sees an export: same record, same generation settings."""
         from core.inference import Summarizer
 
-        return Summarizer(self.model, self.tokenizer, record or self.trained_with(), self.generation,
-                          self.hparams.model_name_or_path, device, precision, batch_size)
+        return Summarizer(
+            self.model, self.tokenizer, record or self.trained_with(), self.generation, self.hparams.model_name_or_path, device, precision, batch_size
+        )
 
     def use_added_characters(self, characters: list[str]) -> None:
         """Extend the shared vocabulary with these characters and grow the embeddings (idempotent)."""
@@ -302,8 +316,9 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     def generate(self, batch: Batch, settings: GenerationSettings) -> tuple[list[str], torch.Tensor]:
         """Summaries for a batch, and each summary's length in tokens (the inference core's one generate call)."""
-        return generate_summaries(self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], settings,
-                                  synced_gpus=needs_synced_gpus(self._trainer))
+        return generate_summaries(
+            self.model, self.tokenizer, batch["input_ids"], batch["attention_mask"], settings, synced_gpus=needs_synced_gpus(self._trainer)
+        )
 
     # --------------------------------------------------------------------------------------------- training
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -317,8 +332,16 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return adamw_with_linear_decay(self.model, hp.learning_rate, hp.weight_decay, hp.adam_epsilon, hp.fused_adamw,
-                                       self.trainer.estimated_stepping_batches, hp.warmup_steps, hp.warmup_ratio)
+        return adamw_with_linear_decay(
+            self.model,
+            hp.learning_rate,
+            hp.weight_decay,
+            hp.adam_epsilon,
+            hp.fused_adamw,
+            self.trainer.estimated_stepping_batches,
+            hp.warmup_steps,
+            hp.warmup_ratio,
+        )
 
     # ------------------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:

@@ -95,8 +95,9 @@ class Throughput(L.Callback):
         if not compat.should_update_logs(trainer):
             return
         seconds = max(time.perf_counter() - self._started, 1e-9)
-        pl_module.log_dict({"train/samples_per_sec": self._samples / seconds, "train/tokens_per_sec": float(self._tokens) / seconds},
-                           on_step=True, batch_size=size)
+        pl_module.log_dict(
+            {"train/samples_per_sec": self._samples / seconds, "train/tokens_per_sec": float(self._tokens) / seconds}, on_step=True, batch_size=size
+        )
         self._reset()
 
 
@@ -117,12 +118,12 @@ class SampleSummaries(L.Callback):
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.test = []
 
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         self._keep(self.validation, int(pl_module.hparams.get("log_text_samples", 3)), pl_module, outputs, batch)
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._keep(self.test, self.TEST_SAMPLES, pl_module, outputs, batch)
 
     @staticmethod
@@ -140,8 +141,7 @@ class SampleSummaries(L.Callback):
         if not self.validation or trainer.sanity_checking:
             return
         table = "\n\n---\n\n".join(
-            f"**Article:** {article[:1000]}\n\n**Reference:** {reference}\n\n**Generated:** {generated}"
-            for article, reference, generated in self.validation
+            f"**Article:** {article[:1000]}\n\n**Reference:** {reference}\n\n**Generated:** {generated}" for article, reference, generated in self.validation
         )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -51,9 +51,7 @@ def load_rows(args: argparse.Namespace):
             raise ResumenError(f"the dataset has no split '{args.split}' (it has {sorted(raw)}): pass --split.")
         dataset = raw[args.split]
     if args.text_column not in dataset.column_names:
-        raise ResumenError(
-            f"the data has no column '{args.text_column}'; its columns are {dataset.column_names}: pass --text-column."
-        )
+        raise ResumenError(f"the data has no column '{args.text_column}'; its columns are {dataset.column_names}: pass --text-column.")
     dataset = dataset.select(range(min(args.samples, len(dataset))))
     articles = [str(text) for text in dataset[args.text_column]]
     summaries = [str(s) for s in dataset[args.summary_column]] if args.summary_column in dataset.column_names else None

@@ -70,10 +70,7 @@ def check_before_loading(config: Any, subcommand: str | None) -> None:
     check_precision(config.trainer.precision, model_config, name)
     positions = getattr(model_config, "max_position_embeddings", None)  # T5's relative positions have none
     if positions and config.data.max_source_length > positions:
-        raise ResumenError(
-            f"data.max_source_length={config.data.max_source_length} exceeds the {positions} positions of "
-            f"'{name}': use at most {positions}."
-        )
+        raise ResumenError(f"data.max_source_length={config.data.max_source_length} exceeds the {positions} positions of '{name}': use at most {positions}.")
 
 
 def choose_precision_if_unset(trainer: Any) -> None:

@@ -17,11 +17,13 @@ def debug_requested(argv: list[str]) -> bool:
 # Lines libraries print that tell a user nothing about their run (each measured in make demo's output).
 QUIET_LOG_LINES = (
     "💡 Tip:",  # Lightning's advertisement for its cloud logger, on every command
-    "TPU available:", "HPU available:",  # hardware no user of this tool has
+    "TPU available:",
+    "HPU available:",  # hardware no user of this tool has
     "Loading `train_dataloader` to estimate number of stepping batches.",  # Lightning's note to itself
     "Seed set to",  # the seed is in the run's config.yaml
     # our own line already names the checkpoint a command uses ("Test: run ... ; best-....ckpt", "Resuming ...")
-    "Restoring states from the checkpoint path at", "Loaded model weights from the checkpoint at",
+    "Restoring states from the checkpoint path at",
+    "Loaded model weights from the checkpoint at",
 )
 
 
@@ -37,8 +39,7 @@ def quiet_libraries() -> None:
     import logging
     import warnings
 
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch",
-                 "lightning.fabric.utilities.seed"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning.pytorch", "lightning.fabric.utilities.seed"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropLines) for f in logger.filters):
             logger.addFilter(_DropLines())

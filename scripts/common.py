@@ -30,11 +30,18 @@ def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """The inference engine: torch, or CTranslate2 (by default float32 on a CPU, half precision on a GPU)."""
-    parser.add_argument("--backend", choices=["torch", "ctranslate2"], default="torch",
-                        help="generation engine (default torch); ctranslate2 converts an export once, then reuses it")
-    parser.add_argument("--compute-type", default=None,
-                        help="ctranslate2: float32 (CPU default: torch's summaries), int8, int8_float32 (faster, changes summaries) or bfloat16, float16, "
-                             "int8_float16 (CUDA; default the fastest half type)")
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "ctranslate2"],
+        default="torch",
+        help="generation engine (default torch); ctranslate2 converts an export once, then reuses it",
+    )
+    parser.add_argument(
+        "--compute-type",
+        default=None,
+        help="ctranslate2: float32 (CPU default: torch's summaries), int8, int8_float32 (faster, changes summaries) or bfloat16, float16, "
+        "int8_float16 (CUDA; default the fastest half type)",
+    )
 
 
 def model_spec(spec: str, backend: str = "torch", compute_type: str | None = None) -> tuple[str, str, str | None]:
@@ -98,9 +105,7 @@ def _lines(raw: bytes, source: str) -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ResumenError(
-            f"{source} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}): pass text, one input per line."
-        ) from None
+        raise ResumenError(f"{source} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}): pass text, one input per line.") from None
     if "\x00" in text:
         raise ResumenError(f"{source} holds binary data (NUL bytes): pass text, one input per line.")
     return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
@@ -150,9 +155,17 @@ def latest_export(root: Path = Path("runs")) -> Path | None:
     return max(exports, key=lambda p: p.stat().st_mtime) if exports else None
 
 
-def load_summarizer(model: str, accelerator: str = "auto", precision: str | None = "32-true", trust_remote_code: bool = False,
-                    batch_size: int = 8, prompt_template: str | None = None, name: str | None = None,
-                    backend: str = "torch", compute_type: str | None = None):
+def load_summarizer(
+    model: str,
+    accelerator: str = "auto",
+    precision: str | None = "32-true",
+    trust_remote_code: bool = False,
+    batch_size: int = 8,
+    prompt_template: str | None = None,
+    name: str | None = None,
+    backend: str = "torch",
+    compute_type: str | None = None,
+):
     """The inference core for an export, a LoRA adapter directory, a hub id, or a training checkpoint (``.ckpt`` or a
     sharded directory: built through the training module, with the checkpoint's record and generation settings)."""
     from core.inference import Summarizer, resolve_device, resolve_precision
@@ -163,8 +176,9 @@ def load_summarizer(model: str, accelerator: str = "auto", precision: str | None
     if is_checkpoint and backend == "ctranslate2":
         from core.errors import ResumenError
 
-        raise ResumenError(f"--backend ctranslate2 needs an export, not a checkpoint: python scripts/export.py {model} "
-                           "--output DIR --ctranslate2, then --model DIR.")
+        raise ResumenError(
+            f"--backend ctranslate2 needs an export, not a checkpoint: python scripts/export.py {model} --output DIR --ctranslate2, then --model DIR."
+        )
     if is_checkpoint:
         from core.trained_with import TrainedWith
         from lightning_modules.seq2seq import Seq2SeqSummarizer
@@ -176,6 +190,15 @@ def load_summarizer(model: str, accelerator: str = "auto", precision: str | None
         summarizer = module.summarizer(device, chosen, batch_size, record)
         summarizer.name = name or model
         return summarizer
-    return Summarizer.load(model, device=device, precision=precision, trust_remote_code=trust_remote_code,
-                           batch_size=batch_size, prompt_template=prompt_template, name=name, backend=backend,
-                           compute_type=compute_type, announce=lambda line: print(line, file=sys.stderr))
+    return Summarizer.load(
+        model,
+        device=device,
+        precision=precision,
+        trust_remote_code=trust_remote_code,
+        batch_size=batch_size,
+        prompt_template=prompt_template,
+        name=name,
+        backend=backend,
+        compute_type=compute_type,
+        announce=lambda line: print(line, file=sys.stderr),
+    )

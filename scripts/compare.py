@@ -119,9 +119,14 @@ def prompt_rows(args, name: str, prompts: list[str]) -> list[dict]:
     outputs = predict_rows(make_trainer(args), module, loader)
     seconds = time.perf_counter() - start
     return [
-        {"model": name, "parameters": parameters, "load_seconds": round(load_seconds, 3),
-         "generate_seconds": round(seconds, 3), "prompt": prompt,
-         "output": output["summary"] if seq2seq else output["outputs"][0]}
+        {
+            "model": name,
+            "parameters": parameters,
+            "load_seconds": round(load_seconds, 3),
+            "generate_seconds": round(seconds, 3),
+            "prompt": prompt,
+            "output": output["summary"] if seq2seq else output["outputs"][0],
+        }
         for prompt, output in zip(prompts, outputs)
     ]
 
@@ -149,8 +154,7 @@ def template_for(name: str, args) -> str | None:
     if name in given:
         return given[name]
     if ORIGINAL_T5.match(name):
-        print(f"note: {name} is scored with its own task prefix {T5_SUMMARY_TEMPLATE!r} (--template {name}=... to change)",
-              file=sys.stderr)
+        print(f"note: {name} is scored with its own task prefix {T5_SUMMARY_TEMPLATE!r} (--template {name}=... to change)", file=sys.stderr)
         return T5_SUMMARY_TEMPLATE
     return None
 
@@ -163,19 +167,32 @@ def dataset_row(args, name: str, articles: list[str], references: list[str]) -> 
 
     start = time.perf_counter()
     path, backend, compute_type = model_spec(name, args.backend, args.compute_type)
-    summarizer = load_summarizer(path, args.accelerator, args.precision or "32-true", args.trust_remote_code,
-                                 args.batch_size, template_for(path, args), name=name, backend=backend,
-                                 compute_type=compute_type)
+    summarizer = load_summarizer(
+        path,
+        args.accelerator,
+        args.precision or "32-true",
+        args.trust_remote_code,
+        args.batch_size,
+        template_for(path, args),
+        name=name,
+        backend=backend,
+        compute_type=compute_type,
+    )
     load_seconds = time.perf_counter() - start
     start = time.perf_counter()
     summaries = summarizer.summarize(articles, **generation_overrides(args))
     seconds = time.perf_counter() - start
     scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], references)
     row: dict[str, Any] = {
-        "model": name, "backend": summarizer.backend, "precision": summarizer.precision,
+        "model": name,
+        "backend": summarizer.backend,
+        "precision": summarizer.precision,
         "parameters": sum(p.numel() for p in summarizer.model.parameters()) if summarizer.model is not None else None,
-        "load_seconds": round(load_seconds, 3), "generate_seconds": round(seconds, 3), "examples": len(articles),
-        "prompt_template": summarizer.trained_with.prompt_template, "generation": summarizer.settings(**generation_overrides(args)).describe(),
+        "load_seconds": round(load_seconds, 3),
+        "generate_seconds": round(seconds, 3),
+        "examples": len(articles),
+        "prompt_template": summarizer.trained_with.prompt_template,
+        "generation": summarizer.settings(**generation_overrides(args)).describe(),
         "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
     }
     for key, interval in rouge_intervals(scores).items():
@@ -274,8 +291,10 @@ def named_template(value: str) -> tuple[str, str]:
 
 def markdown_table(rows: list[dict]) -> str:
     columns = list(dict.fromkeys(column for row in rows for column in row))  # error rows have fewer columns
+
     def cell(value: Any) -> str:
         return str(value).replace("\n", " ").replace("|", "\\|")
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
@@ -296,9 +315,13 @@ def dataset_markdown(rows: list[dict]) -> str:
             lit = row["literature_rougeL"]
             cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
         table.append(cells)
-    lines = [markdown_table(table), "", "ROUGE: mean [95% bootstrap interval] over the test examples. The last column is "
-             f"scored as published MLSUM-es figures were ({LITERATURE_SCORER}), to place a model among them; not "
-             "Spanish-aware."]
+    lines = [
+        markdown_table(table),
+        "",
+        "ROUGE: mean [95% bootstrap interval] over the test examples. The last column is "
+        f"scored as published MLSUM-es figures were ({LITERATURE_SCORER}), to place a model among them; not "
+        "Spanish-aware.",
+    ]
     for row in rows:
         if "difference" in row:
             lines.append(f"\n{row['model']} vs {row['difference_vs']} (paired bootstrap, same examples):")
@@ -334,9 +357,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="hub ids or local directories to compare")
     parser.add_argument("--max-new-tokens", type=int, help="generated tokens (prompts: 64; --dataset: each model's own)")
     parser.add_argument("--num-beams", type=int, help="beam search width (prompts: 1; --dataset: each model's own)")
-    parser.add_argument("--template", dest="templates", action="append", default=[], type=named_template,
-                        metavar="NAME=TEMPLATE", help="the prompt one model is scored with (--dataset), e.g. "
-                        "t5-base='summarize: {text}'; repeat for several")
+    parser.add_argument(
+        "--template",
+        dest="templates",
+        action="append",
+        default=[],
+        type=named_template,
+        metavar="NAME=TEMPLATE",
+        help="the prompt one model is scored with (--dataset), e.g. t5-base='summarize: {text}'; repeat for several",
+    )
     parser.add_argument("--plot", help="--dataset: write a PNG of each model's ROUGE with its 95%% interval")
     add_backend_options(parser)  # --dataset; PATH@ctranslate2[:TYPE] in --models picks one model's engine
     parser.add_argument("--dataset", action="store_true", help="score ROUGE on a test split instead of prompts")
@@ -355,8 +384,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
     from core.files import atomic_file, check_output_file
 
-    for option, path in (("--json-output", args.json_output), ("--markdown-output", args.markdown_output),
-                         ("--plot", args.plot if args.dataset else None)):
+    for option, path in (("--json-output", args.json_output), ("--markdown-output", args.markdown_output), ("--plot", args.plot if args.dataset else None)):
         if path:  # before any model loads: a bad output path is not found after every score is computed
             check_output_file(path, option)
     check_output(args)

@@ -30,10 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", help="model directory to write (must be empty, absent or a previous export)")
     parser.add_argument("--model", help="base model hub id or directory (default: the one in the checkpoint)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model export in --output")
-    parser.add_argument("--ctranslate2", nargs="?", const="", metavar="EXPORT_DIR",
-                        help="also convert the export for CTranslate2 (alone: convert the export EXPORT_DIR)")
     parser.add_argument(
-        "--trust-remote-code", action="store_true",
+        "--ctranslate2", nargs="?", const="", metavar="EXPORT_DIR", help="also convert the export for CTranslate2 (alone: convert the export EXPORT_DIR)"
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
         help="let the base model's repository run its own code (never taken from the checkpoint)",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")

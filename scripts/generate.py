@@ -50,9 +50,15 @@ def decoding_settings(args):
     from core.generation import GenerationSettings
 
     return GenerationSettings(
-        max_new_tokens=args.max_new_tokens, do_sample=args.do_sample, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, num_beams=args.num_beams, repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size, num_return_sequences=args.num_return_sequences,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        num_return_sequences=args.num_return_sequences,
     )
 
 
@@ -69,12 +75,14 @@ def run_pipeline(args, settings, texts: list[str]) -> list[dict]:
     tokenizer.padding_side = "left"
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
     results = generator(
-        texts, batch_size=args.batch_size, return_full_text=False, pad_token_id=tokenizer.pad_token_id,
+        texts,
+        batch_size=args.batch_size,
+        return_full_text=False,
+        pad_token_id=tokenizer.pad_token_id,
         **settings.generate_kwargs(),
     )
     return [
-        {"id": str(i), "index": i, "prompt": text, "outputs": [r["generated_text"] for r in result]}
-        for i, (text, result) in enumerate(zip(texts, results))
+        {"id": str(i), "index": i, "prompt": text, "outputs": [r["generated_text"] for r in result]} for i, (text, result) in enumerate(zip(texts, results))
     ]
 
 

@@ -36,8 +36,17 @@ def counts(name: str, r: int, target: str) -> tuple[int, int]:
     from transformers import T5Config, T5ForConditionalGeneration
 
     d_model, d_ff, layers, heads, d_kv, vocab = SHAPES[name]
-    config = T5Config(d_model=d_model, d_ff=d_ff, num_layers=layers, num_decoder_layers=layers, num_heads=heads,
-                      d_kv=d_kv, vocab_size=vocab, feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    config = T5Config(
+        d_model=d_model,
+        d_ff=d_ff,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        num_heads=heads,
+        d_kv=d_kv,
+        vocab_size=vocab,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+    )
     with torch.device("meta"):
         model = T5ForConditionalGeneration(config)
         if model.lm_head.weight is model.shared.weight:  # transformers 5 ties T5 configs built in code; T5 v1.1 is untied

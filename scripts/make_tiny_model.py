@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=sorted(BUILDERS), required=True, help="model family to build")
     parser.add_argument("--out", required=True, help="directory to write the model and tokenizer to")
-    parser.add_argument("--corpus", nargs="+", help="files to train the tokenizer on: text (one per line) or JSONL "
-                        "(the text and summary fields of each row); default: the shipped sample")
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        help="files to train the tokenizer on: text (one per line) or JSONL (the text and summary fields of each row); default: the shipped sample",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     args = parser.parse_args(argv)
     texts = None

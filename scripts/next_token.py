@@ -34,9 +34,7 @@ def format_report(rows: list[dict]) -> str:
                 lines.append(f"\nAfter {step['prefix']!r}:")
             lines.append(f"{'rank':>4}  {'token':<20} {'id':>7}  {'probability':>11}  {'logit':>9}")
             for top in step["top"]:
-                lines.append(
-                    f"{top['rank']:>4}  {top['token']:<20} {top['token_id']:>7}  {top['probability']:>11.4%}  {top['logit']:>9.3f}"
-                )
+                lines.append(f"{top['rank']:>4}  {top['token']:<20} {top['token_id']:>7}  {top['probability']:>11.4%}  {top['logit']:>9.3f}")
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -77,7 +75,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     texts = read_inputs(args, default=[DEFAULT_TEXT])
     module = CausalLMModule(
-        args.model, task="next_token", top_k_tokens=args.top_k, all_positions=args.positions == "all",
+        args.model,
+        task="next_token",
+        top_k_tokens=args.top_k,
+        all_positions=args.positions == "all",
         trust_remote_code=args.trust_remote_code,
     )
     loader = prompt_loader(texts, module.tokenizer, args.batch_size, padding_side="right")

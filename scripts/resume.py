@@ -228,8 +228,7 @@ def evaluation_decision(trainer: Any, ckpt_path: str | None, model_name: str) ->
         best, run = find_best_checkpoint(trainer)
         if best is None:
             rank_zero_info(
-                f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. "
-                "Pass --ckpt_path to choose one."
+                f"No fine-tuned checkpoint found under the run directory: using the model as loaded from {model_name}. Pass --ckpt_path to choose one."
             )
         ckpt_path = str(best) if best is not None else None
     if root is not None and (run is None or run.directory.parent.resolve() != root.resolve()):

@@ -34,8 +34,12 @@ def describe(run: Any) -> dict[str, Any]:
     from core.checkpoint_file import read_checkpoint_metadata
 
     status = run.status()
-    row: dict[str, Any] = {"run": f"{run.directory.parent.name}/{run.name}", "version": run.version, "status": status["status"],
-                           "directory": str(run.directory)}
+    row: dict[str, Any] = {
+        "run": f"{run.directory.parent.name}/{run.name}",
+        "version": run.version,
+        "status": status["status"],
+        "directory": str(run.directory),
+    }
     if status.get("error"):
         row["error"] = status["error"]
     history: dict[Any, dict[str, float]] = {}
@@ -87,8 +91,13 @@ def describe_or_say_why(run: Any) -> dict[str, Any]:
         return describe(run)
     except Exception as error:  # noqa: BLE001 - hand-edited or damaged records: whatever they make the code raise
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return {"run": f"{run.directory.parent.name}/{run.name}", "version": run.version, "status": "unreadable",
-                "directory": str(run.directory), "error": detail[:300]}
+        return {
+            "run": f"{run.directory.parent.name}/{run.name}",
+            "version": run.version,
+            "status": "unreadable",
+            "directory": str(run.directory),
+            "error": detail[:300],
+        }
 
 
 def printable(value: Any) -> str:
@@ -104,8 +113,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         best = f"{row['best_val_rougeL']:.2f} (epoch {row['best_epoch']})" if "best_val_rougeL" in row else "-"
         test = f"{row['test_rougeL']:.2f} [{row['test_rougeL_low']:.2f}, {row['test_rougeL_high']:.2f}]" if "test_rougeL" in row else "-"
-        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test,
-                 printable(row.get("export", "-"))]
+        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test, printable(row.get("export", "-"))]
         lines.append(f"{cells[0]:<26} {cells[1]:<11} {cells[2]:>6}  {cells[3]:<17} {cells[4]:<22} {cells[5]}")
         if row.get("error"):
             lines.append(f"{'':<26} {printable(row['error'])}")

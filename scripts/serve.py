@@ -26,30 +26,38 @@ from scripts.common import add_backend_options
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH[@ENGINE[:TYPE]]",
-                        help="a model to serve (export, checkpoint, LoRA adapter directory or hub id); repeat for several, "
-                             "each NAME=PATH (the first is the default); PATH@ctranslate2:int8 serves that model with "
-                             "CTranslate2 whatever --backend says")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="[NAME=]PATH[@ENGINE[:TYPE]]",
+        help="a model to serve (export, checkpoint, LoRA adapter directory or hub id); repeat for several, "
+        "each NAME=PATH (the first is the default); PATH@ctranslate2:int8 serves that model with "
+        "CTranslate2 whatever --backend says",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--max-batch-size", type=int, default=8, help="requests batched together at most (default 8)")
-    parser.add_argument("--batch-timeout", type=float, default=0.05,
-                        help="seconds to wait for a batch to fill (default 0.05)")
+    parser.add_argument("--batch-timeout", type=float, default=0.05, help="seconds to wait for a batch to fill (default 0.05)")
     parser.add_argument("--max-chars", type=int, default=20_000, help="longest article accepted, in characters (413 beyond)")
-    parser.add_argument("--max-texts", type=int, default=16, help="most articles in one request's \"texts\"")
+    parser.add_argument("--max-texts", type=int, default=16, help='most articles in one request\'s "texts"')
     parser.add_argument("--max-new-tokens-limit", type=int, default=512, help="largest max_new_tokens a request may ask for")
     parser.add_argument("--max-beams", type=int, default=8, help="largest num_beams a request may ask for")
     parser.add_argument("--timeout", type=float, default=60, help="seconds a request may wait and run (504 beyond)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="device type")
     parser.add_argument("--devices", default="auto", help="how many devices (default: all of the type)")
     parser.add_argument("--workers-per-device", type=int, default=1, help="model workers per device (each holds the models)")
-    parser.add_argument("--precision", default="32-true",
-                        help="32-true (default: a summary never depends on what it was batched with) or bf16-mixed "
-                             "(faster where bf16 is native; batched summaries may then differ slightly), or auto")
+    parser.add_argument(
+        "--precision",
+        default="32-true",
+        help="32-true (default: a summary never depends on what it was batched with) or bf16-mixed "
+        "(faster where bf16 is native; batched summaries may then differ slightly), or auto",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="articles per generate() call inside a batch")
     add_backend_options(parser)
-    parser.add_argument("--no-openai", action="store_true",
-                        help="do not serve /v1/chat/completions (it runs in its own worker with its own copy of the models)")
+    parser.add_argument(
+        "--no-openai", action="store_true", help="do not serve /v1/chat/completions (it runs in its own worker with its own copy of the models)"
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="let model repositories run their own code")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
@@ -86,18 +94,29 @@ def main(argv: list[str] | None = None) -> None:
     Limits.models, Limits.max_chars, Limits.max_texts = tuple(models), args.max_chars, args.max_texts
     Limits.max_new_tokens, Limits.max_beams = args.max_new_tokens_limit, args.max_beams
     options = {
-        "max_batch_size": args.max_batch_size, "batch_timeout": args.batch_timeout, "timeout": args.timeout,
-        "accelerator": args.accelerator, "devices": int(args.devices) if str(args.devices).isdigit() else args.devices,
-        "workers_per_device": args.workers_per_device, "precision": args.precision, "batch_size": args.batch_size,
-        "trust_remote_code": args.trust_remote_code, "backend": args.backend, "compute_type": args.compute_type,
+        "max_batch_size": args.max_batch_size,
+        "batch_timeout": args.batch_timeout,
+        "timeout": args.timeout,
+        "accelerator": args.accelerator,
+        "devices": int(args.devices) if str(args.devices).isdigit() else args.devices,
+        "workers_per_device": args.workers_per_device,
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "trust_remote_code": args.trust_remote_code,
+        "backend": args.backend,
+        "compute_type": args.compute_type,
     }
     if args.host not in LITSERVE_HOSTS:
-        raise ResumenError(f"--host {args.host}: the server listens on 127.0.0.1 (this machine), 0.0.0.0 or :: (every "
-                           "address); to reach one address only, put a reverse proxy in front of 127.0.0.1.")
+        raise ResumenError(
+            f"--host {args.host}: the server listens on 127.0.0.1 (this machine), 0.0.0.0 or :: (every "
+            "address); to reach one address only, put a reverse proxy in front of 127.0.0.1."
+        )
     api_key = os.environ.get("RESUMEN_API_KEY") or None
     if api_key is not None and not (api_key.isascii() and api_key.isprintable() and " " not in api_key):
-        raise ResumenError("RESUMEN_API_KEY must be printable ASCII without spaces: browsers and HTTP clients cannot send "
-                           "other characters in a header (e.g. python -c 'import secrets; print(secrets.token_urlsafe())').")
+        raise ResumenError(
+            "RESUMEN_API_KEY must be printable ASCII without spaces: browsers and HTTP clients cannot send "
+            "other characters in a header (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')."
+        )
     loopback = args.host in ("127.0.0.1", "localhost")
     if not loopback and not api_key:
         print(f"warning: serving on {args.host} without RESUMEN_API_KEY: anyone who can reach it can use it.", file=sys.stderr)
@@ -148,16 +167,18 @@ def check_models_serve(models: dict[str, str], options: dict) -> None:
     for name, spec in models.items():
         path, backend, compute_type = model_spec(spec, options.get("backend", "torch"), options.get("compute_type"))
         # checked on the CPU (a GPU's compute type is checked by its worker)
-        summarizer = load_summarizer(path, "cpu", "32-true", options.get("trust_remote_code", False), 1, name=name,
-                                     backend=backend, compute_type=compute_type if on_cpu else None)
+        summarizer = load_summarizer(
+            path, "cpu", "32-true", options.get("trust_remote_code", False), 1, name=name, backend=backend, compute_type=compute_type if on_cpu else None
+        )
         try:
             summarizer.summarize([CHECK_ARTICLE], max_new_tokens=1, num_beams=1)
         except ResumenError as error:
             raise ResumenError(f"model '{name}' ({path}) cannot be served: {error}") from None
         except Exception as error:  # whatever the tokenizer or the model raise on a plain article
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ResumenError(f"model '{name}' ({path}) cannot summarise a short article ({type(error).__name__}: "
-                               f"{detail}): check its files, or export it again.") from None
+            raise ResumenError(
+                f"model '{name}' ({path}) cannot summarise a short article ({type(error).__name__}: {detail}): check its files, or export it again."
+            ) from None
         del summarizer
         gc.collect()
 

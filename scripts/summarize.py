@@ -46,8 +46,12 @@ def overrides(args) -> dict:
     """The generation overrides given, checked before any model loads."""
     from core.generation import GenerationSettings
 
-    given = {"num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens, "length_penalty": args.length_penalty,
-             "no_repeat_ngram_size": args.no_repeat_ngram_size}
+    given = {
+        "num_beams": args.num_beams,
+        "max_new_tokens": args.max_new_tokens,
+        "length_penalty": args.length_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     GenerationSettings().with_overrides(**given)  # raises the one-line error for a bad value
     if given.get("no_repeat_ngram_size", 0) < 0:
@@ -70,17 +74,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if model is None:
         found = latest_export()
         if found is None:
-            raise ResumenError("no --model given and no run under runs/ has an export yet: pass --model (an export, a "
-                               "checkpoint, a LoRA adapter directory or a hub id such as google/flan-t5-small).")
+            raise ResumenError(
+                "no --model given and no run under runs/ has an export yet: pass --model (an export, a "
+                "checkpoint, a LoRA adapter directory or a hub id such as google/flan-t5-small)."
+            )
         model = str(found)
         print(f"Model: {model} (the newest run's export; --model chooses another)", file=sys.stderr)
-    summarizer = load_summarizer(model, args.accelerator, args.precision, args.trust_remote_code, args.batch_size,
-                                 args.prompt_template, backend=args.backend, compute_type=args.compute_type)
+    summarizer = load_summarizer(
+        model,
+        args.accelerator,
+        args.precision,
+        args.trust_remote_code,
+        args.batch_size,
+        args.prompt_template,
+        backend=args.backend,
+        compute_type=args.compute_type,
+    )
     print(describe_engine(summarizer), file=sys.stderr)
     summaries = summarizer.summarize(articles, **settings)
     rows = [
-        {"id": str(i), "index": i, "summary": s.summary, "input_tokens": s.input_tokens,
-         "output_tokens": s.output_tokens, "truncated": s.truncated}
+        {"id": str(i), "index": i, "summary": s.summary, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens, "truncated": s.truncated}
         for i, s in enumerate(summaries)
     ]
     emit(rows, args, lambda rows: human(rows, articles, summarizer.max_source_length))

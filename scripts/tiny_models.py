@@ -45,9 +45,7 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_l
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
     tokenizer = _reproducible(tokenizer, specials=3)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))]
-    )
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token="<pad>",
@@ -118,12 +116,9 @@ def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str] | None = None, voc
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts or sample_corpus()), vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                        show_progress=False)
+    bpe.train_from_iterator(list(texts or sample_corpus()), vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False)
     tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=256)
-    tokenizer.add_special_tokens(
-        {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
-    )
+    tokenizer.add_special_tokens({"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=256,
@@ -162,7 +157,11 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
     bos = tokenizer.token_to_id("<bos>")
     tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
     wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>",
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
         model_max_length=512,
     )
     config = Gemma2Config(

@@ -318,8 +318,7 @@ class ResumenCLI(LightningCLI):
         report = self._report()
         lines = [report.test_text] if report is not None and report.test_text else []
         instruction = " ".join(parse_template(self.datamodule.prompt_template).prefix.split())
-        lines += sample_lines([(article.removeprefix(instruction).strip(), summary, reference)
-                               for article, reference, summary in self._samples().test])
+        lines += sample_lines([(article.removeprefix(instruction).strip(), summary, reference) for article, reference, summary in self._samples().test])
         lines.append(logs_line(self.trainer))
         rank_zero_info("\n".join(lines))
 
@@ -345,9 +344,11 @@ def refuse_security_settings_from_files(config: Any, explicit: frozenset) -> Non
     section = (config[subcommand] if subcommand else config).get("model") or {}
     for name in sorted(SECURITY_SETTINGS):
         if section.get(name) and f"model.{name}" not in explicit:
-            raise ResumenError(f"a config file sets model.{name}: true, which lets the model's own Python files run; "
-                               f"a file cannot turn that on: pass --model.{name}=true on the command line if you trust "
-                               "the model, or remove the line.")
+            raise ResumenError(
+                f"a config file sets model.{name}: true, which lets the model's own Python files run; "
+                f"a file cannot turn that on: pass --model.{name}=true on the command line if you trust "
+                "the model, or remove the line."
+            )
 
 
 def explicit_options(argv: list[str]) -> frozenset:
@@ -394,8 +395,7 @@ def logger_root(logger: Any) -> Path | None:
 def with_run_settings(argv: list[str], run: RunLayout) -> list[str]:
     """The command line with the run's model and data settings between its config files and its other options."""
     saved = run.read_config() or {}
-    settings = {section: {k: v for k, v in (saved.get(section) or {}).items() if k not in NOT_FOLLOWED}
-                for section in ("model", "data")}
+    settings = {section: {k: v for k, v in (saved.get(section) or {}).items() if k not in NOT_FOLLOWED} for section in ("model", "data")}
     subcommand, rest = argv[0], argv[1:]
     configs, others, i = [], [], 0
     while i < len(rest):

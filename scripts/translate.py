@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         from lightning_modules.seq2seq import Seq2SeqSummarizer
 
         module = Seq2SeqSummarizer(
-            args.model, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+            args.model,
+            max_new_tokens=args.max_new_tokens,
+            num_beams=args.num_beams,
             trust_remote_code=args.trust_remote_code,
         )
         rows = predict_rows(trainer, module, prompt_loader(texts, module.tokenizer, args.batch_size, "right"))
@@ -60,14 +62,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         prompts = [gemmax2_prompt(text, source, target) for text in texts]
         module = CausalLMModule(
-            args.model, task="translate", max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+            args.model,
+            task="translate",
+            max_new_tokens=args.max_new_tokens,
+            num_beams=args.num_beams,
             trust_remote_code=args.trust_remote_code,
         )
         rows = predict_rows(trainer, module, prompt_loader(prompts, module.tokenizer, args.batch_size))
-        rows = [
-            {"id": r["id"], "index": r["index"], "text": t, "prompt": r["prompt"], "translation": r["outputs"][0]}
-            for r, t in zip(rows, texts)
-        ]
+        rows = [{"id": r["id"], "index": r["index"], "text": t, "prompt": r["prompt"], "translation": r["outputs"][0]} for r, t in zip(rows, texts)]
     emit(rows, args, format_report)
     return rows
 

@@ -57,8 +57,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--study-name", required=True, help="the study's name (also the trials' run names)")
     parser.add_argument("--search", action="append", help="NAME=LOW:HIGH[:log] or NAME=A,B,C (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
-    parser.add_argument("--monitor", choices=sorted(MONITORS), default="val/rougeL",
-                        help="what a trial is judged by, each epoch and at its best (default val/rougeL, maximised)")
+    parser.add_argument(
+        "--monitor",
+        choices=sorted(MONITORS),
+        default="val/rougeL",
+        help="what a trial is judged by, each epoch and at its best (default val/rougeL, maximised)",
+    )
     parser.add_argument("--no-pruning", action="store_true", help="run every trial to its last epoch")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args, fit_args = parser.parse_known_args(argv)
@@ -67,8 +71,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if not any(a == "--config" or a.startswith("--config=") for a in fit_args):
         raise ResumenError("give the training config the trials share: --config configs/demo.yaml (and any fit options).")
     if any(a.startswith("--trainer.logger.init_args.name") or a.startswith("--ckpt_path") for a in fit_args):
-        raise ResumenError("tune.py names each trial's run and resumes it itself: drop --trainer.logger.init_args.name "
-                           "and --ckpt_path.")
+        raise ResumenError("tune.py names each trial's run and resumes it itself: drop --trainer.logger.init_args.name and --ckpt_path.")
     if not all(c.isalnum() or c in "-_" for c in args.study_name):
         raise ResumenError(f"--study-name '{args.study_name}': letters, digits, - and _ only (it names run directories).")
     args.space = parse_space(args.search or DEFAULT_SPACE)
@@ -82,12 +85,16 @@ def check_storage(storage: str) -> None:
     if storage.startswith("sqlite"):
         path = storage.split(":///", 1)[1] if ":///" in storage else ""
         if path in ("", ":memory:"):
-            raise ResumenError(f"--storage {storage}: an in-memory study cannot be reached by the trials (each runs in a "
-                               "process of its own): use a file, e.g. --storage sqlite:///study.db.")
+            raise ResumenError(
+                f"--storage {storage}: an in-memory study cannot be reached by the trials (each runs in a "
+                "process of its own): use a file, e.g. --storage sqlite:///study.db."
+            )
         file = Path(path)
         if not os.access(file.parent, os.W_OK) or (file.exists() and not os.access(file, os.W_OK)):
-            raise ResumenError(f"--storage {storage}: the study's file (or its folder, where SQLite writes its journal) "
-                               "is read-only: copy it somewhere writable, or use another --storage.")
+            raise ResumenError(
+                f"--storage {storage}: the study's file (or its folder, where SQLite writes its journal) "
+                "is read-only: copy it somewhere writable, or use another --storage."
+            )
 
 
 def parse_space(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -96,8 +103,7 @@ def parse_space(items: list[str]) -> dict[str, dict[str, Any]]:
     for item in items:
         name, separator, spec = item.partition("=")
         if not separator or not name.startswith(("model.", "data.", "trainer.")):
-            raise ResumenError(f"--search {item!r}: expected NAME=LOW:HIGH[:log] or NAME=A,B,C with NAME a fit option "
-                               "such as model.learning_rate.")
+            raise ResumenError(f"--search {item!r}: expected NAME=LOW:HIGH[:log] or NAME=A,B,C with NAME a fit option such as model.learning_rate.")
         try:
             if ":" in spec:
                 low, high, *log = spec.split(":")
@@ -109,8 +115,9 @@ def parse_space(items: list[str]) -> dict[str, dict[str, Any]]:
                 if not space[name]["choices"]:
                     raise ValueError
         except ValueError:
-            raise ResumenError(f"--search {item!r}: LOW:HIGH needs two numbers, LOW below HIGH (and :log or nothing "
-                               "after); A,B,C needs at least one value.") from None
+            raise ResumenError(
+                f"--search {item!r}: LOW:HIGH needs two numbers, LOW below HIGH (and :log or nothing after); A,B,C needs at least one value."
+            ) from None
     return space
 
 
@@ -124,17 +131,34 @@ def _value(text: str) -> Any:
 
 
 def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {name: (trial.suggest_float(name, spec["low"], spec["high"], log=spec["log"]) if "low" in spec
-                   else trial.suggest_categorical(name, spec["choices"])) for name, spec in space.items()}
+    return {
+        name: (trial.suggest_float(name, spec["low"], spec["high"], log=spec["log"]) if "low" in spec else trial.suggest_categorical(name, spec["choices"]))
+        for name, spec in space.items()
+    }
 
 
 def trial_command(args: argparse.Namespace, fit_args: list[str], number: int, params: dict[str, Any]) -> list[str]:
-    callback = {"class_path": "lightning_modules.optuna_trial.OptunaTrial",
-                "init_args": {"storage": args.storage, "study_name": args.study_name, "trial_number": number,
-                              "monitor": args.monitor, "mode": "max" if MONITORS[args.monitor] == "maximize" else "min",
-                              "prune": not args.no_pruning, "startup_trials": STARTUP_TRIALS, "warmup_epochs": WARMUP_EPOCHS}}
-    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "fit", *fit_args,
-               f"--trainer.logger.init_args.name={args.study_name}-trial{number}", "--ckpt_path=auto"]
+    callback = {
+        "class_path": "lightning_modules.optuna_trial.OptunaTrial",
+        "init_args": {
+            "storage": args.storage,
+            "study_name": args.study_name,
+            "trial_number": number,
+            "monitor": args.monitor,
+            "mode": "max" if MONITORS[args.monitor] == "maximize" else "min",
+            "prune": not args.no_pruning,
+            "startup_trials": STARTUP_TRIALS,
+            "warmup_epochs": WARMUP_EPOCHS,
+        },
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "fit",
+        *fit_args,
+        f"--trainer.logger.init_args.name={args.study_name}-trial{number}",
+        "--ckpt_path=auto",
+    ]
     command += [f"--{name}={value}" for name, value in params.items()]
     command.append(f"--trainer.callbacks+={json.dumps(callback)}")  # reports each epoch (--no-pruning: never prunes)
     return command
@@ -214,11 +238,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args, fit_args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=args.study_name, storage=args.storage, direction=MONITORS[args.monitor],
-                                load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=args.seed))
+    study = optuna.create_study(
+        study_name=args.study_name,
+        storage=args.storage,
+        direction=MONITORS[args.monitor],
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=args.seed),
+    )
     if study.direction.name.lower() != MONITORS[args.monitor]:
-        raise ResumenError(f"the study '{args.study_name}' was started to {study.direction.name.lower()} its trials: use "
-                           "the --monitor it was started with, or another --study-name.")
+        raise ResumenError(
+            f"the study '{args.study_name}' was started to {study.direction.name.lower()} its trials: use "
+            "the --monitor it was started with, or another --study-name."
+        )
     worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     start, waiting_for = time.monotonic(), None
     while True:
@@ -251,8 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 params = suggest(trial, args.space)
             except Exception as error:  # a search space that does not fit the study's earlier trials
                 study.tell(trial, state=TrialState.FAIL)
-                raise ResumenError(f"--search does not fit the study '{args.study_name}' ({error}): search the space it "
-                                   "was started with, or use another --study-name.") from None
+                raise ResumenError(
+                    f"--search does not fit the study '{args.study_name}' ({error}): search the space it was started with, or use another --study-name."
+                ) from None
             print(f"Trial {trial.number}: {params}", file=sys.stderr)
         trial.set_user_attr(OUTCOME, None)
         code = run_trial(trial_command(args, fit_args, trial.number, params), trial)
@@ -263,8 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         outcome = stored(study, trial.number).user_attrs.get(OUTCOME)
         if code != 0 or not outcome:
             study.tell(trial, state=TrialState.FAIL)
-            raise ResumenError(f"trial {trial.number} failed (exit {code}; its error is above): fix it and rerun the "
-                               "same command, the study continues.")
+            raise ResumenError(f"trial {trial.number} failed (exit {code}; its error is above): fix it and rerun the same command, the study continues.")
         trial.set_user_attr("run", outcome["run"])
         trial.set_user_attr("epochs", outcome["epochs"])
         if outcome["pruned_at_epoch"] is not None:
@@ -282,15 +313,28 @@ def summarise(args: argparse.Namespace, study: Any, seconds: float) -> dict[str,
     rows = []
     for t in trials:
         values = list(t.intermediate_values.values())
-        rows.append({"trial": t.number, "state": t.state.name.lower(), **t.params,
-                     args.monitor: t.value if t.value is not None else (max(values, key=lambda v: sign * v) if values else None),
-                     "epochs": t.user_attrs.get("epochs"), "run": t.user_attrs.get("run")})
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                **t.params,
+                args.monitor: t.value if t.value is not None else (max(values, key=lambda v: sign * v) if values else None),
+                "epochs": t.user_attrs.get("epochs"),
+                "run": t.user_attrs.get("run"),
+            }
+        )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: sign * t.value) if complete else None
-    result = {"study": args.study_name, "storage": args.storage, "trials": rows, "seconds": round(seconds, 1),
-              "pruned": sum(r["state"] == "pruned" for r in rows),
-              "best": None if best is None else {"trial": best.number, args.monitor: best.value, "params": best.params,
-                                                 "export": str(Path(best.user_attrs["run"]) / "export")}}
+    result = {
+        "study": args.study_name,
+        "storage": args.storage,
+        "trials": rows,
+        "seconds": round(seconds, 1),
+        "pruned": sum(r["state"] == "pruned" for r in rows),
+        "best": None
+        if best is None
+        else {"trial": best.number, args.monitor: best.value, "params": best.params, "export": str(Path(best.user_attrs["run"]) / "export")},
+    }
     if args.json:
         print(json.dumps(result))
         return result

@@ -102,7 +102,9 @@ class GenerationSearch:
             scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], self.references)
             self.generated += 1
             self.cache[key] = {
-                "settings": overrides, "scores": scores, "seconds": round(time.perf_counter() - start, 2),
+                "settings": overrides,
+                "scores": scores,
+                "seconds": round(time.perf_counter() - start, 2),
                 "rougeL": float(scores[:, ROUGE_KEYS.index("rougeL")].mean()),
                 "gen_len": float(np.mean([s.output_tokens for s in summaries])),
             }
@@ -113,8 +115,7 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
     import optuna
 
     current = summarizer.generation
-    lengths = sorted({max(8, current.max_new_tokens // 2), max(8, current.max_new_tokens * 3 // 4), current.max_new_tokens,
-                      current.max_new_tokens * 3 // 2})
+    lengths = sorted({max(8, current.max_new_tokens // 2), max(8, current.max_new_tokens * 3 // 4), current.max_new_tokens, current.max_new_tokens * 3 // 2})
     searcher = GenerationSearch(summarizer, articles, references)
 
     def objective(trial: optuna.Trial) -> float:
@@ -130,8 +131,14 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed))
-    study.enqueue_trial({"num_beams": current.num_beams, "length_penalty": float(current.length_penalty),
-                         "no_repeat_ngram_size": current.no_repeat_ngram_size, "max_new_tokens": current.max_new_tokens})
+    study.enqueue_trial(
+        {
+            "num_beams": current.num_beams,
+            "length_penalty": float(current.length_penalty),
+            "no_repeat_ngram_size": current.no_repeat_ngram_size,
+            "max_new_tokens": current.max_new_tokens,
+        }
+    )
     study.optimize(objective, n_trials=args.trials)
     baseline = searcher.score(current)
     best = max(searcher.cache.values(), key=lambda r: r["rougeL"])  # ties: the first found (the current one)
@@ -143,14 +150,18 @@ def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> di
 
     baseline, best, searcher = found["baseline"], found["best"], found["searcher"]
     difference = paired_differences(baseline["scores"], best["scores"])["rougeL"]
-    trials = [{**r["settings"], "rougeL": round(r["rougeL"], 2), "gen_len": round(r["gen_len"], 1), "seconds": r["seconds"]}
-              for r in sorted(searcher.cache.values(), key=lambda r: -r["rougeL"])]
+    trials = [
+        {**r["settings"], "rougeL": round(r["rougeL"], 2), "gen_len": round(r["gen_len"], 1), "seconds": r["seconds"]}
+        for r in sorted(searcher.cache.values(), key=lambda r: -r["rougeL"])
+    ]
     return {
-        "model": args.model, "articles": articles, "trials": args.trials, "decodings_run": searcher.generated,
+        "model": args.model,
+        "articles": articles,
+        "trials": args.trials,
+        "decodings_run": searcher.generated,
         "current": {**baseline["settings"], "rougeL": round(baseline["rougeL"], 2)},
         "best": {**best["settings"], "rougeL": round(best["rougeL"], 2)},
-        "difference": {**difference.as_dict(), "significant": difference.excludes_zero(),
-                       "in_words": describe_difference("rougeL", difference)},
+        "difference": {**difference.as_dict(), "significant": difference.excludes_zero(), "in_words": describe_difference("rougeL", difference)},
         "better": best["rougeL"] > baseline["rougeL"],
         "distinct_settings": trials,
     }
@@ -173,26 +184,34 @@ def write_settings(export: Path, result: dict[str, Any]) -> list[str]:
     card = card.split(f"\n{CARD_SECTION}\n", 1)[0].rstrip("\n") + "\n"  # a later search replaces an earlier one
     changed = ", ".join(f"{k} {result['current'][k]} -> {v}" for k, v in best.items() if result["current"][k] != v)
     d = result["difference"]
-    card += (f"\n{CARD_SECTION}\n\nscripts/tune_generation.py searched {result['trials']} settings on "
-             f"{result['articles']} validation articles: {changed or 'no change'}. Validation ROUGE-L (Spanish) "
-             f"{result['current']['rougeL']:.2f} -> {result['best']['rougeL']:.2f}, paired difference "
-             f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({'significant' if d['significant'] else 'not significant'}"
-             f" at 95%). Tuned on validation: judge it on test.\n")
+    card += (
+        f"\n{CARD_SECTION}\n\nscripts/tune_generation.py searched {result['trials']} settings on "
+        f"{result['articles']} validation articles: {changed or 'no change'}. Validation ROUGE-L (Spanish) "
+        f"{result['current']['rougeL']:.2f} -> {result['best']['rougeL']:.2f}, paired difference "
+        f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({'significant' if d['significant'] else 'not significant'}"
+        f" at 95%). Tuned on validation: judge it on test.\n"
+    )
     atomic_files({export / "generation_config.json": config_text, card_path: card})
     return ["generation_config.json", "README.md"]
 
 
 def print_report(result: dict[str, Any]) -> None:
     rows = result["distinct_settings"]
-    print(f"{len(rows)} distinct settings from {result['trials']} trials on {result['articles']} validation articles "
-          f"({result['decodings_run']} decodings run, the rest cached):")
+    print(
+        f"{len(rows)} distinct settings from {result['trials']} trials on {result['articles']} validation articles "
+        f"({result['decodings_run']} decodings run, the rest cached):"
+    )
     print("| num_beams | length_penalty | no_repeat_ngram_size | max_new_tokens | ROUGE-L | gen_len | seconds |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['num_beams']} | {row['length_penalty']} | {row['no_repeat_ngram_size']} | {row['max_new_tokens']} | "
-              f"{row['rougeL']:.2f} | {row['gen_len']:.1f} | {row['seconds']:.1f} |")
-    print(f"current: ROUGE-L {result['current']['rougeL']:.2f}; best: ROUGE-L {result['best']['rougeL']:.2f} "
-          f"({', '.join(f'{k} {v}' for k, v in result['best'].items() if k != 'rougeL')})")
+        print(
+            f"| {row['num_beams']} | {row['length_penalty']} | {row['no_repeat_ngram_size']} | {row['max_new_tokens']} | "
+            f"{row['rougeL']:.2f} | {row['gen_len']:.1f} | {row['seconds']:.1f} |"
+        )
+    print(
+        f"current: ROUGE-L {result['current']['rougeL']:.2f}; best: ROUGE-L {result['best']['rougeL']:.2f} "
+        f"({', '.join(f'{k} {v}' for k, v in result['best'].items() if k != 'rougeL')})"
+    )
     print(f"best vs current (paired bootstrap, same articles): {result['difference']['in_words']}")
 
 
@@ -215,8 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         print_report(result)
         if args.write:
-            print(f"Wrote {' and '.join(result['written'])} in {args.model}." if result["written"] else
-                  "The current settings scored best: nothing written.")
+            print(f"Wrote {' and '.join(result['written'])} in {args.model}." if result["written"] else "The current settings scored best: nothing written.")
     return result
 
 

@@ -14,8 +14,10 @@ SAMPLE_PROFILE = ROOT / "tests" / "fixtures" / "sample.yaml"  # the 20/5/5 sampl
 def demo_args(subcommand: str, model: str, runs: Path, *extra: str) -> list[str]:
     return [
         subcommand,
-        "--config", str(ROOT / "configs" / "demo.yaml"),
-        "--config", str(SAMPLE_PROFILE),
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        "--config",
+        str(SAMPLE_PROFILE),
         f"--model.model_name_or_path={model}",
         f"--trainer.logger.init_args.save_dir={runs}",
         *extra,

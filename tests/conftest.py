@@ -97,10 +97,25 @@ def hub_t5_tokenizer_dir(real_t5_dir, tmp_path) -> Path:
 # pytest-xdist (--dist loadscope) hands a worker the next test file whenever it has two tests or fewer left: the
 # slowest files go first so that the two workers end together (seconds per file in a 2-worker run, this order; the
 # compile test's file with a cold torch.compile cache, as on a fresh machine).
-SLOWEST_FIRST = ["test_ddp.py", "test_fault_tolerance.py", "test_newcomer.py", "test_benchmark.py", "test_tune.py",
-                 "test_speed_options.py", "test_runs.py", "test_vocabulary.py", "test_lora.py", "test_learning.py",
-                 "test_predict_interrupted.py", "test_reliability.py", "test_console.py", "test_serving.py",
-                 "test_security.py", "test_cli_end_to_end.py", "test_ecosystem.py"]
+SLOWEST_FIRST = [
+    "test_ddp.py",
+    "test_fault_tolerance.py",
+    "test_newcomer.py",
+    "test_benchmark.py",
+    "test_tune.py",
+    "test_speed_options.py",
+    "test_runs.py",
+    "test_vocabulary.py",
+    "test_lora.py",
+    "test_learning.py",
+    "test_predict_interrupted.py",
+    "test_reliability.py",
+    "test_console.py",
+    "test_serving.py",
+    "test_security.py",
+    "test_cli_end_to_end.py",
+    "test_ecosystem.py",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,9 +127,20 @@ def pytest_configure(config: pytest.Config) -> None:
 # The fast tier (make test-fast, -m "not slow") leaves out what starts processes or trains for many steps: these files
 # whole, any test that uses the session's finished demo run (a fit, validate, test and predict), and the tests marked
 # @pytest.mark.slow in the other files. make test runs everything.
-SLOW_FILES = {"test_ddp.py", "test_fault_tolerance.py", "test_newcomer.py", "test_benchmark.py", "test_tune.py",
-              "test_speed_options.py", "test_learning.py", "test_predict_interrupted.py", "test_console.py",
-              "test_serving.py", "test_lora.py", "test_ecosystem.py"}
+SLOW_FILES = {
+    "test_ddp.py",
+    "test_fault_tolerance.py",
+    "test_newcomer.py",
+    "test_benchmark.py",
+    "test_tune.py",
+    "test_speed_options.py",
+    "test_learning.py",
+    "test_predict_interrupted.py",
+    "test_console.py",
+    "test_serving.py",
+    "test_lora.py",
+    "test_ecosystem.py",
+}
 SLOW_FIXTURES = {"finished_run"}
 
 

@@ -56,8 +56,7 @@ def after(hook_name: str, when) -> None:
 if STAGE == "train":
     after("on_train_batch_end", lambda m, *a: m.global_step == int(WHERE[0]))
 elif STAGE == "val":
-    after("validation_step", lambda m, batch, index: not m.trainer.sanity_checking
-          and m.current_epoch == int(WHERE[0]) and index == int(WHERE[1]))
+    after("validation_step", lambda m, batch, index: not m.trainer.sanity_checking and m.current_epoch == int(WHERE[0]) and index == int(WHERE[1]))
 elif STAGE in ("test", "predict"):
     after(f"{STAGE}_step", lambda m, batch, index, *rest: index == int(WHERE[0]))
 elif STAGE == "setup":

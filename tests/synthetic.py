@@ -20,9 +20,7 @@ FILLER = [
 ]
 
 
-def first_sentence_rows(
-    count: int, seed: int = 0, subjects: list[str] = SUBJECTS, places: list[str] = PLACES
-) -> list[dict[str, str]]:
+def first_sentence_rows(count: int, seed: int = 0, subjects: list[str] = SUBJECTS, places: list[str] = PLACES) -> list[dict[str, str]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(count):

@@ -49,9 +49,26 @@ def smoke_run(tmp_path_factory) -> dict:
     tests/test_speed_options.py trains with each option)."""
     output = tmp_path_factory.mktemp("bench") / "bench.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/benchmark.py", "--size", "tiny", "--repeats", "1", "--output", str(output),
-         "--skip", "variants", "batch_sizes", "options", "--scaling-rows", "100"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "benchmarks/benchmark.py",
+            "--size",
+            "tiny",
+            "--repeats",
+            "1",
+            "--output",
+            str(output),
+            "--skip",
+            "variants",
+            "batch_sizes",
+            "options",
+            "--scaling-rows",
+            "100",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return {"data": json.loads(output.read_text()), "stdout": result.stdout}
@@ -168,8 +185,14 @@ def test_every_measured_run_is_a_process_of_its_own_with_the_threads_of_a_new_in
 
     first, second = run_forked("os:getpid", {}), run_forked("os:getpid", {})
     assert len({first, second, os.getpid()}) == 3
-    new_interpreter = subprocess.run([sys.executable, "-m", "benchmarks.worker"], input='{"function": "torch:get_num_threads", "kwargs": {}}',
-                                     cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    new_interpreter = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker"],
+        input='{"function": "torch:get_num_threads", "kwargs": {}}',
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[-1]
     assert run_forked("torch:get_num_threads", {}) == json.loads(new_interpreter)
     assert run_forked("builtins:print", {}) is None and capfd.readouterr().out == ""
     with pytest.raises(RuntimeError, match=r"json:loads failed in its process \(exit 1\): json.decoder.JSONDecodeError"):

@@ -31,8 +31,16 @@ class ScriptedScores(BoringModel):
 def fit(tmp_path, rouge, loss, **checkpoint_args):
     callback = BestCheckpoint(dirpath=tmp_path, filename="best-{epoch}", **checkpoint_args)
     module = ScriptedScores(rouge, loss)
-    trainer = L.Trainer(max_epochs=len(rouge), limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    trainer = L.Trainer(
+        max_epochs=len(rouge),
+        limit_train_batches=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+    )
     trainer.fit(module)
     return trainer, callback, module
 
@@ -76,9 +84,17 @@ def test_tie_values_survive_a_resume(tmp_path):
 
 def test_run_report_prints_first_and_best_side_by_side(tmp_path):
     trainer, _, module = fit(tmp_path, rouge=[0, 7.5, 7.5], loss=[28.3, 14.0, 12.45])
-    report = {"interrupted": False, "epochs": 3, "steps": 3, "seconds_total": 1.0, "seconds_validation": 0.1,
-              "train_samples_per_sec": 1.0, "train_tokens_per_sec": 1.0, "peak_memory": {"process_rss_gib": 0.5},
-              **best_epoch(trainer, module.val_history)}
+    report = {
+        "interrupted": False,
+        "epochs": 3,
+        "steps": 3,
+        "seconds_total": 1.0,
+        "seconds_validation": 0.1,
+        "train_samples_per_sec": 1.0,
+        "train_tokens_per_sec": 1.0,
+        "peak_memory": {"process_rss_gib": 0.5},
+        **best_epoch(trainer, module.val_history),
+    }
     text = format_report(report)
     assert "at epoch 2" in text and "tied on val/rougeL with epoch(s) 1; lowest val/loss of them" in text
     first = next(line for line in text.splitlines() if line.strip().startswith("first (0)"))

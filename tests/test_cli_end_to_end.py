@@ -33,8 +33,7 @@ def test_export_loads_with_auto_classes_and_generates(finished_run):
     umask = os.umask(0o022)
     os.umask(umask)
     # every file as readable as any file the user creates: a server running as another user reads the weights too
-    assert {p.name: p.stat().st_mode & 0o777 for p in export.iterdir() if p.is_file()} == {
-        p.name: 0o666 & ~umask for p in export.iterdir() if p.is_file()}
+    assert {p.name: p.stat().st_mode & 0o777 for p in export.iterdir() if p.is_file()} == {p.name: 0o666 & ~umask for p in export.iterdir() if p.is_file()}
     tokenizer = AutoTokenizer.from_pretrained(export)
     model = AutoModelForSeq2SeqLM.from_pretrained(export)
     ids = tokenizer("Resume el siguiente articulo:\n\nEl Betis ganó al Celta.", return_tensors="pt").input_ids
@@ -113,9 +112,7 @@ def test_every_recipe_and_preset_parses_against_the_code(configs, capsys):
 
 @pytest.mark.slow
 def test_help_lists_documented_arguments():
-    result = subprocess.run(
-        [sys.executable, "scripts/train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "scripts/train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "--data.text_column" in result.stdout and "column holding the article" in result.stdout
     assert "--model.max_new_tokens" in result.stdout and "--export.dirpath" in result.stdout
@@ -128,9 +125,16 @@ def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch
     articles.write_text("Una noticia sobre el tiempo en Madrid.\nOtra noticia, de deportes.\nLa tercera.\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     run_train(
-        "predict", "--config", str(ROOT / "configs" / "mlsum_flan_t5_small.yaml"), f"--model.model_name_or_path={tiny_t5}",
-        "--trainer.precision=32-true", f"--data.predict_file={articles}", f"--predictions.output_path={output}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--ckpt_path=pretrained", "--model.max_new_tokens=4",
+        "predict",
+        "--config",
+        str(ROOT / "configs" / "mlsum_flan_t5_small.yaml"),
+        f"--model.model_name_or_path={tiny_t5}",
+        "--trainer.precision=32-true",
+        f"--data.predict_file={articles}",
+        f"--predictions.output_path={output}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--ckpt_path=pretrained",
+        "--model.max_new_tokens=4",
     )
     assert [json.loads(line)["id"] for line in output.read_text(encoding="utf-8").splitlines()] == ["0", "1", "2"]
 
@@ -168,8 +172,13 @@ def test_progress_bar_can_be_turned_off_for_log_only_runs(tiny_t5, tmp_path, mon
     """--trainer.enable_progress_bar=false (SLURM logs) must not clash with the default rich progress bar."""
     monkeypatch.chdir(ROOT)
     cli = run_train(
-        "validate", "--config", str(ROOT / "configs" / "demo.yaml"), f"--model.model_name_or_path={tiny_t5}",
-        f"--trainer.logger.init_args.save_dir={tmp_path}", "--ckpt_path=pretrained", "--trainer.limit_val_batches=1",
+        "validate",
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        f"--model.model_name_or_path={tiny_t5}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--ckpt_path=pretrained",
+        "--trainer.limit_val_batches=1",
         "--trainer.enable_progress_bar=false",
     )
     assert cli.trainer.progress_bar_callback is None and "val/loss" in cli.trainer.callback_metrics

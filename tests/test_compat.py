@@ -53,8 +53,15 @@ def loader(count: int):
 
 def test_the_loop_state_we_read_is_where_we_read_it():
     module = _Tiny()
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, log_every_n_steps=2, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=2,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, loader(4), loader(3))
     steps = [entry for entry in module.seen if entry[0] != "val"]
     assert [logged for logged, _ in steps] == [False, True, False, True]  # every 2nd step is logged
@@ -72,8 +79,7 @@ def test_marking_a_stop_stops_the_loop_at_its_next_safe_point():
                 assert compat.stop_requested(self.trainer)
 
     module = StopAtTwo()
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(SIGTERMException):
         trainer.fit(module, loader(5))
     assert trainer.global_step == 2
@@ -81,8 +87,7 @@ def test_marking_a_stop_stops_the_loop_at_its_next_safe_point():
 
 def test_the_saved_validation_position_is_where_a_resume_reads_it(tmp_path):
     module = _Tiny()
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, loader(2), loader(2))
     trainer.save_checkpoint(tmp_path / "a.ckpt")
     checkpoint = torch.load(tmp_path / "a.ckpt", weights_only=True)

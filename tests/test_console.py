@@ -21,8 +21,7 @@ def in_a_terminal(args: list[str], columns: int = 140, rows: int = 60) -> tuple[
     stream = pyte.ByteStream(screen)
     parent, child = pty.openpty()
     env = dict(os.environ, COLUMNS=str(columns), LINES=str(rows), TERM="xterm-256color")
-    process = subprocess.Popen([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, stdin=child,
-                               stdout=child, stderr=child, close_fds=True)
+    process = subprocess.Popen([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, stdin=child, stdout=child, stderr=child, close_fds=True)
     os.close(child)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -78,9 +77,15 @@ def test_the_coverage_table_is_printed_when_it_has_something_to_show():
     from datamodules.coverage import CoverageReport
 
     perfect = CoverageReport(examples=800)
-    lossy = CoverageReport(examples=30, unknown_characters={"ñ": {"articles": 9, "summaries": 3}},
-                           articles_with_unknown=0.3, summaries_with_unknown=0.1, article_tokens_unknown=0.01,
-                           summary_tokens_unknown=0.02, summary_round_trip=0.9)
+    lossy = CoverageReport(
+        examples=30,
+        unknown_characters={"ñ": {"articles": 9, "summaries": 3}},
+        articles_with_unknown=0.3,
+        summaries_with_unknown=0.1,
+        article_tokens_unknown=0.01,
+        summary_tokens_unknown=0.02,
+        summary_round_trip=0.9,
+    )
     assert perfect.perfect and not lossy.perfect
     assert "every summary round-trips (800 examples)" in perfect.summary_line("train")
     assert "ñ (U+00F1)" in lossy.table() and "90.0%" in lossy.table()

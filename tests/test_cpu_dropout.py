@@ -13,8 +13,19 @@ from lightning_modules.model_changes import set_dropout
 
 
 def _t5(dropout: float = 0.1) -> T5ForConditionalGeneration:
-    config = T5Config(vocab_size=120, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-                      dropout_rate=dropout, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=120,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        dropout_rate=dropout,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     torch.manual_seed(0)
     return T5ForConditionalGeneration(config)
 
@@ -86,16 +97,19 @@ def test_the_installed_model_computes_what_the_original_does_and_exports_the_sam
     ids, mask, labels = _batch()
     original.eval(), fast.eval()
     with torch.no_grad():  # eval: every path is torch's (SDPA, given the eager mask)
-        assert torch.allclose(original(input_ids=ids, attention_mask=mask, labels=labels).logits,
-                              fast(input_ids=ids, attention_mask=mask, labels=labels).logits, atol=1e-6)
-        assert torch.equal(original.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5),
-                           fast.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5))
+        assert torch.allclose(
+            original(input_ids=ids, attention_mask=mask, labels=labels).logits, fast(input_ids=ids, attention_mask=mask, labels=labels).logits, atol=1e-6
+        )
+        assert torch.equal(
+            original.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5), fast.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5)
+        )
     # training with the masks taken out: our eager attention is transformers' T5 attention, number for number
     monkeypatch.setattr(cd, "cpu_dropout", lambda x, p: x)
     fast.train()
     with torch.no_grad():
-        assert torch.allclose(original(input_ids=ids, attention_mask=mask, labels=labels).logits,
-                              fast(input_ids=ids, attention_mask=mask, labels=labels).logits, atol=1e-5)
+        assert torch.allclose(
+            original(input_ids=ids, attention_mask=mask, labels=labels).logits, fast(input_ids=ids, attention_mask=mask, labels=labels).logits, atol=1e-5
+        )
     fast.save_pretrained(tmp_path)
     assert set(original.state_dict()) == set(fast.state_dict())
     assert not any("attn" in key for key in json.loads((tmp_path / "config.json").read_text()))
@@ -141,11 +155,20 @@ def test_fit_on_the_cpu_uses_it_unless_turned_off(tiny_t5, tmp_path):
     from cli_helpers import demo_args, in_root, run_train
 
     for fast, name in ((True, "on"), (False, "off")):
-        cli = in_root(run_train, *demo_args(
-            "fit", tiny_t5, tmp_path / name, f"--model.fast_cpu_dropout={str(fast).lower()}",
-            "--model.dropout_rate=0.1", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
-            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-        ))
+        cli = in_root(
+            run_train,
+            *demo_args(
+                "fit",
+                tiny_t5,
+                tmp_path / name,
+                f"--model.fast_cpu_dropout={str(fast).lower()}",
+                "--model.dropout_rate=0.1",
+                "--trainer.max_epochs=1",
+                "--trainer.limit_train_batches=2",
+                "--trainer.limit_val_batches=1",
+                "--trainer.enable_progress_bar=false",
+            ),
+        )
         model = cli.model.model
         assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["train/loss_epoch"])
         assert any(isinstance(m, cd.CpuDropout) for m in model.modules()) is fast

@@ -13,8 +13,11 @@ from core.errors import ResumenError
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-ARTICLES = [json.loads(line)["text"] for split in ("train", "validation", "test")
-            for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+ARTICLES = [
+    json.loads(line)["text"]
+    for split in ("train", "validation", "test")
+    for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +30,14 @@ def export(finished_run, tmp_path_factory) -> Path:
 def load(path, backend="torch", compute_type=None, messages=None):
     from core.inference import Summarizer
 
-    return Summarizer.load(str(path), device="cpu", precision="32-true", backend=backend, compute_type=compute_type,
-                           announce=(messages.append if messages is not None else lambda line: None))
+    return Summarizer.load(
+        str(path),
+        device="cpu",
+        precision="32-true",
+        backend=backend,
+        compute_type=compute_type,
+        announce=(messages.append if messages is not None else lambda line: None),
+    )
 
 
 def test_float32_greedy_writes_the_torch_summaries(export):
@@ -54,8 +63,7 @@ def test_float32_scores_a_summary_with_torchs_own_log_probabilities(export):
         with torch.inference_mode():
             logits = reference.model(input_ids=torch.tensor([source]), labels=torch.tensor([target])).logits[0]
         expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(target)[:, None]).squeeze(1)
-        scored = engine.translator.score_batch([reference.tokenizer.convert_ids_to_tokens(source)],
-                                               [reference.tokenizer.convert_ids_to_tokens(target[:-1])])[0]
+        scored = engine.translator.score_batch([reference.tokenizer.convert_ids_to_tokens(source)], [reference.tokenizer.convert_ids_to_tokens(target[:-1])])[0]
         assert torch.allclose(torch.tensor(scored.log_probs), expected, atol=1e-3), (scored.log_probs, expected.tolist())
 
 
@@ -270,7 +278,6 @@ def test_export_py_converts_an_export_and_fit_can_convert_its_own(export, tiny_t
     shutil.rmtree(export / "ctranslate2", ignore_errors=True)
     assert export_script.main(["--ctranslate2", str(export)]) == export / "ctranslate2"
     runs = tmp_path / "runs"
-    in_root(cli_main, demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--export.ctranslate2=true",
-                                "--trainer.enable_progress_bar=false"))
+    in_root(cli_main, demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--export.ctranslate2=true", "--trainer.enable_progress_bar=false"))
     assert (runs / "demo" / "version_0" / "export" / "ctranslate2" / "model.bin").is_file()
     assert os.path.exists(runs / "demo" / "version_0" / "export" / "ctranslate2" / "resumen_source.json")

@@ -157,8 +157,7 @@ def test_length_grouping_reduces_padding(tiny_t5, tmp_path):
     path = str(write_jsonl(tmp_path / "train.jsonl", rows))
 
     def padding_efficiency(group_by_length):
-        dm = make_dm(tiny_t5, {"train": path, "validation": path}, group_by_length=group_by_length,
-                     max_source_length=512, batch_size=8, max_train_samples=None)
+        dm = make_dm(tiny_t5, {"train": path, "validation": path}, group_by_length=group_by_length, max_source_length=512, batch_size=8, max_train_samples=None)
         dm.setup("fit")
         real = total = 0
         for batch in dm.train_dataloader():

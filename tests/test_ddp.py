@@ -15,8 +15,7 @@ DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=d
 
 def run_ddp(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")  # a crash shows its stack
-    result = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     if check:
         assert result.returncode == 0, f"exit {result.returncode}: " + result.stdout[-1500:] + result.stderr[-3000:]
     return result
@@ -84,10 +83,10 @@ def test_ddp_with_lora_trains_and_exports_merged_model_and_adapter(tiny_t5, tmp_
 
 def signalled_ddp(args: list[str], step: int, rank: int, target: str, codes: "os.PathLike") -> subprocess.CompletedProcess:
     """A 2-process run in a process group of its own, sent SIGTERM after ``step`` by ``rank`` (to itself or the group)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", SIGNAL="TERM", STEP=str(step), SIGNAL_RANK=str(rank),
-               SIGNAL_TARGET=target, EXIT_CODES=str(codes))
-    return subprocess.run([sys.executable, "tests/signal_at_step.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, start_new_session=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SIGNAL="TERM", STEP=str(step), SIGNAL_RANK=str(rank), SIGNAL_TARGET=target, EXIT_CODES=str(codes))
+    return subprocess.run(
+        [sys.executable, "tests/signal_at_step.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, start_new_session=True
+    )
 
 
 def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bit_exact(ddp_fit, tiny_t5, tmp_path):

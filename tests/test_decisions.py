@@ -28,16 +28,17 @@ def test_an_option_added_since_the_run_counts_as_its_default():
     saved = {"model": {"learning_rate": 0.001}}
     defaults = {"model": {"fast_cpu_dropout": True}}
     assert differences(saved, {"model": {"learning_rate": 0.001, "fast_cpu_dropout": True}}, defaults) == []
-    assert differences(saved, {"model": {"learning_rate": 0.001, "fast_cpu_dropout": False}}, defaults) == [
-        ("model.fast_cpu_dropout", True, False)]
+    assert differences(saved, {"model": {"learning_rate": 0.001, "fast_cpu_dropout": False}}, defaults) == [("model.fast_cpu_dropout", True, False)]
 
 
 def test_the_checkpoint_own_settings_and_seed_win_over_a_hand_edited_config():
     from scripts.resume import checkpoint_differences
 
-    checkpoint = {"hyper_parameters": {"learning_rate": 0.001, "_class_path": "x"},
-                  "datamodule_hyper_parameters": {"batch_size": 4},
-                  "callbacks": {"RandomState": {"per_rank": [], "seed_everything": 42}}}
+    checkpoint = {
+        "hyper_parameters": {"learning_rate": 0.001, "_class_path": "x"},
+        "datamodule_hyper_parameters": {"batch_size": 4},
+        "callbacks": {"RandomState": {"per_rank": [], "seed_everything": 42}},
+    }
     same = {"model": {"learning_rate": 0.001}, "data": {"batch_size": 4}, "seed_everything": 42}
     assert checkpoint_differences(checkpoint, same, None) == []
     assert checkpoint_differences(checkpoint, {**same, "data": {"batch_size": 2}}, None) == [("data.batch_size", 4, 2)]
@@ -46,12 +47,15 @@ def test_the_checkpoint_own_settings_and_seed_win_over_a_hand_edited_config():
     assert checkpoint_differences(older, {**same, "seed_everything": 7}, None) == []
 
 
-@pytest.mark.parametrize("checkpoint, max_epochs, max_steps, finished", [
-    ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 4, -1, "trained 4 of max_epochs=4"),
-    ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 8, -1, None),
-    ({"global_step": 40, "epoch": 1}, 8, 40, "ran 40 of max_steps=40"),
-    ({"global_step": 10, "epoch": 1}, 2, -1, "trained 2 of max_epochs=2"),  # no loop progress: epoch + 1
-])
+@pytest.mark.parametrize(
+    "checkpoint, max_epochs, max_steps, finished",
+    [
+        ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 4, -1, "trained 4 of max_epochs=4"),
+        ({"global_step": 40, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 4}}}}}, 8, -1, None),
+        ({"global_step": 40, "epoch": 1}, 8, 40, "ran 40 of max_steps=40"),
+        ({"global_step": 10, "epoch": 1}, 2, -1, "trained 2 of max_epochs=2"),  # no loop progress: epoch + 1
+    ],
+)
 def test_a_run_is_finished_when_its_epochs_or_steps_are_done(checkpoint, max_epochs, max_steps, finished):
     from scripts.resume import training_finished
 
@@ -66,8 +70,12 @@ def test_the_trained_with_record_round_trips_and_refuses_bad_values():
     record = TrainedWith(prompt_template="Resume:\n\n{text}", max_source_length=80, added_characters=["ñ"], base_model="t5")
     assert TrainedWith.from_dict(record.as_dict(), "test") == record
     assert TrainedWith.from_dict({**record.as_dict(), "written_by_a_newer_resumen": 1}, "test") == record
-    for bad, says in [({"max_source_length": 0}, "positive integer"), ({"added_characters": "ñ"}, "list of characters"),
-                      ({"prompt_template": "{text.__class__}"}, "template"), ([], "not a mapping")]:
+    for bad, says in [
+        ({"max_source_length": 0}, "positive integer"),
+        ({"added_characters": "ñ"}, "list of characters"),
+        ({"prompt_template": "{text.__class__}"}, "template"),
+        ([], "not a mapping"),
+    ]:
         with pytest.raises(ResumenError, match=says):
             TrainedWith.from_dict(bad, "export/config.json")
 
@@ -144,7 +152,9 @@ class _Section(dict):
 def _config(max_epochs: int = 3, val_generate_samples: int = 5) -> _Section:
     from scripts.cli_checks import DEFAULT_CHECKPOINT_NAME
 
-    return _Section(trainer=_Section(max_epochs=max_epochs, max_steps=-1),
-                    model=_Section(val_generate_samples=val_generate_samples),
-                    checkpoint=_Section(monitor="val/rougeL", mode="max", filename=DEFAULT_CHECKPOINT_NAME),
-                    early_stopping=None)
+    return _Section(
+        trainer=_Section(max_epochs=max_epochs, max_steps=-1),
+        model=_Section(val_generate_samples=val_generate_samples),
+        checkpoint=_Section(monitor="val/rougeL", mode="max", filename=DEFAULT_CHECKPOINT_NAME),
+        early_stopping=None,
+    )

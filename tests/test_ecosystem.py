@@ -30,11 +30,22 @@ def test_early_stopping_is_off_unless_asked(tiny_t5, tmp_path):
 
 def test_csv_logger_run_writes_its_metrics_without_tensorboard(tiny_t5, tmp_path, caplog):
     runs = tmp_path / "runs"
-    in_root(run_train, *[
-        "fit", "--config", str(ROOT / "configs" / "demo.yaml"), "--config", str(SAMPLE_PROFILE),
-        f"--model.model_name_or_path={tiny_t5}", "--trainer.max_epochs=2", "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
-        f"--trainer.logger.save_dir={runs}", "--trainer.logger.name=demo", QUIET,
-    ])
+    in_root(
+        run_train,
+        *[
+            "fit",
+            "--config",
+            str(ROOT / "configs" / "demo.yaml"),
+            "--config",
+            str(SAMPLE_PROFILE),
+            f"--model.model_name_or_path={tiny_t5}",
+            "--trainer.max_epochs=2",
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+            f"--trainer.logger.save_dir={runs}",
+            "--trainer.logger.name=demo",
+            QUIET,
+        ],
+    )
     run = runs / "demo" / "version_0"
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [row["epoch"] for row in rows if row.get("val/rougeL")] == ["0", "1"]
@@ -52,8 +63,16 @@ def test_two_loggers_share_one_run_directory_and_csv_history_survives_a_resume(t
         f"    - class_path: lightning.pytorch.loggers.TensorBoardLogger\n      init_args: {{save_dir: {runs}, name: demo}}\n"
         f"    - class_path: lightning.pytorch.loggers.CSVLogger\n      init_args: {{save_dir: {runs}, name: demo}}\n"
     )
-    common = ["--config", str(ROOT / "configs" / "demo.yaml"), "--config", str(SAMPLE_PROFILE), "--config", str(loggers),
-              f"--model.model_name_or_path={tiny_t5}", QUIET]
+    common = [
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        "--config",
+        str(SAMPLE_PROFILE),
+        "--config",
+        str(loggers),
+        f"--model.model_name_or_path={tiny_t5}",
+        QUIET,
+    ]
     in_root(run_train, "fit", *common, "--trainer.max_epochs=1")
     in_root(run_train, "fit", *common, "--trainer.max_epochs=2", "--ckpt_path=last")
     assert sorted(p.name for p in (runs / "demo").iterdir()) == ["version_0"]
@@ -91,8 +110,16 @@ def test_card_names_a_hub_base_model_and_dataset():
 
     from lightning_modules.model_card import build_card
 
-    card = build_card("google/flan-t5-small", "Resume el siguiente articulo:\n\n{text}", 3, "best-epoch03.ckpt",
-                      {"val/rougeL": 21.5}, {"model.learning_rate": 5e-5}, dataset="mteb/mlsum", dataset_config="es")
+    card = build_card(
+        "google/flan-t5-small",
+        "Resume el siguiente articulo:\n\n{text}",
+        3,
+        "best-epoch03.ckpt",
+        {"val/rougeL": 21.5},
+        {"model.learning_rate": 5e-5},
+        dataset="mteb/mlsum",
+        dataset_config="es",
+    )
     parsed = ModelCard(str(card))
     assert parsed.data.base_model == "google/flan-t5-small" and parsed.data.datasets == ["mteb/mlsum"]
     result = parsed.data.eval_results[0]

@@ -94,8 +94,9 @@ def test_works_as_seq2seq_trainer_compute_metrics(spanish_rouge, tiny_t5, tmp_pa
     features["labels"] = tokenizer(text_target=texts, max_length=16, truncation=True)["input_ids"]
     trainer = Seq2SeqTrainer(
         model=model,
-        args=Seq2SeqTrainingArguments(output_dir=str(tmp_path), predict_with_generate=True, generation_max_length=8,
-                                      per_device_eval_batch_size=1, report_to=[], use_cpu=True),
+        args=Seq2SeqTrainingArguments(
+            output_dir=str(tmp_path), predict_with_generate=True, generation_max_length=8, per_device_eval_batch_size=1, report_to=[], use_cpu=True
+        ),
         eval_dataset=datasets.Dataset.from_dict(dict(features)),
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         compute_metrics=spanish_rouge.for_trainer(tokenizer),

@@ -23,8 +23,13 @@ STEPS = EPOCHS * BATCHES
 
 def fit_args(model: str, runs: Path, *extra: str) -> list[str]:
     return demo_args(
-        "fit", model, runs, f"--trainer.max_epochs={EPOCHS}", "--last_checkpoint.every_n_train_steps=3",
-        "--trainer.enable_progress_bar=false", *extra,
+        "fit",
+        model,
+        runs,
+        f"--trainer.max_epochs={EPOCHS}",
+        "--last_checkpoint.every_n_train_steps=3",
+        "--trainer.enable_progress_bar=false",
+        *extra,
     )
 
 
@@ -127,8 +132,15 @@ VALIDATION_BATCHES = 5  # eval_batch_size 1 over the sample's 5 validation rows
 def validating_args(model: str, runs: Path, *extra: str) -> list[str]:
     """Two epochs with several validation batches, last.ckpt every 2 steps (steps 2 and 4 of each 5-step epoch)."""
     return demo_args(
-        "fit", model, runs, "--trainer.max_epochs=2", "--data.eval_batch_size=1", "--trainer.num_sanity_val_steps=0",
-        "--last_checkpoint.every_n_train_steps=2", "--trainer.enable_progress_bar=false", *extra,
+        "fit",
+        model,
+        runs,
+        "--trainer.max_epochs=2",
+        "--data.eval_batch_size=1",
+        "--trainer.num_sanity_val_steps=0",
+        "--last_checkpoint.every_n_train_steps=2",
+        "--trainer.enable_progress_bar=false",
+        *extra,
     )
 
 
@@ -137,8 +149,7 @@ def uninterrupted_validating(tiny_t5, tmp_path_factory) -> dict:
     runs = tmp_path_factory.mktemp("validating") / "runs"
     cli = train(validating_args(tiny_t5, runs))
     checkpoints = runs / "demo" / "version_0" / "checkpoints"
-    return {"weights": dict(cli.model.state_dict()), "history": cli.model.val_history,
-            "best": sorted(p.name for p in checkpoints.glob("best-*.ckpt"))}
+    return {"weights": dict(cli.model.state_dict()), "history": cli.model.val_history, "best": sorted(p.name for p in checkpoints.glob("best-*.ckpt"))}
 
 
 @pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
@@ -162,8 +173,7 @@ def test_a_stop_during_validation_resumes_with_that_epochs_whole_validation(sign
 def test_sigterm_during_evaluation_exits_143_without_results(subcommand, finished_run, tiny_t5, tmp_path):
     best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
     runs = tmp_path / "runs"
-    args = demo_args(subcommand, tiny_t5, runs, f"--ckpt_path={best}", "--data.eval_batch_size=1",
-                     "--trainer.enable_progress_bar=false")
+    args = demo_args(subcommand, tiny_t5, runs, f"--ckpt_path={best}", "--data.eval_batch_size=1", "--trainer.enable_progress_bar=false")
     stage = "test" if subcommand == "test" else "val:0"
     stopped = run_and_signal("TERM", f"{stage}:1", args)
     assert stopped.returncode == 143, stopped.stderr[-2000:]
@@ -176,8 +186,7 @@ def test_sigterm_before_any_stage_is_one_line_and_exit_143_with_no_run_left(tiny
     stopped = run_and_signal("TERM", "setup", fit_args(tiny_t5, runs))
     errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
     assert stopped.returncode == 143 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
-    assert errors == ["error: stopped by SIGTERM before training or evaluation started: nothing was trained or written; "
-                      "rerun the same command."]
+    assert errors == ["error: stopped by SIGTERM before training or evaluation started: nothing was trained or written; rerun the same command."]
     assert not list(runs.rglob("version_*"))  # nothing trained: no run to list
 
 
@@ -193,8 +202,17 @@ def test_sigterm_after_the_last_batch_lets_the_finished_work_be_written(tiny_t5,
     assert "note: SIGTERM arrived after the last batch: the work above is complete and written." in done.stderr
     run = RunLayout(runs / "demo" / "version_0")
     assert run.status()["status"] == "finished" and run.report.is_file() and (run.export / "model.safetensors").is_file()
-    tested = run_and_signal("TERM", "test:0", demo_args("test", tiny_t5, runs, "--data.eval_batch_size=5",  # one batch
-                                                        "--trainer.enable_progress_bar=false"))
+    tested = run_and_signal(
+        "TERM",
+        "test:0",
+        demo_args(
+            "test",
+            tiny_t5,
+            runs,
+            "--data.eval_batch_size=5",  # one batch
+            "--trainer.enable_progress_bar=false",
+        ),
+    )
     assert tested.returncode == 0 and "arrived after the last batch" in tested.stderr, tested.stderr[-2000:]
     assert run.test_results.is_file()
 
@@ -351,8 +369,7 @@ def test_kill_during_a_checkpoint_save_on_another_filesystem_keeps_the_previous_
         import time
 
         deadline = time.time() + 60
-        while time.time() < deadline and not any(p.name.startswith(".last.ckpt.tmp-") and p.stat().st_size > 10_000_000
-                                                 for p in target.parent.iterdir()):
+        while time.time() < deadline and not any(p.name.startswith(".last.ckpt.tmp-") and p.stat().st_size > 10_000_000 for p in target.parent.iterdir()):
             time.sleep(0.01)
         writer.kill()
         writer.wait()
@@ -476,10 +493,18 @@ def test_a_crafted_lora_adapter_is_refused_and_runs_no_code(tiny_t5, tmp_path, c
     adapter.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(Path(tiny_t5) / name, adapter / name)
-    (adapter / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "task_type": "SEQ_2_SEQ_LM", "base_model_name_or_path": str(tiny_t5), "r": 4,
-        "lora_alpha": 8, "target_modules": ["q", "v"],
-    }))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "task_type": "SEQ_2_SEQ_LM",
+                "base_model_name_or_path": str(tiny_t5),
+                "r": 4,
+                "lora_alpha": 8,
+                "target_modules": ["q", "v"],
+            }
+        )
+    )
     torch.save({"payload": _RunsCode(marker)}, adapter / "adapter_model.bin")
     with pytest.raises(SystemExit):
         main_guard(compare.main, ["--models", str(adapter), "--max-new-tokens", "2", "hola"])

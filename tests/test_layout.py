@@ -45,12 +45,9 @@ def test_each_package_imports_only_the_floor_below_it(package):
 
 def test_sys_path_is_edited_only_by_entry_points():
     editors = sorted(
-        str(path.relative_to(ROOT))
-        for package in ALLOWED
-        for path in (ROOT / package).rglob("*.py")
-        if "sys.path.insert" in path.read_text(encoding="utf-8")
+        str(path.relative_to(ROOT)) for package in ALLOWED for path in (ROOT / package).rglob("*.py") if "sys.path.insert" in path.read_text(encoding="utf-8")
     )
-    entry_points = [e for e in editors if "if __name__ == \"__main__\"" in (ROOT / e).read_text(encoding="utf-8")]
+    entry_points = [e for e in editors if 'if __name__ == "__main__"' in (ROOT / e).read_text(encoding="utf-8")]
     assert editors == entry_points and all(e.startswith(("scripts/", "benchmarks/")) for e in editors), editors
 
 
@@ -79,8 +76,7 @@ def test_the_data_module_and_the_module_keep_the_contract(tiny_t5):
     assert summarizer_results(object()) is None  # another module: callbacks skip what it cannot give
 
 
-LISTED_FOLDERS = ["core", "datamodules", "lightning_modules", "scripts", "scripts/serving",
-                  "benchmarks", "evaluation/spanish_rouge"]
+LISTED_FOLDERS = ["core", "datamodules", "lightning_modules", "scripts", "scripts/serving", "benchmarks", "evaluation/spanish_rouge"]
 
 
 def _layout_page():
@@ -98,11 +94,13 @@ def _layout_page():
 
 def test_layout_page_lists_every_module_and_only_modules_that_exist():
     listed = _layout_page()
-    missing = [f"{folder}/{name}" for folder, names in listed.items() for name in names
-               if not (ROOT / folder / name).exists()]
-    unlisted = [str(path.relative_to(ROOT)) for folder in LISTED_FOLDERS
-                for path in sorted((ROOT / folder).glob("*.py"))
-                if path.name != "__init__.py" and path.name not in listed.get(folder, set())]
+    missing = [f"{folder}/{name}" for folder, names in listed.items() for name in names if not (ROOT / folder / name).exists()]
+    unlisted = [
+        str(path.relative_to(ROOT))
+        for folder in LISTED_FOLDERS
+        for path in sorted((ROOT / folder).glob("*.py"))
+        if path.name != "__init__.py" and path.name not in listed.get(folder, set())
+    ]
     assert listed and not missing and not unlisted, {"named but gone": missing, "not on docs/layout.md": unlisted}
 
 
@@ -127,7 +125,7 @@ def _expand(name):
     braces = re.search(r"\{([^}]*)\}", name)
     if not braces:
         return [name]
-    return [name[: braces.start()] + option + name[braces.end():] for option in braces.group(1).split(",")]
+    return [name[: braces.start()] + option + name[braces.end() :] for option in braces.group(1).split(",")]
 
 
 def libraries_reached(entry):

@@ -18,14 +18,23 @@ def test_validation_rouge_l_rises_past_50_on_a_copy_task(tmp_path):
     model = build_tiny_t5(tmp_path / "model", texts=[r["text"] for r in train_rows] + ["Resume el siguiente articulo:"], vocab_size=1000)
     L.seed_everything(0)
     data = SummarizationDataModule(
-        str(model), data_files={"train": str(train), "validation": str(val)}, max_train_samples=None,
-        max_val_samples=None, batch_size=16, max_source_length=64, max_target_length=48,
+        str(model),
+        data_files={"train": str(train), "validation": str(val)},
+        max_train_samples=None,
+        max_val_samples=None,
+        batch_size=16,
+        max_source_length=64,
+        max_target_length=48,
     )
     module = Seq2SeqSummarizer(str(model), learning_rate=5e-3, warmup_ratio=0.05, max_new_tokens=32, val_generate_samples=32)
     # Stops once val/rougeL reaches 50 (epoch 10 of 20 measured, val/loss 0.22 from 4.04 then); 20 epochs at most.
     reached = EarlyStopping(monitor="val/rougeL", mode="max", stopping_threshold=50, patience=20)
     trainer = L.Trainer(
-        max_epochs=20, logger=False, enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0,
+        max_epochs=20,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
         callbacks=[reached],
     )
     trainer.fit(module, data)
@@ -47,8 +56,7 @@ def test_the_demo_visibly_learns_under_fp32_and_bf16_alike(tiny_t5, tmp_path):
 
     best_rouge = {}
     for precision in ("32-true", "bf16-mixed"):
-        cli = in_root(run_train, *demo_args("fit", tiny_t5, tmp_path / precision, f"--trainer.precision={precision}",
-                                            "--trainer.enable_progress_bar=false"))
+        cli = in_root(run_train, *demo_args("fit", tiny_t5, tmp_path / precision, f"--trainer.precision={precision}", "--trainer.enable_progress_bar=false"))
         report = json.loads((Path(cli.trainer.log_dir) / "report.json").read_text())
         first, best = report["first_metrics"], report["best_metrics"]
         assert report["best_epoch"] > 0 and best["val/rougeL"] > 0, (precision, report)

@@ -28,14 +28,26 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
     val = write_jsonl(tmp_path / "val.jsonl", enye_rows(16, seed=1))
     monkeypatch.chdir(ROOT)
     cli = run_train(
-        "fit", "--config", str(ROOT / "configs" / "demo.yaml"), f"--model.model_name_or_path={model_dir}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--model.extend_vocabulary=true",
-        f"--data.data_files={{train: {train}, validation: {val}, test: {val}}}", "--data.max_source_length=64",
-        "--data.max_target_length=32", "--model.max_new_tokens=24", "--trainer.max_epochs=8", "--model.learning_rate=1e-2",
-        "--data.batch_size=16", "--data.max_train_samples=null", "--model.val_generate_samples=16",
-        "--trainer.enable_progress_bar=false", *LORA,
+        "fit",
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        f"--model.model_name_or_path={model_dir}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--model.extend_vocabulary=true",
+        f"--data.data_files={{train: {train}, validation: {val}, test: {val}}}",
+        "--data.max_source_length=64",
+        "--data.max_target_length=32",
+        "--model.max_new_tokens=24",
+        "--trainer.max_epochs=8",
+        "--model.learning_rate=1e-2",
+        "--data.batch_size=16",
+        "--data.max_train_samples=null",
+        "--model.val_generate_samples=16",
+        "--trainer.enable_progress_bar=false",
+        *LORA,
         # stop once it writes most first sentences (epoch 5 of 8 here: 3.8 16.0 18.9 15.1 38.6 41.3 42.2 41.0)
-        "--early_stopping.patience=8", "--early_stopping.stopping_threshold=30",
+        "--early_stopping.patience=8",
+        "--early_stopping.stopping_threshold=30",
     )
     module = cli.model
     trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
@@ -72,8 +84,7 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
     assert decode_texts(tokenizer, [tokenizer(text).input_ids]) == [text]  # the export's tokenizer round-trips ñ
 
     # compare.py takes the merged export and the adapter directory alike: the same scores
-    rows = compare.main(["--dataset", "--models", str(export), str(export / "adapter"), "--data-file", str(val),
-                         "--max-new-tokens", "24", "--num-beams", "1"])
+    rows = compare.main(["--dataset", "--models", str(export), str(export / "adapter"), "--data-file", str(val), "--max-new-tokens", "24", "--num-beams", "1"])
     scores = ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len")
     assert [rows[0][key] for key in scores] == [rows[1][key] for key in scores]
     assert rows[1]["difference"]["rougeL"]["mean"] == 0

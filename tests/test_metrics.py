@@ -35,7 +35,11 @@ def test_rouge_lsum_uses_sentence_split():
 
 def test_sentence_split_handles_spanish_openers():
     assert split_sentences("Hola a todos. ¿Qué tal? ¡Muy bien! 3 goles.\nOtra línea") == [
-        "Hola a todos.", "¿Qué tal?", "¡Muy bien!", "3 goles.", "Otra línea",
+        "Hola a todos.",
+        "¿Qué tal?",
+        "¡Muy bien!",
+        "3 goles.",
+        "Otra línea",
     ]
 
 
@@ -66,8 +70,7 @@ def test_decomposed_accents_score_like_composed_ones():
 
 @pytest.mark.parametrize(
     "pred,target",
-    [("ni\u200bño canción", "niño canción"), ("niño can\u00adción", "niño canción"), ("a_b c", "a b c"),
-     ("\ufeffniño\u2060 juega", "niño juega")],
+    [("ni\u200bño canción", "niño canción"), ("niño can\u00adción", "niño canción"), ("a_b c", "a b c"), ("\ufeffniño\u2060 juega", "niño juega")],
     ids=["zero-width space", "soft hyphen", "underscore", "bom and word joiner"],
 )
 def test_invisible_characters_and_underscores_do_not_split_words(pred, target):

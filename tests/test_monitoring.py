@@ -39,9 +39,23 @@ def test_hparams_tab_holds_settings_and_best_epoch_metrics(finished_run):
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     # the columns that tell runs apart, not every setting (no cache_dir=None)
-    assert set(session.hparams) == {"model", "learning_rate", "weight_decay", "batch_size", "max_source_length",
-                                    "max_target_length", "train_samples", "num_beams", "extend_vocabulary", "dropout_rate",
-                                    "lora_r", "precision", "max_epochs", "world_size", "effective_batch_size"}
+    assert set(session.hparams) == {
+        "model",
+        "learning_rate",
+        "weight_decay",
+        "batch_size",
+        "max_source_length",
+        "max_target_length",
+        "train_samples",
+        "num_beams",
+        "extend_vocabulary",
+        "dropout_rate",
+        "lora_r",
+        "precision",
+        "max_epochs",
+        "world_size",
+        "effective_batch_size",
+    }
     assert session.hparams["model"].string_value == finished_run["fit"].model.hparams.model_name_or_path
     assert session.hparams["learning_rate"].number_value == pytest.approx(0.03)
     metric_tags = {info.name.tag for info in experiment.metric_infos}
@@ -86,8 +100,9 @@ def test_end_of_fit_report_names_best_metric_time_throughput_memory(finished_run
     assert report["train_samples_per_sec"] > 0 and report["train_tokens_per_sec"] > report["train_samples_per_sec"]
     assert 0 < report["seconds_validation"] < report["seconds_total"]
     assert 0.05 < report["peak_memory"]["process_rss_gib"] < 24
-    assert report["data"] == {"data_files": {"train": "datamodules/data/train.jsonl", "validation": "datamodules/data/validation.jsonl",
-                                             "test": "datamodules/data/test.jsonl"}}  # where the data came from
+    assert report["data"] == {
+        "data_files": {"train": "datamodules/data/train.jsonl", "validation": "datamodules/data/validation.jsonl", "test": "datamodules/data/test.jsonl"}
+    }  # where the data came from
     text = format_report(report)
     assert f"best val/rougeL = {report['best_value']:.2f} at epoch {report['best_epoch']}" in text
     assert "samples/s" in text and "peak memory" in text
@@ -97,9 +112,10 @@ def test_tensorboard_server_serves_the_run_scalars(finished_run):
     """What `tensorboard --logdir runs` shows: the real server, on 127.0.0.1 only, read over its HTTP API."""
     runs = finished_run["runs"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(runs), "--host", "127.0.0.1", "--port", "0",
-         "--reload_interval", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(runs), "--host", "127.0.0.1", "--port", "0", "--reload_interval", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = None

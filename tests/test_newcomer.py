@@ -36,8 +36,9 @@ def not_results(output: str) -> list[str]:
 def demo(tmp_path_factory) -> dict:
     """A fresh copy of the working tree (what a clone holds), its .venv the one already built, then `make demo`."""
     copy = tmp_path_factory.mktemp("newcomer") / "resumen"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in files:
         if (ROOT / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,9 @@ def demo(tmp_path_factory) -> dict:
     start = time.monotonic()
     # -o: the environment is already built (re-running pip here would point its editable install at this copy)
     # one stream, as a terminal shows it: what is printed after "Demo done" is not counted
-    made = subprocess.run(["make", "-o", ".venv/.installed", "demo"], cwd=copy, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    made = subprocess.run(
+        ["make", "-o", ".venv/.installed", "demo"], cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+    )
     assert made.returncode == 0, made.stdout[-6000:]
     return {"copy": copy, "output": made.stdout, "seconds": time.monotonic() - start, "env": env}
 
@@ -115,8 +117,7 @@ def test_the_demos_export_through_ctranslate2_writes_torchs_summaries(demo, monk
     monkeypatch.chdir(demo["copy"])  # the run's config names its data relative to the repository
     run = demo["copy"] / "runs" / "demo" / "version_0"
     export = str(run / "export")
-    articles = [json.loads(line)["text"] for line in
-                (demo["copy"] / "datamodules/data/demo/test.jsonl").read_text(encoding="utf-8").splitlines()]
+    articles = [json.loads(line)["text"] for line in (demo["copy"] / "datamodules/data/demo/test.jsonl").read_text(encoding="utf-8").splitlines()]
     quiet = {"device": "cpu", "announce": lambda line: None}
     by_torch = [s.summary for s in Summarizer.load(export, **quiet).summarize(articles)]
     by_float32 = [s.summary for s in Summarizer.load(export, backend="ctranslate2", compute_type="float32", **quiet).summarize(articles)]

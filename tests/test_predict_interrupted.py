@@ -26,9 +26,17 @@ def trained(tiny_t5, tmp_path_factory) -> Path:
 
 
 def predict_args(tiny_t5, trained, tmp_path, output: Path, articles: Path) -> list[str]:
-    return demo_args("predict", tiny_t5, tmp_path / "runs", f"--ckpt_path={trained}", f"--data.predict_file={articles}",
-                     f"--predictions.output_path={output}", "--data.eval_batch_size=1", "--data.sort_eval_by_length=false",
-                     "--trainer.enable_progress_bar=false")
+    return demo_args(
+        "predict",
+        tiny_t5,
+        tmp_path / "runs",
+        f"--ckpt_path={trained}",
+        f"--data.predict_file={articles}",
+        f"--predictions.output_path={output}",
+        "--data.eval_batch_size=1",
+        "--data.sort_eval_by_length=false",
+        "--trainer.enable_progress_bar=false",
+    )
 
 
 @pytest.fixture
@@ -52,8 +60,7 @@ def test_sigterm_keeps_the_done_inputs_and_the_same_command_continues(tiny_t5, t
     output = tmp_path / "out" / "predictions.jsonl"
     args = predict_args(tiny_t5, trained, tmp_path, output, articles)
     env = dict(os.environ, SIGNAL="TERM", AT="predict:3", PYTHONUNBUFFERED="1")
-    stopped = subprocess.run([sys.executable, "tests/signal_at_step.py", *args], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    stopped = subprocess.run([sys.executable, "tests/signal_at_step.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert stopped.returncode == 143, stopped.stderr[-2000:]
     assert not output.exists(), "the output is written only when every input is done"
     partial = output.with_name(".predictions.jsonl.partial-0")

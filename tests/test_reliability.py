@@ -274,8 +274,7 @@ def _garbage_parquet(path: Path) -> Path:
 @pytest.mark.parametrize(
     "make_file,pattern",
     [
-        (lambda d: _bytes(d / "latin1.jsonl", b'{"text": "a", "summary": "b"}\n{"text": "ni\xf1o", "summary": "c"}\n'),
-         r"line 2 is not UTF-8 \(byte 0xf1\)"),
+        (lambda d: _bytes(d / "latin1.jsonl", b'{"text": "a", "summary": "b"}\n{"text": "ni\xf1o", "summary": "c"}\n'), r"line 2 is not UTF-8 \(byte 0xf1\)"),
         (lambda d: _write(d / "header.csv", "text,summary\n"), r"is empty: it has a header but no rows"),
         (lambda d: _write(d / "braces.jsonl", "{}\n{}\n"), r"is empty: it holds no rows with fields"),
         (lambda d: _write(d / "blank.jsonl", "\n  \n\n"), r"is empty: it holds only blank lines"),
@@ -283,8 +282,10 @@ def _garbage_parquet(path: Path) -> Path:
         (lambda d: _garbage_parquet(d / "garbage.parquet"), r"not a readable parquet file"),
         (lambda d: (d / "folder.jsonl").mkdir() or d / "folder.jsonl", r"is a directory"),
         (lambda d: _fifo(d / "pipe.jsonl"), r"is a FIFO"),
-        (lambda d: _write(d / "surrogate.jsonl", '{"text": "a", "summary": "b"}\n{"text": "El \\ud800 alcalde", "summary": "c"}\n'),
-         r"line 2 holds a lone surrogate escape"),
+        (
+            lambda d: _write(d / "surrogate.jsonl", '{"text": "a", "summary": "b"}\n{"text": "El \\ud800 alcalde", "summary": "c"}\n'),
+            r"line 2 holds a lone surrogate escape",
+        ),
     ],
 )
 def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, pattern, monkeypatch):
@@ -305,8 +306,11 @@ def test_a_file_the_reader_cannot_parse_is_one_line_with_its_reason(tmp_path):
     from datamodules.sources import load_raw_dataset
 
     bad = _write(tmp_path / "open-quote.csv", 'text,summary\n"El alcalde, dijo,adiós\nb,c\n')
-    with pytest.raises(ResumenError, match=r"open-quote.csv cannot be read \(ParserError: .*EOF inside string.*\); likely a "
-                                           r"quote \(\"\) opened and never closed: fix the file"):
+    with pytest.raises(
+        ResumenError,
+        match=r"open-quote.csv cannot be read \(ParserError: .*EOF inside string.*\); likely a "
+        r"quote \(\"\) opened and never closed: fix the file",
+    ):
         load_raw_dataset(None, None, None, {"train": str(bad)}, cache_dir=str(tmp_path / "cache"))
 
 
@@ -356,9 +360,17 @@ def test_max_source_length_beyond_the_models_positions(tiny_t5, tmp_path, capsys
 
     bart = tmp_path / "tiny-bart"
     tokenizer = AutoTokenizer.from_pretrained(tiny_t5)
-    config = BartConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                        decoder_ffn_dim=32, max_position_embeddings=64)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+    )
     config.save_pretrained(bart)  # no weights needed: the refusal comes before any load
     tokenizer.save_pretrained(bart)
     code, err = run_guarded(train_main, fit_args(str(bart), tmp_path, "--data.max_source_length=100"), capsys)
@@ -383,8 +395,7 @@ def _last(runs: Path) -> Path:
     [
         (lambda data: b"these are my notes, not a checkpoint\n", r"is not a torch checkpoint \(no zip archive"),
         (lambda data: data[: len(data) // 2], r"is not a torch checkpoint .*cut short"),
-        (lambda data: data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1 :],
-         r"is corrupted \(checksum mismatch"),
+        (lambda data: data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1 :], r"is corrupted \(checksum mismatch"),
     ],
     ids=["text-file", "truncated", "bit-flip"],
 )
@@ -414,12 +425,18 @@ def test_a_checkpoint_of_another_model_size_names_the_reason(one_epoch_run, tmp_
 
 # ---------------------------------------------------------------------------------------- the smaller failures
 def test_predict_keeps_articles_without_a_reference(one_epoch_run, tiny_t5, tmp_path, in_root):
-    rows = [{"text": "El Betis ganó al Celta.", "summary": None}, {"text": "Llueve en Sevilla.", "summary": ""},
-            {"text": "Sube el pan.", "summary": "El pan sube."}]
+    rows = [
+        {"text": "El Betis ganó al Celta.", "summary": None},
+        {"text": "Llueve en Sevilla.", "summary": ""},
+        {"text": "Sube el pan.", "summary": "El pan sube."},
+    ]
     articles = write_jsonl(tmp_path / "articles.jsonl", rows)
     output = tmp_path / "predictions.jsonl"
-    train_main(demo_args("predict", tiny_t5, one_epoch_run, f"--data.predict_file={articles}",
-                         f"--predictions.output_path={output}", "--trainer.enable_progress_bar=false"))
+    train_main(
+        demo_args(
+            "predict", tiny_t5, one_epoch_run, f"--data.predict_file={articles}", f"--predictions.output_path={output}", "--trainer.enable_progress_bar=false"
+        )
+    )
     predictions = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [row["id"] for row in predictions] == ["0", "1", "2"]
     assert "reference" not in predictions[0] and "reference" not in predictions[1]
@@ -488,9 +505,12 @@ def test_compare_checks_its_output_files_before_scoring(tiny_t5, sample_files, t
     monkeypatch.setattr(compare, "compare_dataset", lambda args: pytest.fail("scored before the outputs were checked"))
     base = ["--dataset", "--data-file", sample_files["test"], "--models", tiny_t5]
     (tmp_path / "dir.png").mkdir()
-    for extra, pattern in [(["--plot", str(tmp_path)], "--plot writes a PNG"), (["--plot", str(tmp_path / "dir.png")], "--plot '.*' is a directory"),
-                           (["--json-output", str(tmp_path)], "--json-output '.*' is a directory"),
-                           (["--output", str(tmp_path)], "--output '.*' is a directory")]:
+    for extra, pattern in [
+        (["--plot", str(tmp_path)], "--plot writes a PNG"),
+        (["--plot", str(tmp_path / "dir.png")], "--plot '.*' is a directory"),
+        (["--json-output", str(tmp_path)], "--json-output '.*' is a directory"),
+        (["--output", str(tmp_path)], "--output '.*' is a directory"),
+    ]:
         code, err = run_guarded(compare.main, [*base, *extra], capsys)
         assert_one_line_error(code, err, pattern)
     mount = tmp_path / "mounted"

@@ -46,8 +46,9 @@ def test_two_fits_started_together_never_share_a_run(tiny_t5, tmp_path):
     its own config, checkpoints and export."""
     runs = tmp_path / "runs"
     args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--ckpt_path=auto", *QUIET)
-    fits = [subprocess.Popen([sys.executable, "scripts/train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    fits = [
+        subprocess.Popen([sys.executable, "scripts/train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     for fit in fits:
         assert fit.wait(timeout=300) == 0, fit.stderr.read()[-2000:]
     directories = list_runs(runs / "demo")
@@ -69,9 +70,16 @@ def test_a_second_resume_of_a_run_in_use_is_refused(one_run, capsys):
     runs, args = one_run
     run = RunLayout(runs / "demo" / "version_0")
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from core.runs import RunLayout, "
-         f"lock_run; lock_run(RunLayout(__import__('pathlib').Path({str(run.directory)!r})), 'x'); print('locked', "
-         "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from core.runs import RunLayout, "
+            f"lock_run; lock_run(RunLayout(__import__('pathlib').Path({str(run.directory)!r})), 'x'); print('locked', "
+            "flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = {p: p.stat().st_mtime_ns for p in run.directory.rglob("*") if p.is_file()}
@@ -158,8 +166,7 @@ def test_an_export_over_a_directory_of_runs_deletes_nothing(one_run, tiny_t5, ca
     training, and every run's checkpoints are still there."""
     runs, _ = one_run
     before = sorted(str(p) for p in runs.rglob("*.ckpt"))
-    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={runs / 'demo'}",
-                     "--export.overwrite=true", *QUIET)
+    args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={runs / 'demo'}", "--export.overwrite=true", *QUIET)
     line = refused(args, capsys)
     assert "holds 'version_0'" in line and "only replaces a previous export" in line
     assert sorted(str(p) for p in runs.rglob("*.ckpt")) == before and before
@@ -172,8 +179,7 @@ def test_an_export_replaces_a_previous_export(one_run, tiny_t5, tmp_path):
     import shutil
 
     shutil.copytree(export, target)
-    train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={target}",
-                    "--export.overwrite=true", *QUIET))
+    train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", f"--export.dirpath={target}", "--export.overwrite=true", *QUIET))
     assert (target / "model.safetensors").stat().st_mtime > (export / "model.safetensors").stat().st_mtime
 
 

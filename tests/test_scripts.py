@@ -115,8 +115,7 @@ def test_compare_one_row_per_model_and_prompt_and_frees_models(tiny_t5, tiny_gpt
 
     monkeypatch.setattr(compare, "load_module", tracking_load)
     json_out, md_out = tmp_path / "c.json", tmp_path / "c.md"
-    rows = compare.main(["--models", tiny_t5, tiny_gpt2, "--max-new-tokens", "4", "--json-output", str(json_out),
-                         "--markdown-output", str(md_out)])
+    rows = compare.main(["--models", tiny_t5, tiny_gpt2, "--max-new-tokens", "4", "--json-output", str(json_out), "--markdown-output", str(md_out)])
     assert len(rows) == 2 * len(compare.DEFAULT_PROMPTS)
     assert {(r["model"], r["prompt"]) for r in rows} == {(m, p) for m in (tiny_t5, tiny_gpt2) for p in compare.DEFAULT_PROMPTS}
     assert all(r["parameters"] > 0 and r["load_seconds"] >= 0 for r in rows)
@@ -126,8 +125,22 @@ def test_compare_one_row_per_model_and_prompt_and_frees_models(tiny_t5, tiny_gpt
 
 def test_compare_dataset_mode_reports_rouge_with_intervals_and_paired_difference(tiny_t5, sample_files, tmp_path):
     json_out, md_out = tmp_path / "c.json", tmp_path / "c.md"
-    rows = compare.main(["--dataset", "--models", tiny_t5, tiny_t5, "--data-file", sample_files["test"], "--max-new-tokens", "4",
-                         "--json-output", str(json_out), "--markdown-output", str(md_out)])
+    rows = compare.main(
+        [
+            "--dataset",
+            "--models",
+            tiny_t5,
+            tiny_t5,
+            "--data-file",
+            sample_files["test"],
+            "--max-new-tokens",
+            "4",
+            "--json-output",
+            str(json_out),
+            "--markdown-output",
+            str(md_out),
+        ]
+    )
     assert len(rows) == 2 and json.loads(json_out.read_text()) == rows
     for row in rows:
         assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(row) and row["examples"] == 5
@@ -147,8 +160,7 @@ def test_paired_difference_says_significant_only_when_the_interval_excludes_zero
     indices = np.arange(40)
     base = np.tile([[10.0, 5.0, 10.0, 10.0]], (40, 1))
     better = base + np.array([[3.0, 0.0, 3.0, 3.0]]) + np.linspace(-0.5, 0.5, 40)[:, None]  # rouge2: +/-0.5 noise
-    rows = [{"model": "a", "_scores": (indices, base)}, {"model": "b", "_scores": (indices, better)},
-            {"model": "c", "_scores": (indices[:-1], base[:-1])}]
+    rows = [{"model": "a", "_scores": (indices, base)}, {"model": "b", "_scores": (indices, better)}, {"model": "c", "_scores": (indices[:-1], base[:-1])}]
     compare.add_paired_differences(rows)
     assert rows[1]["difference"]["rouge1"]["significant"] and "significantly higher" in rows[1]["difference"]["rouge1"]["in_words"]
     assert not rows[1]["difference"]["rouge2"]["significant"]
@@ -171,8 +183,9 @@ def test_compare_reproduces_train_py_tests_rouge_for_the_same_checkpoint(finishe
     export = run / "export"
     assert f"resumen_checkpoint: {Path(tested['checkpoint']).name}" in (export / "README.md").read_text()  # its checkpoint
     plot = tmp_path / "rouge.png"
-    rows = in_root(compare.main, ["--dataset", "--data-config", str(run / "config.yaml"), "--models", str(export),
-                                  "--plot", str(plot)])  # the run's own data section
+    rows = in_root(
+        compare.main, ["--dataset", "--data-config", str(run / "config.yaml"), "--models", str(export), "--plot", str(plot)]
+    )  # the run's own data section
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         assert rows[0][key] == pytest.approx(tested["rouge"][key]["mean"], abs=0.01), key
         assert rows[0][f"{key}_low"] == pytest.approx(tested["rouge"][key]["low"], abs=0.01)
@@ -185,8 +198,18 @@ def test_compare_gives_the_original_t5_its_own_prefix_and_takes_a_template_per_m
 
     t5_base = tmp_path / "t5-base"  # a local directory named like the hub's original T5
     shutil.copytree(tiny_t5, t5_base)
-    args = ["--dataset", "--data-file", sample_files["test"], "--max-new-tokens", "2", "--models", "t5-base", tiny_t5,
-            "--template", f"{tiny_t5}=Noticia: {{text}}"]
+    args = [
+        "--dataset",
+        "--data-file",
+        sample_files["test"],
+        "--max-new-tokens",
+        "2",
+        "--models",
+        "t5-base",
+        tiny_t5,
+        "--template",
+        f"{tiny_t5}=Noticia: {{text}}",
+    ]
     import os
 
     cwd = os.getcwd()

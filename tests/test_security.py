@@ -15,7 +15,7 @@ from core.errors import ResumenError
 from scripts.cli_support import main_guard
 from scripts.train import cli_main
 
-EVIL_CODE = '''
+EVIL_CODE = """
 from pathlib import Path
 Path(MARKER).write_text("the repository's code ran")
 from transformers import T5Config, T5ForConditionalGeneration
@@ -25,7 +25,7 @@ class EvilConfig(T5Config):
 
 class EvilModel(T5ForConditionalGeneration):
     config_class = EvilConfig
-'''
+"""
 
 
 @pytest.fixture
@@ -43,12 +43,16 @@ def code_repository(tiny_t5, tmp_path) -> Path:
 def gift_checkpoint(path: Path, model_dir: Path) -> Path:
     """A checkpoint of tensors and plain values only (it passes the CRC and weights_only checks) whose
     hyper-parameters turn remote code on and name the class to build."""
-    torch.save({
-        "epoch": 0, "global_step": 1, "pytorch-lightning_version": "2.6.6",
-        "state_dict": {"model.shared.weight": torch.zeros(2, 2)},
-        "hyper_parameters": {"model_name_or_path": str(model_dir), "trust_remote_code": True,
-                             "_class_path": "lightning_modules.seq2seq.Seq2SeqSummarizer"},
-    }, path)
+    torch.save(
+        {
+            "epoch": 0,
+            "global_step": 1,
+            "pytorch-lightning_version": "2.6.6",
+            "state_dict": {"model.shared.weight": torch.zeros(2, 2)},
+            "hyper_parameters": {"model_name_or_path": str(model_dir), "trust_remote_code": True, "_class_path": "lightning_modules.seq2seq.Seq2SeqSummarizer"},
+        },
+        path,
+    )
     return path
 
 
@@ -63,8 +67,9 @@ def test_the_gift_repository_would_run_its_code_if_allowed(code_repository):
 @pytest.mark.slow
 def test_a_checkpoint_cannot_turn_on_remote_code_in_export(code_repository, tmp_path):
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
-    result = subprocess.run([sys.executable, "scripts/export.py", str(gift), "--output", str(tmp_path / "out")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "scripts/export.py", str(gift), "--output", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert not (code_repository / "CODE_RAN").exists(), "the checkpoint's trust_remote_code was obeyed"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -75,8 +80,7 @@ def test_a_checkpoint_cannot_turn_on_remote_code_in_test(code_repository, tiny_t
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
     with pytest.raises(SystemExit) as exit_info:
         # no --model.model_name_or_path: the command line would win over the checkpoint's own model
-        args = [arg for arg in demo_args("test", tiny_t5, tmp_path / "runs", f"--ckpt_path={gift}")
-                if not arg.startswith("--model.model_name_or_path")]
+        args = [arg for arg in demo_args("test", tiny_t5, tmp_path / "runs", f"--ckpt_path={gift}") if not arg.startswith("--model.model_name_or_path")]
         in_root(main_guard, cli_main, args)
     assert exit_info.value.code == 2
     assert not (code_repository / "CODE_RAN").exists(), "the checkpoint's trust_remote_code was obeyed"
@@ -101,8 +105,7 @@ def test_a_config_file_cannot_turn_on_remote_code(code_repository, tiny_t5, tmp_
     evil.write_text(f"model:\n  model_name_or_path: {code_repository}\n  trust_remote_code: true\n")
     evil_model = tmp_path / "evil-model.yaml"
     evil_model.write_text(f"model_name_or_path: {code_repository}\ntrust_remote_code: true\n")
-    args = [arg for arg in demo_args("fit", tiny_t5, tmp_path / "runs", "--trainer.max_epochs=1")
-            if not arg.startswith("--model.model_name_or_path")]
+    args = [arg for arg in demo_args("fit", tiny_t5, tmp_path / "runs", "--trainer.max_epochs=1") if not arg.startswith("--model.model_name_or_path")]
     for extra in (["--config", str(evil)], [f"--model={evil_model}"]):
         with pytest.raises(SystemExit) as exit_info:
             in_root(main_guard, cli_main, [*args, *extra])
@@ -211,8 +214,10 @@ def backtracking_tokenizer(tiny_t5, tmp_path) -> Path:
     model = tmp_path / "backtracking"
     shutil.copytree(tiny_t5, model)
     tokenizer = json.loads((model / "tokenizer.json").read_text())
-    tokenizer["normalizer"] = {"type": "Sequence", "normalizers": [
-        tokenizer["normalizer"], {"type": "Replace", "pattern": {"Regex": "(a|aa)+$"}, "content": ""}]}
+    tokenizer["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [tokenizer["normalizer"], {"type": "Replace", "pattern": {"Regex": "(a|aa)+$"}, "content": ""}],
+    }
     (model / "tokenizer.json").write_text(json.dumps(tokenizer))
     return model
 
@@ -223,7 +228,10 @@ def test_a_tokenizer_that_panics_is_one_line_naming_its_file(backtracking_tokeni
     data = [f"--data.data_files.{split}={write_rows(tmp_path / f'{split}.jsonl', rows)}" for split in ("train", "validation")]
     result = subprocess.run(
         [sys.executable, "scripts/train.py", *demo_args("fit", str(backtracking_tokenizer), tmp_path / "runs", *data)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
@@ -235,8 +243,7 @@ def test_compare_keeps_the_other_models_rows_when_one_panics(backtracking_tokeni
     from scripts import compare
 
     with pytest.raises(SystemExit):
-        main_guard(compare.main, ["--models", tiny_t5, str(backtracking_tokenizer), "--max-new-tokens", "2", "--json",
-                                  "hola " + "a" * 60 + "b"])
+        main_guard(compare.main, ["--models", tiny_t5, str(backtracking_tokenizer), "--max-new-tokens", "2", "--json", "hola " + "a" * 60 + "b"])
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
     assert [row["model"] for row in rows] == [tiny_t5, str(backtracking_tokenizer)]
@@ -281,8 +288,16 @@ def test_weights_of_another_architecture_are_refused_before_they_load(tiny_t5, t
     model = tmp_path / "mismatch"
     shutil.copytree(tiny_t5, model)
     vocab = json.loads((model / "config.json").read_text())["vocab_size"]
-    bart = BartConfig(vocab_size=vocab, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                      decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64)
+    bart = BartConfig(
+        vocab_size=vocab,
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+    )
     (model / "config.json").write_text(json.dumps(bart.to_dict()))
     with pytest.raises(SystemExit):
         in_root(main_guard, cli_main, demo_args("fit", str(model), tmp_path / "runs"))

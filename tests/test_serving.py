@@ -34,10 +34,19 @@ def start_server(models: list[str], *extra: str, key: str | None = KEY) -> tuple
     env.pop("RESUMEN_API_KEY", None)
     if key:
         env["RESUMEN_API_KEY"] = key
-    command = [sys.executable, "scripts/serve.py", *[arg for model in models for arg in ("--model", model)],
-               "--port", str(port), "--max-chars", "5000", "--max-texts", "4", *extra]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    command = [
+        sys.executable,
+        "scripts/serve.py",
+        *[arg for model in models for arg in ("--model", model)],
+        "--port",
+        str(port),
+        "--max-chars",
+        "5000",
+        "--max-texts",
+        "4",
+        *extra,
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -162,8 +171,7 @@ def test_a_bad_request_is_a_4xx_with_one_line_and_the_server_keeps_serving(serve
 def test_a_form_body_and_a_huge_body_are_refused_with_the_reason(server):
     form = httpx.post(f"{server}/summarize", content="text=hola", headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
     assert form.status_code == 400 and "Content-Type: application/json" in form.json()["error"]
-    huge = httpx.post(f"{server}/summarize", content=b'{"text": "' + b"a" * 3_000_000 + b'"}',
-                      headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
+    huge = httpx.post(f"{server}/summarize", content=b'{"text": "' + b"a" * 3_000_000 + b'"}', headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
     assert huge.status_code == 413 and "larger than this server accepts" in huge.json()["error"]
     assert httpx.get(f"{server}/health").text == "ok"
 
@@ -176,8 +184,11 @@ def test_the_openai_client_gets_the_summary_and_can_stream_it(server):
     expected = summarize(server, text=article).json()["summary"]
     assert reply.choices[0].message.content == expected
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
-    chunks = [c.choices[0].delta.content for c in client.chat.completions.create(
-        model="tuned", messages=[{"role": "user", "content": article}], stream=True) if c.choices and c.choices[0].delta.content]
+    chunks = [
+        c.choices[0].delta.content
+        for c in client.chat.completions.create(model="tuned", messages=[{"role": "user", "content": article}], stream=True)
+        if c.choices and c.choices[0].delta.content
+    ]
     # in pieces: word by word at least (a one-word summary, which a tiny model can write, is one piece)
     assert "".join(chunks) == expected and len(chunks) >= min(2, len(expected.split(" ")))
     with pytest.raises(openai.NotFoundError, match="unknown model"):
@@ -188,8 +199,11 @@ def test_32_concurrent_requests_each_get_their_own_summary(server, export):
     """Dynamic batching: whatever a request is batched with, its summary is the one it gets alone (fp32)."""
     from core.inference import Summarizer
 
-    sentences = [json.loads(line)["text"] for split in ("train", "validation", "test")
-                 for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    sentences = [
+        json.loads(line)["text"]
+        for split in ("train", "validation", "test")
+        for line in (ROOT / f"datamodules/data/{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     articles = [f"{sentences[i % len(sentences)]} Noticia número {i}." for i in range(32)]
     alone = Summarizer.load(str(export), device="cpu", precision="32-true")
     expected = [alone.summarize([article])[0].summary for article in articles]
@@ -206,9 +220,10 @@ def test_the_page_in_a_real_browser_shows_every_models_summary(server):
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
         try:
             page = browser.new_page()
             page.goto(server)
@@ -218,8 +233,11 @@ def test_the_page_in_a_real_browser_shows_every_models_summary(server):
             article = page.input_value("#article")
             assert article.startswith("El Ayuntamiento de Valencia")
             page.click("#summarize")
-            page.wait_for_function("""() => [...document.querySelectorAll('.model-column .meta')].length === 3 &&
-                [...document.querySelectorAll('.model-column .meta')].every(m => m.textContent.includes(' s ·'))""", timeout=60_000)
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.model-column .meta')].length === 3 &&
+                [...document.querySelectorAll('.model-column .meta')].every(m => m.textContent.includes(' s ·'))""",
+                timeout=60_000,
+            )
             shown = {name: page.inner_text(f'.model-column[data-model="{name}"] .summary') for name in ("tuned", "base", "fast")}
             meta = page.inner_text('.model-column[data-model="tuned"] .meta')
         finally:
@@ -233,8 +251,12 @@ def test_the_page_in_a_real_browser_shows_every_models_summary(server):
 
 def chat(url: str, timeout: float = 60, **body) -> httpx.Response:
     body.setdefault("messages", [{"role": "user", "content": "El Betis ganó al Celta."}])
-    return httpx.post(f"{url}/v1/chat/completions", content=json.dumps(body), timeout=timeout,  # \ud800 as an escape
-                      headers={**AUTH, "Content-Type": "application/json"})
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        content=json.dumps(body),
+        timeout=timeout,  # \ud800 as an escape
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
 
 
 def test_n_other_than_1_on_the_chat_route_is_a_400_and_the_server_keeps_serving(server):
@@ -251,13 +273,16 @@ def test_n_other_than_1_on_the_chat_route_is_a_400_and_the_server_keeps_serving(
     assert chat(server, n=1).json()["choices"][0]["message"]["content"] is not None
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"model": "gpt-4"}, 404, "unknown model 'gpt-4'"),
-    ({"messages": [{"role": "user", "content": "  "}]}, 400, "the user message is empty"),
-    ({"max_tokens": 0}, 400, "between 1 and 512"),
-    ({"messages": [{"role": "system", "content": "Resume."}]}, 400, 'role "user"'),
-    ({"messages": [{"role": "user", "content": "hola \ud800"}]}, 400, "lone surrogate"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"model": "gpt-4"}, 404, "unknown model 'gpt-4'"),
+        ({"messages": [{"role": "user", "content": "  "}]}, 400, "the user message is empty"),
+        ({"max_tokens": 0}, 400, "between 1 and 512"),
+        ({"messages": [{"role": "system", "content": "Resume."}]}, 400, 'role "user"'),
+        ({"messages": [{"role": "user", "content": "hola \ud800"}]}, 400, "lone surrogate"),
+    ],
+)
 def test_a_bad_streaming_chat_request_is_a_4xx_before_any_stream(server, body, status, says):
     for stream in (True, False):
         response = chat(server, stream=stream, **body)
@@ -274,8 +299,12 @@ def test_a_lone_surrogate_is_a_400_and_never_fails_the_requests_batched_with_it(
         if i == 3:
             return httpx.post(f"{server}/summarize", content=raw, headers={**AUTH, "Content-Type": "application/json"}, timeout=120)
         if i == 5:
-            return httpx.post(f"{server}/v1/chat/completions", content='{"messages": [{"role": "user", "content": "\\udfff"}]}',
-                              headers={**AUTH, "Content-Type": "application/json"}, timeout=120)
+            return httpx.post(
+                f"{server}/v1/chat/completions",
+                content='{"messages": [{"role": "user", "content": "\\udfff"}]}',
+                headers={**AUTH, "Content-Type": "application/json"},
+                timeout=120,
+            )
         return summarize(server, text=good[i])
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -337,8 +366,10 @@ def test_a_request_that_runs_too_long_is_a_504_and_its_batch_neighbours_get_thei
         return real(texts, **overrides)
 
     summarizer.summarize = slow_with_two_beams
-    jobs = [{"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {"num_beams": 2}},
-            {"texts": ["El Celta perdió."], "single": True, "model": "tuned", "overrides": {"num_beams": 1}}]
+    jobs = [
+        {"texts": ["El Betis ganó."], "single": True, "model": "tuned", "overrides": {"num_beams": 2}},
+        {"texts": ["El Celta perdió."], "single": True, "model": "tuned", "overrides": {"num_beams": 1}},
+    ]
     slow, fast = [api.encode_response(output) for output in api.unbatch(api.predict(jobs))]
     assert slow.status_code == 504 and "longer than this server's 2 s (--timeout)" in json.loads(slow.body)["error"]
     assert fast["summary"] == real(["El Celta perdió."], num_beams=1)[0].summary and fast["seconds"] < 2
@@ -381,8 +412,9 @@ def _group_members(group: int) -> list[int]:
 
 
 def test_a_host_litserve_cannot_bind_is_refused_before_any_model_loads(export):
-    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--host", "10.1.2.3"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--model", str(export), "--host", "10.1.2.3"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and result.stderr.startswith("error: --host 10.1.2.3") and "0.0.0.0" in result.stderr
 
 
@@ -393,11 +425,13 @@ def test_kill_9_of_the_server_ends_its_workers_and_a_busy_port_is_one_line(expor
     port = url.rsplit(":", 1)[1]
     try:
         assert len(_group_members(process.pid)) >= 3
-        busy = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--port", port], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        busy = subprocess.run(
+            [sys.executable, "scripts/serve.py", "--model", str(export), "--port", port], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         errors = [line for line in busy.stderr.splitlines() if line.strip()]
-        assert busy.returncode == 2 and errors == [f"error: port {port} on 127.0.0.1 is in use (another server?): stop "
-                                                   "what holds it, or pass --port N."], busy.stderr[-2000:]
+        assert busy.returncode == 2 and errors == [f"error: port {port} on 127.0.0.1 is in use (another server?): stop what holds it, or pass --port N."], (
+            busy.stderr[-2000:]
+        )
         process.kill()  # SIGKILL to the main process alone
         process.wait(timeout=30)
         deadline = time.monotonic() + 30
@@ -411,10 +445,13 @@ def test_kill_9_of_the_server_ends_its_workers_and_a_busy_port_is_one_line(expor
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("damaged, says", [
-    ("model.safetensors", "the weights file '.*model.safetensors' cannot be read"),
-    ("tokenizer.json", "the tokenizer files of '.*' .* cannot be read"),
-])
+@pytest.mark.parametrize(
+    "damaged, says",
+    [
+        ("model.safetensors", "the weights file '.*model.safetensors' cannot be read"),
+        ("tokenizer.json", "the tokenizer files of '.*' .* cannot be read"),
+    ],
+)
 def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, damaged, says):
     import re
 
@@ -422,8 +459,13 @@ def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, 
     shutil.copytree(export, copy)
     data = (copy / damaged).read_bytes()
     (copy / damaged).write_bytes(data[: len(data) // 2])  # cut short, as a broken copy leaves it
-    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"cut={copy}",
-                             "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"cut={copy}", "--port", str(free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert re.search(says, lines[0]) and lines[0].startswith("error:"), lines
@@ -431,6 +473,7 @@ def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, 
 
 def test_an_api_key_a_browser_cannot_send_is_refused_at_start(export):
     env = dict(os.environ, RESUMEN_API_KEY="clé-secrète")
-    result = subprocess.run([sys.executable, "scripts/serve.py", "--model", str(export), "--port", str(free_port())],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--model", str(export), "--port", str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2 and result.stderr.startswith("error: RESUMEN_API_KEY must be printable ASCII")

@@ -43,11 +43,20 @@ def test_compile_trains_and_keeps_the_parameter_names(tiny_t5, tmp_path):
 
     from cli_helpers import demo_args, in_root, run_train
 
-    cli = in_root(run_train, *demo_args(  # one batch shape (padded to the maximum): one compilation
-        "fit", tiny_t5, tmp_path / "runs", "--model.compile=true", "--data.padding=max_length",
-        "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-        "--trainer.enable_progress_bar=false",
-    ))
+    cli = in_root(
+        run_train,
+        *demo_args(  # one batch shape (padded to the maximum): one compilation
+            "fit",
+            tiny_t5,
+            tmp_path / "runs",
+            "--model.compile=true",
+            "--data.padding=max_length",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+        ),
+    )
     model = cli.model.model
     assert model._compiled_call_impl is not None  # nn.Module.compile(): the module itself, not a wrapper
     assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["train/loss_epoch"])
@@ -68,8 +77,12 @@ def test_every_command_on_the_cpu_flushes_denormal_floats(tiny_t5, tmp_path):
     try:
         torch.set_flush_denormal(False)
         assert float(torch.tensor([1e-39]) * 1.0) != 0.0
-        in_root(run_train, *demo_args("validate", tiny_t5, tmp_path / "runs", "--ckpt_path=pretrained",
-                                      "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"))
+        in_root(
+            run_train,
+            *demo_args(
+                "validate", tiny_t5, tmp_path / "runs", "--ckpt_path=pretrained", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"
+            ),
+        )
         assert float(torch.tensor([1e-39]) * 1.0) == 0.0
         torch.set_flush_denormal(False)
         Summarizer.load(tiny_t5, device="cpu", announce=lambda line: None)

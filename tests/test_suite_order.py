@@ -26,8 +26,7 @@ def test_the_scheduler_hands_out_the_slowest_files_first_not_the_largest(pytestc
     from xdist.scheduler import LoadScopeScheduling, loadscope
 
     counts = {"test_reliability.py": 28, SLOWEST_FIRST[1]: 3, "test_scripts.py": 16, SLOWEST_FIRST[0]: 4}
-    items = [SimpleNamespace(path=Path("tests", name), nodeid=f"tests/{name}::test_{i}")
-             for name, count in counts.items() for i in range(count)]
+    items = [SimpleNamespace(path=Path("tests", name), nodeid=f"tests/{name}::test_{i}") for name, count in counts.items() for i in range(count)]
     pytest_collection_modifyitems(items)
     collection = [item.nodeid for item in items]
 

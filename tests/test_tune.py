@@ -16,20 +16,37 @@ pytest.importorskip("optuna")
 
 
 def tune_command(tiny_t5, tmp_path, study, trials, *extra):
-    return [sys.executable, str(ROOT / "scripts" / "tune.py"), "--config", "configs/demo.yaml",
-            "--config", "tests/fixtures/sample.yaml", f"--model.model_name_or_path={tiny_t5}",
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--trainer.enable_progress_bar=false",
-            "--trials", str(trials), "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", study,
-            "--search", "model.learning_rate=1e-5:3e-2:log", "--monitor", "val/loss", "--json", *extra]
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "tune.py"),
+        "--config",
+        "configs/demo.yaml",
+        "--config",
+        "tests/fixtures/sample.yaml",
+        f"--model.model_name_or_path={tiny_t5}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trials",
+        str(trials),
+        "--storage",
+        f"sqlite:///{tmp_path / 'study.db'}",
+        "--study-name",
+        study,
+        "--search",
+        "model.learning_rate=1e-5:3e-2:log",
+        "--monitor",
+        "val/loss",
+        "--json",
+        *extra,
+    ]
 
 
 def last_json(stdout):
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{\"study\"")][-1])
+    return json.loads([line for line in stdout.splitlines() if line.startswith('{"study"')][-1])
 
 
 def test_a_search_prunes_trials_that_fall_behind_and_names_the_best_export(tiny_t5, tmp_path):
-    done = subprocess.run(tune_command(tiny_t5, tmp_path, "lr", 3, "--trainer.max_epochs=4"), cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(tune_command(tiny_t5, tmp_path, "lr", 3, "--trainer.max_epochs=4"), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = last_json(done.stdout)
     states = [row["state"] for row in result["trials"]]
@@ -157,10 +174,12 @@ def test_a_search_space_that_does_not_fit_the_study_leaves_no_running_trial(tmp_
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="space", storage=storage, direction="maximize")
-    study.add_trial(optuna.trial.create_trial(params={"model.learning_rate": 1e-3}, value=1.0,
-                                              distributions={"model.learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"model.learning_rate": 1e-3}, value=1.0, distributions={"model.learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}
+        )
+    )
     with pytest.raises(ResumenError, match="--search does not fit the study 'space'"):
-        tune.main(["--config", "c.yaml", "--trials", "3", "--study-name", "space", "--storage", storage,
-                   "--search", "model.learning_rate=0.1,0.2"])
+        tune.main(["--config", "c.yaml", "--trials", "3", "--study-name", "space", "--storage", storage, "--search", "model.learning_rate=0.1,0.2"])
     states = [t.state for t in optuna.load_study(study_name="space", storage=storage).get_trials()]
     assert states == [TrialState.COMPLETE, TrialState.FAIL]

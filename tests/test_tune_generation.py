@@ -27,11 +27,11 @@ def digests(directory):
 
 
 def test_a_search_starts_from_the_current_settings_and_decodes_each_setting_once(export):
-    result = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "8",
-                                   "--max-articles", "6", "--json"])
+    result = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "8", "--max-articles", "6", "--json"])
     current = json.loads((export / "generation_config.json").read_text())
-    assert {k: result["current"][k] for k in ("num_beams", "max_new_tokens")} == \
-        {k: current[k] for k in ("num_beams", "max_new_tokens")}  # trial 0 is the export's own settings
+    assert {k: result["current"][k] for k in ("num_beams", "max_new_tokens")} == {
+        k: current[k] for k in ("num_beams", "max_new_tokens")
+    }  # trial 0 is the export's own settings
     assert result["decodings_run"] == len(result["distinct_settings"]) <= 8  # repeats came from the cache
     assert result["best"]["rougeL"] == max(row["rougeL"] for row in result["distinct_settings"])
     assert result["best"]["rougeL"] >= result["current"]["rougeL"]
@@ -48,8 +48,7 @@ def test_greedy_decoding_ignores_the_length_penalty_so_they_share_one_decoding()
 
 def test_write_changes_only_the_generation_config_and_the_card(export):
     before = digests(export)
-    result = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "8",
-                                   "--max-articles", "6", "--write", "--json"])
+    result = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "8", "--max-articles", "6", "--write", "--json"])
     after = digests(export)
     changed = {name for name in after if after[name] != before.get(name)}
     if not result["better"]:
@@ -59,8 +58,7 @@ def test_write_changes_only_the_generation_config_and_the_card(export):
     assert all(written[k] == result["best"][k] for k in ("num_beams", "no_repeat_ngram_size", "max_new_tokens"))
     card = (export / "README.md").read_text()
     assert card.count(tune_generation.CARD_SECTION) == 1 and "judge it on test" in card
-    again = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "2",
-                                  "--max-articles", "6", "--write", "--json"])
+    again = tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "2", "--max-articles", "6", "--write", "--json"])
     assert again["current"]["rougeL"] == result["best"]["rougeL"]  # the export now decodes with the best settings
     assert (export / "README.md").read_text().count(tune_generation.CARD_SECTION) == 1  # replaced, not stacked
 
@@ -73,8 +71,7 @@ def test_a_write_that_fails_while_preparing_leaves_both_files_as_they_were(expor
 
     monkeypatch.setattr(GenerationSettings, "apply_to", broken)  # only --write calls it: the search itself runs
     with pytest.raises(OSError):
-        tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "3", "--max-articles", "4",
-                              "--write", "--json", "--seed", "1"])
+        tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "3", "--max-articles", "4", "--write", "--json", "--seed", "1"])
     assert digests(export) == before and not [p for p in export.iterdir() if p.name.startswith(".")]
 
 

@@ -101,9 +101,7 @@ def test_data_module_reports_coverage_and_recommends_extension(hub_t5_tokenizer_
 def test_data_module_with_extension_tokenises_without_unknowns(hub_t5_tokenizer_dir, sample_files):
     from datamodules.summarization import SummarizationDataModule
 
-    data = SummarizationDataModule(
-        str(hub_t5_tokenizer_dir), data_files=sample_files, max_source_length=128, extend_vocabulary=True
-    )
+    data = SummarizationDataModule(str(hub_t5_tokenizer_dir), data_files=sample_files, max_source_length=128, extend_vocabulary=True)
     data.setup("fit")
     unk = data.base_tokenizer.unk_token_id
     assert set(data.added_characters) <= T5_LACKS and "ñ" in data.added_characters
@@ -136,16 +134,28 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
     val = write_jsonl(tmp_path / "val.jsonl", enye_rows(16, seed=1))
     monkeypatch.chdir(ROOT)
     common = [
-        "--config", str(ROOT / "configs" / "demo.yaml"), f"--model.model_name_or_path={model_dir}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--model.extend_vocabulary=true",
+        "--config",
+        str(ROOT / "configs" / "demo.yaml"),
+        f"--model.model_name_or_path={model_dir}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--model.extend_vocabulary=true",
         f"--data.data_files={{train: {train}, validation: {val}, test: {val}}}",
-        "--data.max_source_length=64", "--data.max_target_length=32", "--model.max_new_tokens=24",
+        "--data.max_source_length=64",
+        "--data.max_target_length=32",
+        "--model.max_new_tokens=24",
     ]
     run_train(
-        "fit", *common, "--trainer.max_epochs=12", "--model.learning_rate=5e-3",
+        "fit",
+        *common,
+        "--trainer.max_epochs=12",
+        "--model.learning_rate=5e-3",
         # stop once it writes most first sentences (epoch 5 here: val/rougeL 6.8 20.5 44.8 54.6 72.8; 16 of 16 with ñ)
-        "--early_stopping.patience=12", "--early_stopping.stopping_threshold=70", "--data.batch_size=16",
-        "--data.max_train_samples=null", "--model.val_generate_samples=16", "--trainer.enable_progress_bar=false",
+        "--early_stopping.patience=12",
+        "--early_stopping.stopping_threshold=70",
+        "--data.batch_size=16",
+        "--data.max_train_samples=null",
+        "--model.val_generate_samples=16",
+        "--trainer.enable_progress_bar=false",
     )
     predictions = tmp_path / "predictions.jsonl"
     run_train("predict", *common, f"--predictions.output_path={predictions}", "--model.num_beams=1")

@@ -83,8 +83,7 @@ def check_texts(predictions: Any, references: Any) -> None:
     for name, value in (("predictions", predictions), ("references", references)):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ResumenError(
-                f"{name} must be a list of strings, not {type(value).__name__}: pass [text] for one text (a plain string "
-                "would be scored letter by letter)."
+                f"{name} must be a list of strings, not {type(value).__name__}: pass [text] for one text (a plain string would be scored letter by letter)."
             )
         if not value:
             raise ResumenError(f"{name} is empty: there is nothing to score (ROUGE of no examples is undefined).")

@@ -73,8 +73,14 @@ class ModelsMixin:
         for name, spec in self.model_paths.items():
             path, backend, compute_type = model_spec(spec, self.options.get("backend", "torch"), self.options.get("compute_type"))
             self.summarizers[name] = load_summarizer(
-                path, device, self.options.get("precision"), self.options.get("trust_remote_code", False),
-                self.options.get("batch_size", 8), name=name, backend=backend, compute_type=compute_type,
+                path,
+                device,
+                self.options.get("precision"),
+                self.options.get("trust_remote_code", False),
+                self.options.get("batch_size", 8),
+                name=name,
+                backend=backend,
+                compute_type=compute_type,
             )
         self.timeout = float(self.options.get("timeout", 60))
 
@@ -117,8 +123,7 @@ class SummarizeAPI(ModelsMixin, ls.LitAPI):
         if output["seconds"] > self.timeout:
             message = f"the summaries took {output['seconds']:.0f} s, longer than this server's {self.timeout:g} s (--timeout)"
             return JSONResponse({"error": message}, status_code=504)
-        rows = [{"summary": s.summary, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
-                 "truncated": s.truncated} for s in output["summaries"]]
+        rows = [{"summary": s.summary, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens, "truncated": s.truncated} for s in output["summaries"]]
         if job["single"]:
             return {**rows[0], "model": job["model"], "seconds": seconds}
         return {"summaries": rows, "model": job["model"], "seconds": seconds}
@@ -134,5 +139,9 @@ class ChatAPI(ModelsMixin, ls.LitAPI):
         for piece in summarizer.stream(job["texts"][0], counts, **job["overrides"]):
             yield {"content": piece}
         # the usage the OpenAI response reports, after the last piece
-        yield {"content": "", "prompt_tokens": counts["input_tokens"], "completion_tokens": counts["output_tokens"],
-               "total_tokens": counts["input_tokens"] + counts["output_tokens"]}
+        yield {
+            "content": "",
+            "prompt_tokens": counts["input_tokens"],
+            "completion_tokens": counts["output_tokens"],
+            "total_tokens": counts["input_tokens"] + counts["output_tokens"],
+        }

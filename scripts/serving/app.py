@@ -23,8 +23,7 @@ LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 async def send_json(send: Any, status: int, message: str, headers: list | None = None) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *(headers or [])]})
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -53,14 +52,17 @@ class Gate:
             return
         headers = dict(scope.get("headers") or [])
         if self.loopback_only and host_name(headers.get(b"host", b"127.0.0.1")) not in LOOPBACK_NAMES:
-            await send_json(send, 400, "this server answers requests to 127.0.0.1 or localhost only (--host 127.0.0.1): "
-                                       "serve on 0.0.0.0 with RESUMEN_API_KEY to be reached by another name")
+            await send_json(
+                send,
+                400,
+                "this server answers requests to 127.0.0.1 or localhost only (--host 127.0.0.1): "
+                "serve on 0.0.0.0 with RESUMEN_API_KEY to be reached by another name",
+            )
             return
         if self.expected is not None and scope["path"] not in OPEN_PATHS:
             scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
             if not (hmac.compare_digest(given.strip(), self.expected) and scheme.lower() == b"bearer"):
-                await send_json(send, 401, "missing or wrong API key: send Authorization: Bearer <RESUMEN_API_KEY>",
-                                [(b"www-authenticate", b"Bearer")])
+                await send_json(send, 401, "missing or wrong API key: send Authorization: Bearer <RESUMEN_API_KEY>", [(b"www-authenticate", b"Bearer")])
                 return
         if scope["method"] == "HEAD" and scope["path"] in HEAD_PATHS:
             scope = {**scope, "method": "GET"}
@@ -145,14 +147,18 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
             generation = GenerationSettings.from_generation_config(None)
         base = record.base_model or path
     return {
-        "name": name, "path": shown_path(path), "base_model": shown_path(base), "prompt_template": record.prompt_template,
-        "max_source_length": record.max_source_length or DEFAULT_MAX_SOURCE_LENGTH, "generation": generation.describe(),
-        "backend": backend, "compute_type": compute_type if backend == "ctranslate2" else None,
+        "name": name,
+        "path": shown_path(path),
+        "base_model": shown_path(base),
+        "prompt_template": record.prompt_template,
+        "max_source_length": record.max_source_length or DEFAULT_MAX_SOURCE_LENGTH,
+        "generation": generation.describe(),
+        "backend": backend,
+        "compute_type": compute_type if backend == "ctranslate2" else None,
     }
 
 
-def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True,
-                 loopback_only: bool = False):
+def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True, loopback_only: bool = False):
     """The LitServer: ``POST /summarize`` (batched), ``POST /v1/chat/completions``, ``GET /models`` and
     ``GET /v1/models``, the page at ``/``. ``loopback_only``: refuse requests whose ``Host`` is not loopback."""
     import litserve as ls
@@ -161,10 +167,10 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
     from scripts.serving.apis import ChatAPI, ChatSpec, SummarizeAPI
     from scripts.serving.requests import Limits
 
-    descriptions = [describe_model(name, spec, options.get("backend", "torch"), options.get("compute_type"))
-                    for name, spec in models.items()]  # also checks every path early
-    summarize = SummarizeAPI(max_batch_size=options["max_batch_size"], batch_timeout=options["batch_timeout"],
-                             api_path="/summarize")
+    descriptions = [
+        describe_model(name, spec, options.get("backend", "torch"), options.get("compute_type")) for name, spec in models.items()
+    ]  # also checks every path early
+    summarize = SummarizeAPI(max_batch_size=options["max_batch_size"], batch_timeout=options["batch_timeout"], api_path="/summarize")
     summarize.configure(models, options)
     apis: list[Any] = [summarize]
     if openai_route:
@@ -173,8 +179,11 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
         apis.append(chat)
     per_request = Limits.max_chars * 4 + 2_000  # UTF-8 and JSON escapes, bounded before the body is parsed
     server = ls.LitServer(
-        apis, accelerator=options["accelerator"], devices=options["devices"],
-        workers_per_device=options["workers_per_device"], timeout=options["timeout"],
+        apis,
+        accelerator=options["accelerator"],
+        devices=options["devices"],
+        workers_per_device=options["workers_per_device"],
+        timeout=options["timeout"],
         max_payload_size=per_request * Limits.max_texts,
         middlewares=[(Gate, {"key": api_key, "loopback_only": loopback_only})],
     )
@@ -187,8 +196,7 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
         return JSONResponse({"models": descriptions, "limits": Limits.as_dict(), "openai_route": openai_route})
 
     async def list_openai_models() -> JSONResponse:  # what OpenAI clients call (client.models.list())
-        return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "resumen"}
-                                                        for name in models]})
+        return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "resumen"} for name in models]})
 
     # The page replaces LitServe's "litserve running" at "/": the router matches the first route added.
     server.app.router.routes.insert(0, APIRoute("/", page, methods=["GET"], include_in_schema=False))

@@ -26,8 +26,7 @@ class Limits:
 
     @classmethod
     def as_dict(cls) -> dict[str, Any]:
-        return {"max_chars": cls.max_chars, "max_texts": cls.max_texts, "max_new_tokens": cls.max_new_tokens,
-                "max_beams": cls.max_beams}
+        return {"max_chars": cls.max_chars, "max_texts": cls.max_texts, "max_new_tokens": cls.max_new_tokens, "max_beams": cls.max_beams}
 
 
 # pydantic error types -> HTTP status (anything else a validation raises is a 400)
@@ -41,8 +40,10 @@ def fail(kind: str, message: str) -> PydanticCustomError:
 def check_overrides(values: dict[str, Any]) -> None:
     """Generation overrides inside the server's bounds (a 10^9 max_new_tokens or 1,000 beams would stall a worker)."""
     bounds = {
-        "max_new_tokens": (1, Limits.max_new_tokens), "num_beams": (1, Limits.max_beams),
-        "length_penalty": (-5.0, 5.0), "no_repeat_ngram_size": (0, 10),
+        "max_new_tokens": (1, Limits.max_new_tokens),
+        "num_beams": (1, Limits.max_beams),
+        "length_penalty": (-5.0, 5.0),
+        "no_repeat_ngram_size": (0, 10),
     }
     for name, (low, high) in bounds.items():
         value = values.get(name)
@@ -64,13 +65,16 @@ def check_text(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise fail("bad_text", f"{what} holds a lone surrogate (\\u{ord(text[error.start]):04x} at character "
-                               f"{error.start}), which is not text: send the article as valid Unicode") from None
+        raise fail(
+            "bad_text",
+            f"{what} holds a lone surrogate (\\u{ord(text[error.start]):04x} at character {error.start}), which is not text: send the article as valid Unicode",
+        ) from None
     if not text.strip():
         raise fail("empty", f"{what} is empty: send the article's text")
     if len(text) > Limits.max_chars:
-        raise fail("too_large", f"{what} is {len(text):,} characters; this server takes at most {Limits.max_chars:,} "
-                                "(--max-chars): send the article's text only")
+        raise fail(
+            "too_large", f"{what} is {len(text):,} characters; this server takes at most {Limits.max_chars:,} (--max-chars): send the article's text only"
+        )
 
 
 class SummarizeRequest(BaseModel):
@@ -89,13 +93,12 @@ class SummarizeRequest(BaseModel):
     @model_validator(mode="after")
     def within_limits(self) -> SummarizeRequest:
         if (self.text is None) == (self.texts is None):
-            raise fail("bad_request", "send either \"text\" (one article) or \"texts\" (a list of articles)")
+            raise fail("bad_request", 'send either "text" (one article) or "texts" (a list of articles)')
         if self.texts is not None:
             if not self.texts:
                 raise fail("empty", "texts is empty: send at least one article")
             if len(self.texts) > Limits.max_texts:
-                raise fail("too_large", f"texts holds {len(self.texts)} articles; this server takes at most "
-                                        f"{Limits.max_texts} per request (--max-texts)")
+                raise fail("too_large", f"texts holds {len(self.texts)} articles; this server takes at most {Limits.max_texts} per request (--max-texts)")
         for i, text in enumerate([self.text] if self.text is not None else self.texts or []):
             check_text(text, "text" if self.text is not None else f"texts[{i}]")
         check_model(self.model)
@@ -103,14 +106,22 @@ class SummarizeRequest(BaseModel):
         return self
 
     def overrides(self) -> dict[str, Any]:
-        values = {"max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams,
-                  "length_penalty": self.length_penalty, "no_repeat_ngram_size": self.no_repeat_ngram_size}
+        values = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_beams": self.num_beams,
+            "length_penalty": self.length_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
     def job(self) -> dict[str, Any]:
         """The plain dict a worker receives (no pydantic object crosses the process boundary)."""
-        return {"texts": [self.text] if self.text is not None else list(self.texts or []), "single": self.text is not None,
-                "model": self.model or Limits.models[0], "overrides": self.overrides()}
+        return {
+            "texts": [self.text] if self.text is not None else list(self.texts or []),
+            "single": self.text is not None,
+            "model": self.model or Limits.models[0],
+            "overrides": self.overrides(),
+        }
 
 
 def chat_job(request: Any) -> dict[str, Any]:
@@ -120,14 +131,15 @@ def chat_job(request: Any) -> dict[str, Any]:
 
     n = getattr(request, "n", 1)
     if n is not None and n != 1:  # LitServe would queue n generations (n = 0 streams forever): one is all we write
-        raise HTTPException(400, f"n must be 1 (got {n}): this server writes one summary per request, and its decoding "
-                                 "is deterministic, so more choices would repeat it")
+        raise HTTPException(
+            400, f"n must be 1 (got {n}): this server writes one summary per request, and its decoding is deterministic, so more choices would repeat it"
+        )
     messages = [m for m in (request.messages or []) if getattr(m, "role", None) == "user"]
     content = messages[-1].content if messages else None
     if isinstance(content, list):  # content parts: keep the text ones
         content = "".join(part.get("text", "") if isinstance(part, dict) else getattr(part, "text", "") or "" for part in content)
     if not isinstance(content, str):
-        raise HTTPException(400, "send the article as the last message with role \"user\"")
+        raise HTTPException(400, 'send the article as the last message with role "user"')
     try:
         check_text(content, "the user message")
         name = request.model if request.model in Limits.models else None
@@ -146,9 +158,9 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str]:
     first = errors[0] if errors else {"type": "bad_request", "msg": "bad request"}
     kind = first.get("type", "")
     if kind in ("json_invalid", "model_attributes_type", "dict_type", "model_type"):
-        return 400, "the body must be a JSON object such as {\"text\": \"...\"}"
+        return 400, 'the body must be a JSON object such as {"text": "..."}'
     if kind == "missing" and tuple(first.get("loc", ())) == ("body",):
-        return 400, "the request has no body: send a JSON object such as {\"text\": \"...\"}"
+        return 400, 'the request has no body: send a JSON object such as {"text": "..."}'
     if kind == "extra_forbidden":
         field = first.get("loc", ["", "?"])[-1]
         return 400, f"unknown field '{field}': send text or texts, and optionally model, max_new_tokens, num_beams, length_penalty, no_repeat_ngram_size"
