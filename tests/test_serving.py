@@ -471,6 +471,29 @@ def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, 
     assert re.search(says, lines[0]) and lines[0].startswith("error:"), lines
 
 
+def test_a_model_that_cannot_summarise_a_prompt_never_reports_ready(export, tmp_path):
+    """Weights and tokenizer files whole and loadable, but the tokenizer ends every prompt with a token id the model
+    does not have (a post-processor from another vocabulary): the model cannot serve a single request, so the server
+    does not start (it used to report ready, then fail every request)."""
+    import json as json_module
+
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    tokenizer = json_module.loads((copy / "tokenizer.json").read_text())
+    tokenizer["post_processor"]["special_tokens"]["</s>"]["ids"] = [10**6]
+    (copy / "tokenizer.json").write_text(json_module.dumps(tokenizer))
+    result = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"broken={copy}", "--port", str(free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Serving" not in result.stderr, result.stderr[-3000:]
+    assert len(errors) == 1 and "model 'broken'" in errors[0] and "cannot summarise a short article" in errors[0], errors
+
+
 def test_an_api_key_a_browser_cannot_send_is_refused_at_start(export):
     env = dict(os.environ, RESUMEN_API_KEY="clé-secrète")
     result = subprocess.run(
