@@ -332,12 +332,21 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
+        fused = hp.fused_adamw
+        if fused is not False and self.trainer.gradient_clip_val and "mixed" in str(self.trainer.precision):
+            # Lightning 2.6 refuses to clip for a fused optimizer under any mixed precision, bf16 included (issue
+            # #21435, fixed upstream after 2.6.6): clip with torch's non-fused AdamW instead
+            rank_zero_info(
+                f"AdamW without the fused kernel: --trainer.gradient_clip_val with {self.trainer.precision} "
+                "needs it in Lightning 2.6 (a little slower per step)."
+            )
+            fused = False
         return adamw_with_linear_decay(
             self.model,
             hp.learning_rate,
             hp.weight_decay,
             hp.adam_epsilon,
-            hp.fused_adamw,
+            fused,
             self.trainer.estimated_stepping_batches,
             hp.warmup_steps,
             hp.warmup_ratio,

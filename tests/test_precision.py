@@ -49,3 +49,25 @@ def test_the_recipe_leaves_precision_to_the_automatic_choice():
 
     recipe = yaml.safe_load((ROOT / "configs" / "mlsum_flan_t5_small.yaml").read_text())
     assert "precision" not in recipe["trainer"]
+
+
+def test_gradient_clipping_trains_under_bf16_mixed(tiny_t5, tmp_path, caplog):
+    """The course's --trainer.gradient_clip_val=1.0 raised under the project's defaults, bf16-mixed with fused AdamW
+    (Lightning 2.6.6 refuses clipping for any fused optimizer under mixed precision): the module now steps with the
+    non-fused AdamW there, and says so."""
+    from cli_helpers import demo_args, in_root
+    from scripts.train import cli_main
+
+    args = demo_args(
+        "fit",
+        tiny_t5,
+        tmp_path / "runs",
+        "--trainer.precision=bf16-mixed",
+        "--trainer.gradient_clip_val=1.0",
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+    )
+    cli = in_root(cli_main, args)
+    optimizer = cli.trainer.optimizers[0]
+    assert cli.trainer.global_step == 5 and not optimizer.defaults["fused"]
+    assert "AdamW without the fused kernel: --trainer.gradient_clip_val with bf16-mixed" in caplog.text
