@@ -29,6 +29,7 @@ class SummarizationData(Protocol):
 
     hparams: Any  # its settings, for the model card, the report and a predict job's fingerprint
     coverage: Any  # the tokenizer coverage report of the training data, or None (CoverageReport)
+    truncation: dict[str, dict[str, float]]  # split -> the share of its articles / summaries cut at the lengths
 
     def connect(self, vocabulary: Any, trained_template: str | None = None) -> None:
         """Share the model's tokenizer and, for an exported model, the template it was trained with."""

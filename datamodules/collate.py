@@ -12,6 +12,8 @@ from core.contract import Batch
 
 # Columns that travel with a batch as Python lists (ids for ordering and dedupe, references for ROUGE).
 META_COLUMNS = ("id", "index", "reference")
+# what tokenisation records about each row's lengths (for batching and the truncation report), never batched
+LENGTH_COLUMNS = ("length", "target_length", "truncated", "target_truncated")
 LABEL_PAD = -100
 
 
@@ -36,8 +38,8 @@ class Seq2SeqCollator:
         features = [dict(feature) for feature in features]
         meta = {key: [f.pop(key) for f in features] for key in META_COLUMNS if key in features[0]}
         for feature in features:
-            feature.pop("length", None)
-            feature.pop("target_length", None)
+            for column in LENGTH_COLUMNS:
+                feature.pop(column, None)
         if self.source_length is None:
             batch = dict(self._dynamic(features))
         else:

@@ -114,6 +114,8 @@ class SummarizationDataModule(L.LightningDataModule):
         self.previews: dict[str, list[str]] = {}  # the first articles of each split, in input order
         self.fixed_lengths: dict[str, tuple[int, int]] = {}
         self.coverage: CoverageReport | None = None
+        # split -> the share of its articles (and reference summaries) cut at max_source_length (max_target_length)
+        self.truncation: dict[str, dict[str, float]] = {}
         self._vocabulary: Vocabulary | None = None  # the model's, through connect(); else loaded on first use
         self._trained_template: str | None = None
 
@@ -314,7 +316,8 @@ class SummarizationDataModule(L.LightningDataModule):
 
     def tokenize_split(self, dataset, split: str, text_column: str, summary_column: str | None):
         dataset = self.tokenize(dataset, text_column, summary_column, split)
-        rank_zero_info(f"{split}: {len(dataset)} examples")
+        self.truncation[split] = truncation_shares(dataset)
+        rank_zero_info(f"{split}: {len(dataset)} examples{self.truncation_words(split)}")
         if self.hparams.padding != "batch":
             self.fixed_lengths[split] = self._fixed_lengths(dataset)
         return dataset
@@ -328,11 +331,13 @@ class SummarizationDataModule(L.LightningDataModule):
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             features = encode_articles(tokenizer, template, batch[text_column], max_source)
-            features.pop("truncated")
             if summary_column and split != "predict":
-                targets = [text[:char_cap] for text in batch[summary_column]]
-                features["labels"] = tokenize(tokenizer, text_target=targets, max_length=max_target, truncation=True)["input_ids"]
+                texts = batch[summary_column]
+                targets = tokenize(tokenizer, text_target=[text[:char_cap] for text in texts], max_length=max_target, truncation=True)
+                features["labels"] = targets["input_ids"]
                 features["target_length"] = [len(ids) for ids in features["labels"]]
+                cut = [bool(e.overflowing) for e in targets.encodings] if targets.encodings else [False] * len(texts)
+                features["target_truncated"] = [overflow or len(text) > char_cap for overflow, text in zip(cut, texts)]
             if summary_column:  # predict keeps a reference when the row has one (null otherwise)
                 features["reference"] = [text if isinstance(text, str) and text.strip() else None for text in batch[summary_column]]
             return features
@@ -340,6 +345,16 @@ class SummarizationDataModule(L.LightningDataModule):
         keep = {"id", "index"}
         with progress_bars_for(rows=len(dataset)):
             return self._map_tokens(dataset, encode, keep, split)
+
+    def truncation_words(self, split: str) -> str:
+        """``; 12.5% of articles cut at max_source_length=512 (0.0% of summaries at max_target_length=128)``."""
+        shares, hp = self.truncation.get(split) or {}, self.hparams
+        if "articles" not in shares:
+            return ""
+        words = f"; {shares['articles']:.1%} of articles cut at max_source_length={hp.max_source_length}"
+        if "summaries" in shares:
+            words += f" ({shares['summaries']:.1%} of summaries at max_target_length={hp.max_target_length})"
+        return words
 
     def _map_tokens(self, dataset, encode, keep: set[str], split: str):
         hp = self.hparams
@@ -447,6 +462,16 @@ class SummarizationDataModule(L.LightningDataModule):
                 self.datasets["predict"] = self.datasets["predict"].filter(
                     lambda batch: [index not in done for index in batch["index"]], batched=True, desc="Skipping done inputs"
                 )
+
+
+def truncation_shares(dataset) -> dict[str, float]:
+    """The share of a tokenised split's articles, and of its reference summaries, that were cut."""
+    shares = {}
+    for column, name in (("truncated", "articles"), ("target_truncated", "summaries")):
+        if column in dataset.column_names and len(dataset):
+            values = dataset[column]
+            shares[name] = round(sum(values) / len(values), 4)
+    return shares
 
 
 def _texts(selected: Any):

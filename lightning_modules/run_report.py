@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from core.contract import data_settings, summarizer_results
+from core.contract import data_settings, summarization_data, summarizer_results
 from core.files import atomic_file
 from core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
 from core.runs import RunLayout
@@ -109,6 +109,7 @@ class RunReport(Callback):
             **best_epoch(trainer, history),
             **early_stop(trainer),
             "data": data_source(data_settings(trainer)),
+            "truncated": truncation(trainer),
         }
         self._log_final_metrics(trainer)
         if history:
@@ -383,3 +384,9 @@ def literature_table(literature: dict[str, Any] | None) -> str:
         "\nLiterature-comparable ROUGE (to place the model among published MLSUM-es figures; not Spanish-aware: "
         f"{literature['scorer']}):\n\n| metric | mean | 95% interval |\n|---|---|---|\n" + rows
     )
+
+
+def truncation(trainer: L.Trainer) -> dict[str, dict[str, float]]:
+    """The share of each split's articles and summaries cut at max_source_length / max_target_length."""
+    data = summarization_data(trainer)
+    return dict(data.truncation) if data is not None else {}

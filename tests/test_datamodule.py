@@ -145,7 +145,18 @@ def test_parquet_with_mlsum_columns(tiny_t5, sample_files, tmp_path):
     dm = make_dm(tiny_t5, files)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 20
-    assert set(dm.datasets["train"].column_names) == {"id", "index", "input_ids", "attention_mask", "length", "labels", "target_length", "reference"}
+    assert set(dm.datasets["train"].column_names) == {
+        "id",
+        "index",
+        "input_ids",
+        "attention_mask",
+        "length",
+        "labels",
+        "target_length",
+        "reference",
+        "truncated",
+        "target_truncated",
+    }
 
 
 def test_length_grouping_reduces_padding(tiny_t5, tmp_path):
@@ -167,3 +178,20 @@ def test_length_grouping_reduces_padding(tiny_t5, tmp_path):
 
     grouped, random_order = padding_efficiency(True), padding_efficiency(False)
     assert grouped > 0.9 > random_order
+
+
+def test_setup_says_how_many_articles_and_summaries_are_cut(tiny_t5, tmp_path, caplog):
+    """MLSUM-es articles are often longer than the recipe's 512 tokens: the share cut at each length is printed at
+    setup and kept for the run report (report.json's "truncated")."""
+    import logging
+
+    long_article = "El Ayuntamiento de Valencia aprobó ayer un plan de vivienda para los barrios del centro. " * 20
+    rows = [{"text": long_article if i % 4 == 0 else "El Betis ganó al Celta.", "summary": "El Betis ganó." * (1 + 20 * (i == 1))} for i in range(8)]
+    files = {split: str(write_jsonl(tmp_path / f"{split}.jsonl", rows)) for split in ("train", "validation")}
+    data = SummarizationDataModule(tiny_t5, data_files=files, max_source_length=64, max_target_length=16)
+    with caplog.at_level(logging.INFO):
+        data.setup("fit")
+    assert data.truncation["train"] == {"articles": 0.25, "summaries": 0.125}  # 2 of 8 articles, 1 of 8 summaries
+    assert "train: 8 examples; 25.0% of articles cut at max_source_length=64 (12.5% of summaries at max_target_length=16)" in caplog.text
+    batch = next(iter(data.train_dataloader()))  # the recorded columns never reach a batch
+    assert "truncated" not in batch and "target_truncated" not in batch

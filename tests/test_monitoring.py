@@ -97,6 +97,7 @@ def test_end_of_fit_report_names_best_metric_time_throughput_memory(finished_run
     assert report["monitor"] == "val/rougeL" and report["best_checkpoint"] == checkpoint.best_model_path
     assert report["best_value"] == pytest.approx(float(checkpoint.best_model_score), abs=1e-4)
     assert report["epochs"] == 3 and report["steps"] == finished_run["fit"].trainer.global_step
+    assert report["truncated"] == finished_run["fit"].datamodule.truncation and set(report["truncated"]) == {"train", "validation"}
     assert report["train_samples_per_sec"] > 0 and report["train_tokens_per_sec"] > report["train_samples_per_sec"]
     assert 0 < report["seconds_validation"] < report["seconds_total"]
     assert 0.05 < report["peak_memory"]["process_rss_gib"] < 24
