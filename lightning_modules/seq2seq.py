@@ -118,6 +118,12 @@ class Seq2SeqSummarizer(L.LightningModule):
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
         # the tokenizer first: a broken tokenizer.json is reported before any weights load
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        if tokenizer.pad_token_id is None:  # the collator would fail after the whole data set was tokenised
+            raise ResumenError(
+                f"the tokenizer of '{model_name_or_path}' has no padding token, which batches of articles need: use the "
+                "tokenizer the model was published with (T5's pads with <pad>), or save one that has one "
+                "(tokenizer.pad_token = ...; tokenizer.save_pretrained(DIR)) and pass that directory."
+            )
         self.model = load_seq2seq_model(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
         check_vocab_fits(model_name_or_path, tokenizer, self.model)
         # What the loaded model was trained with, when it is an export of this tool (its prompt travels on).
