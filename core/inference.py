@@ -28,12 +28,23 @@ DEFAULT_MAX_SOURCE_LENGTH = 512  # the recipe's, for models whose record does no
 
 def generate_summaries(model: Any, tokenizer: Any, input_ids: Any, attention_mask: Any, settings: GenerationSettings, **extra: Any) -> tuple[list[str], Any]:
     """Summaries of one encoded batch, and each summary's length in tokens (the one ``generate`` call)."""
-    import torch
 
     output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings.generate_kwargs(), **extra)
-    pad = model.generation_config.pad_token_id
-    lengths = (output != pad).sum(dim=1) if pad is not None else torch.full((output.shape[0],), output.shape[1])
-    return decode_texts(tokenizer, output), lengths
+    return decode_texts(tokenizer, output), generated_lengths(output, model.generation_config.eos_token_id)
+
+
+def generated_lengths(output: Any, eos_token_id: Any) -> Any:
+    """Each summary's length in tokens: what follows the decoder's start token, up to and including the first end
+    token (all of it when none was written). Counting the tokens that are not padding was wrong twice: beam search
+    fills a finished row with end tokens up to the batch's longest (every row then reported the longest), and a
+    model may write the padding token as text."""
+    import torch
+
+    generated = output[:, 1:]  # an encoder-decoder's output starts with the decoder start token
+    ends = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []), device=output.device)
+    is_end = torch.isin(generated, ends)
+    first_end = is_end.int().argmax(dim=1)
+    return torch.where(is_end.any(dim=1), first_end + 1, torch.full_like(first_end, generated.shape[1]))
 
 
 def stripped_pieces(pieces: Any):
@@ -259,8 +270,8 @@ class Summarizer:
         worker.join()
         if "error" in done:
             raise done["error"]
-        pad = model.generation_config.pad_token_id
-        counts.update(input_tokens=encoded["length"][0], output_tokens=int((done["output"][0] != pad).sum()))
+        written = generated_lengths(done["output"], model.generation_config.eos_token_id)
+        counts.update(input_tokens=encoded["length"][0], output_tokens=int(written[0]))
 
     def _stream_ctranslate2(self, article: str, counts: dict[str, int], settings: GenerationSettings):
         """CTranslate2's greedy steps, decoded as they come (each piece is what the new token added to the text)."""

@@ -158,3 +158,46 @@ def _config(max_epochs: int = 3, val_generate_samples: int = 5) -> _Section:
         checkpoint=_Section(monitor="val/rougeL", mode="max", filename=DEFAULT_CHECKPOINT_NAME),
         early_stopping=None,
     )
+
+
+# ----------------------------------------------------------------------------------------------- output length
+def test_a_summarys_length_ends_at_its_first_end_token_whatever_fills_the_row():
+    """Beam search fills a finished row with end tokens up to the batch's longest (transformers 5): every summary
+    of a batch reported the longest length (30/30/30 instead of 20/30/28). A model may also write the padding token
+    (0, T5's decoder start) as text."""
+    import torch
+
+    from core.inference import generated_lengths
+
+    output = torch.tensor([[0, 7, 8, 1, 1, 1, 1], [0, 7, 8, 9, 10, 11, 1], [0, 0, 0, 1, 0, 0, 0], [0, 7, 8, 9, 10, 11, 12]])
+    assert generated_lengths(output, 1).tolist() == [3, 6, 3, 6]  # the end token counts; no end: every token
+    assert generated_lengths(output, [1, 12]).tolist() == [3, 6, 3, 6]
+
+
+def test_beam_search_reports_each_summarys_own_length(tiny_t5):
+    """The same through generate(): rows made to end after 2, 6 and 10 tokens, with 4 beams and greedily."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    from core.generation import GenerationSettings
+    from core.inference import Summarizer, generate_summaries
+
+    class EndAfter(LogitsProcessor):
+        def __init__(self, beams: int) -> None:
+            self.beams = beams
+
+        def __call__(self, input_ids, scores):
+            for row in range(scores.shape[0]):
+                if input_ids.shape[1] >= 3 + 4 * (row // self.beams):  # example 0 ends at step 3, 1 at 7, 2 at 11
+                    scores[row, :] = -1e9
+                    scores[row, 1] = 0.0  # </s>
+            return scores
+
+    summarizer = Summarizer.load(tiny_t5, device="cpu")
+    ids = torch.tensor([[5, 6, 7, 1], [8, 9, 10, 1], [11, 12, 13, 1]])
+    for beams in (1, 4):
+        settings = GenerationSettings(num_beams=beams, max_new_tokens=20)
+        _, lengths = generate_summaries(
+            summarizer.model, summarizer.tokenizer, ids, torch.ones_like(ids), settings, logits_processor=LogitsProcessorList([EndAfter(beams)])
+        )
+        assert lengths.tolist() == [3, 7, 11], beams
