@@ -150,9 +150,17 @@ def emit(rows: list[dict[str, Any]], args: argparse.Namespace, human: Any) -> No
 
 
 def latest_export(root: Path = Path("runs")) -> Path | None:
-    """The export of the most recently finished run under ``root`` (what ``make demo`` just wrote)."""
+    """The export of the run whose fit ended last under ``root`` (what ``make demo`` just wrote), by the time its
+    ``status.json`` records, never by file times: testing, converting or re-exporting an older run changes its
+    files but does not make it the newest. Runs without that record count as older, in version order."""
+    from core.runs import RunLayout, version_of
+
+    def ended(export: Path) -> tuple[float, int]:
+        recorded = RunLayout(export.parent).status().get("time")
+        return (float(recorded) if isinstance(recorded, (int, float)) else float("-inf"), version_of(export.parent) or -1)
+
     exports = [p for p in root.glob("*/version_*/export") if (p / "config.json").is_file()]
-    return max(exports, key=lambda p: p.stat().st_mtime) if exports else None
+    return max(exports, key=ended) if exports else None
 
 
 def load_summarizer(

@@ -201,3 +201,26 @@ def test_beam_search_reports_each_summarys_own_length(tiny_t5):
             summarizer.model, summarizer.tokenizer, ids, torch.ones_like(ids), settings, logits_processor=LogitsProcessorList([EndAfter(beams)])
         )
         assert lengths.tolist() == [3, 7, 11], beams
+
+
+def test_the_default_model_is_the_export_of_the_run_that_ended_last(tmp_path):
+    """Testing an older run or converting it for CTranslate2 touched its export, which then became the default
+    (the newest file time): the default now follows the time each fit recorded when it ended."""
+    import json
+    import os
+    import time
+
+    from scripts.common import latest_export
+
+    ended = {"demo/version_0": 1000.0, "demo/version_1": 3000.0, "other/version_0": 2000.0, "demo/version_2": None}
+    for name, when in ended.items():
+        export = tmp_path / name / "export"
+        export.mkdir(parents=True)
+        (export / "config.json").write_text("{}")
+        if when is not None:
+            (export.parent / "status.json").write_text(json.dumps({"status": "finished", "time": when}))
+    now = time.time()
+    os.utime(tmp_path / "demo/version_0/export/config.json", (now, now))  # an older run, tested or converted just now
+    os.utime(tmp_path / "demo/version_0/export", (now, now))
+    assert latest_export(tmp_path) == tmp_path / "demo/version_1/export"
+    assert latest_export(tmp_path / "nothing") is None
