@@ -204,7 +204,7 @@ def choose_compute_type(device: str, requested: str | None) -> tuple[str, str]:
             return chosen, "the default on CUDA"
         return "float32", (
             "the default on a CPU, torch's own summaries; --compute-type int8 is faster with beams but "
-            "changes them: compare.py EXPORT EXPORT@ctranslate2:int8 says how much"
+            "changes them: compare.py --dataset --models EXPORT EXPORT@ctranslate2:int8 --data-config CONFIG says how much"
         )
     if requested not in supported:
         raise ResumenError(f"compute type '{requested}' cannot run on this {kind} with CTranslate2: it can run {', '.join(supported)}.")

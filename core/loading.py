@@ -46,9 +46,10 @@ def _explain_load_error(name: str, error: Exception) -> ResumenError:
         if isinstance(cause, LocalEntryNotFoundError) or "couldn't connect" in str(cause).lower():
             if name.startswith((".", "/", "~")):
                 break
+            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            reach = "HF_HUB_OFFLINE is set: unset it once online" if offline else "no network: go online"
             return ResumenError(
-                f"model '{name}' is not a local directory and the Hugging Face hub cannot be reached "
-                f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}): go online and unset HF_HUB_OFFLINE, "
+                f"model '{name}' is not a local directory and the Hugging Face hub cannot be reached ({reach}), "
                 f"or pre-download it with `hf download {name}` and pass the local directory."
             )
         if isinstance(cause, RepositoryNotFoundError):

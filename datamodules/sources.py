@@ -189,10 +189,11 @@ def load_raw_dataset(
         return datasets.load_dataset(dataset_name, dataset_config, revision=dataset_revision, cache_dir=cache_dir)
     except Exception as error:  # datasets raises a dozen types here; all mean "cannot get this dataset"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        files = "local files (train.py: --data.data_files.test=PATH, and so for each split; compare.py: --data-file PATH)"
         hint = (
-            "the hub is offline (HF_HUB_OFFLINE=1): go online, or download it once and pass local files with --data.data_files"
+            f"the hub is offline (HF_HUB_OFFLINE=1): go online, or download it once and pass {files}"
             if offline
-            else "check the name and config, or pass local files with --data.data_files"
+            else f"check the name and config, or pass {files}"
         )
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ResumenError(f"cannot load dataset '{dataset_name}' (config {dataset_config}): {hint}. ({first_line})") from error

@@ -180,6 +180,13 @@ def load_summarizer(
 
     device = resolve_device({"gpu": "cuda"}.get(accelerator, accelerator))
     path = Path(model).expanduser()
+    if path.is_dir() and not (path / "config.json").exists() and (path / "export" / "config.json").is_file():
+        from core.errors import ResumenError
+
+        raise ResumenError(
+            f"'{model}' is a run directory, not a model: did you mean its export, --model {path / 'export'} "
+            f"(or one of its checkpoints in {path / 'checkpoints'})?"
+        )
     is_checkpoint = path.suffix == ".ckpt" or (path.is_dir() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists())
     if is_checkpoint and backend == "ctranslate2":
         from core.errors import ResumenError

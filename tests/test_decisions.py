@@ -224,3 +224,32 @@ def test_the_default_model_is_the_export_of_the_run_that_ended_last(tmp_path):
     os.utime(tmp_path / "demo/version_0/export", (now, now))
     assert latest_export(tmp_path) == tmp_path / "demo/version_1/export"
     assert latest_export(tmp_path / "nothing") is None
+
+
+def test_hints_name_what_works(tmp_path, monkeypatch):
+    """Issue 40's hints that failed as written: a run directory given as the model (it got a sharded-checkpoint
+    message), the hub's advice to unset HF_HUB_OFFLINE when it was not set, compare's flag for local data, and the
+    CTranslate2 comparison command (without --dataset it ran the three default hub models)."""
+    from core.ctranslate2_backend import choose_compute_type
+    from core.loading import _explain_load_error
+    from scripts.common import load_summarizer
+
+    run = tmp_path / "runs" / "demo" / "version_0"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "config.json").write_text("{}")
+    with pytest.raises(ResumenError, match=r"is a run directory, not a model: did you mean its export, --model .*version_0/export"):
+        load_summarizer(str(run), "cpu")
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    unreachable = OSError("We couldn't connect to 'https://huggingface.co'")
+    unreachable.__cause__ = LocalEntryNotFoundError("offline")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert "(no network: go online)" in str(_explain_load_error("google/flan-t5-small", unreachable))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "(HF_HUB_OFFLINE is set: unset it once online)" in str(_explain_load_error("google/flan-t5-small", unreachable))
+    from datamodules.sources import load_raw_dataset
+
+    with pytest.raises(ResumenError, match=r"hub is offline .*train.py: --data.data_files.test=PATH.*compare.py: --data-file PATH"):
+        load_raw_dataset("nobody/no-such-dataset", "es", None, None, cache_dir=str(tmp_path / "cache"))
+    pytest.importorskip("ctranslate2")
+    assert "compare.py --dataset --models EXPORT EXPORT@ctranslate2:int8" in choose_compute_type("cpu", None)[1]
