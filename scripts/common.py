@@ -14,9 +14,16 @@ from core.files import atomic_file
 
 def base_parser(doc: str, default_model: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("texts", nargs="*", help="input texts; '-' reads one per line from stdin")
+    parser.add_argument("texts", nargs="*", help="input texts; '-' reads stdin (one input per line, see --split)")
     parser.add_argument("--model", default=default_model, help=f"hub id or local directory (default: {default_model})")
-    parser.add_argument("--file", help="read inputs from a file, one per line")
+    parser.add_argument("--file", help="read inputs from a file (one input per line, see --split)")
+    parser.add_argument(
+        "--split",
+        choices=sorted(SPLITS),
+        default="lines",
+        help="how --file and stdin hold their inputs: lines (one per line, the default), paragraphs (separated by blank "
+        "lines: an article's lines are joined) or none (the whole file is one input)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass (default: 8)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
     parser.add_argument("--devices", default="1", help="devices to use (default: 1)")
@@ -65,8 +72,14 @@ def describe_engine(summarizer: Any) -> str:
     return f"Backend: torch, precision {summarizer.precision} on {summarizer.device}"
 
 
+# --split: how a file (or stdin) holds its inputs, in the words the count line uses
+SPLITS = {"lines": "one per line", "paragraphs": "separated by blank lines", "none": "the whole text as one"}
+
+
 def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> list[str]:
-    """Inputs from arguments, ``--file`` (one per line) or stdin (``-``); blank lines are skipped.
+    """Inputs from arguments, ``--file`` or stdin (``-``), split as ``--split`` says (blank inputs are skipped); how
+    many were read from a file or stdin, and how, is said on stderr (a file of paragraphs read line by line would
+    otherwise become one summary per line without a word).
 
     Lines end only at ``\n`` (a U+2028 or a form feed inside an article stays in it), and input must be UTF-8 text.
     """
@@ -75,13 +88,19 @@ def read_inputs(args: argparse.Namespace, default: list[str] | None = None) -> l
     for number, text in enumerate(texts, start=1):
         if not text.strip():
             raise ResumenError(f"input {number} is empty: pass some text (or --file FILE, or '-' for stdin).")
+    split = getattr(args, "split", "lines")
+    sources = []
     if "-" in args.texts:
-        texts += _lines(sys.stdin.buffer.read(), "standard input")
+        sources.append(("standard input", _split(sys.stdin.buffer.read(), "standard input", split)))
     if args.file:
         path = Path(args.file)
         if not path.is_file():
             raise ResumenError(f"input file '{args.file}' does not exist.")
-        texts += _lines(path.read_bytes(), f"input file '{args.file}'")
+        sources.append((args.file, _split(path.read_bytes(), f"input file '{args.file}'", split)))
+    for source, inputs in sources:
+        texts += inputs
+        others = " or ".join(f"--split {name}" for name in sorted(SPLITS) if name != split)
+        print(f"Read {len(inputs)} input(s) from {source}, {SPLITS[split]} (--split {split}; {others} for other layouts).", file=sys.stderr)
     if not texts:
         if default is None:
             raise ResumenError("no input: pass texts as arguments, --file FILE, or '-' to read stdin.")
@@ -101,14 +120,28 @@ def check_output(args: argparse.Namespace) -> None:
         raise ResumenError(f"--output '{output}' is the input file given with --file: it would be overwritten. Write elsewhere.")
 
 
-def _lines(raw: bytes, source: str) -> list[str]:
+def _split(raw: bytes, source: str, split: str = "lines") -> list[str]:
+    """The inputs of a file's bytes: its lines, its blank-line-separated paragraphs (lines joined by a space), or the
+    whole text; blank ones dropped."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ResumenError(f"{source} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}): pass text, one input per line.") from None
     if "\x00" in text:
         raise ResumenError(f"{source} holds binary data (NUL bytes): pass text, one input per line.")
-    return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if split == "none":
+        return [text.strip()] if text.strip() else []
+    if split == "paragraphs":
+        paragraphs, current = [], []
+        for line in [*lines, ""]:
+            if line.strip():
+                current.append(line.strip())
+            elif current:
+                paragraphs.append(" ".join(current))
+                current = []
+        return paragraphs
+    return [line for line in lines if line.strip()]
 
 
 def make_trainer(args: argparse.Namespace):

@@ -220,3 +220,20 @@ def test_compare_gives_the_original_t5_its_own_prefix_and_takes_a_template_per_m
         os.chdir(cwd)
     assert [row["prompt_template"] for row in rows] == ["summarize: {text}", "Noticia: {text}"]
     assert "scored with its own task prefix 'summarize: {text}'" in capsys.readouterr().err
+
+
+def test_an_article_file_can_be_read_by_line_by_paragraph_or_whole_and_says_so(tiny_t5, tmp_path, capsys):
+    """A file of articles with paragraphs became one summary per line, without a word: --split reads them by
+    blank-line-separated paragraph or as one article, and the count and the layout used are printed."""
+    from scripts import summarize
+
+    path = tmp_path / "articles.txt"
+    path.write_text("El Betis ganó al Celta.\nEl partido terminó 2-1.\n\nEl Ayuntamiento aprobó el presupuesto.\n", encoding="utf-8")
+    expected = {"lines": 3, "paragraphs": 2, "none": 1}
+    for split, count in expected.items():
+        rows = summarize.main(["--model", tiny_t5, "--file", str(path), "--split", split, "--max-new-tokens", "2", "--num-beams", "1", "--json"])
+        assert len(rows) == count
+        err = capsys.readouterr().err
+        assert f"Read {count} input(s) from {path}" in err and f"(--split {split};" in err
+    rows = summarize.main(["--model", tiny_t5, "--file", str(path), "--split", "paragraphs", "--max-new-tokens", "2", "--num-beams", "1"])
+    assert rows[0]["input_tokens"] > rows[1]["input_tokens"]  # the first article's two lines, joined
