@@ -136,11 +136,52 @@ def compare_dataset(args) -> list[dict]:
     from datamodules.summarization import SummarizationDataModule
 
     ids, articles, references = SummarizationDataModule(**data_settings(args)).articles("test")
+    reference = trained_generation(args)
     rows = []
-    for name in args.models:
-        rows += one_model(name, lambda name=name: dataset_row(args, name, articles, references))
+    for number, name in enumerate(args.models, start=1):
+        print(f"[{number}/{len(args.models)}] {name}: summarising {len(articles)} articles ...", file=sys.stderr, flush=True)
+        rows += one_model(name, lambda name=name: dataset_row(args, name, articles, references, reference))
+        if "rougeL" in rows[-1]:
+            row = rows[-1]
+            print(f"[{number}/{len(args.models)}] {name}: ROUGE-L {row['rougeL']:.2f} in {row['generate_seconds']:.0f} s", file=sys.stderr)
     add_paired_differences(rows)
     return rows
+
+
+def trained_generation(args) -> tuple[str, dict[str, Any]] | None:
+    """The generation settings of the first model compared that a resumen run trained (an export or an adapter:
+    it records them), ``(its name, settings)``; None when there is none. A model without a record of its own (a
+    base model from the hub, the random model a demo starts from) is scored with these rather than its library
+    defaults (4 beams and 128 tokens, which a model that learned nothing fills to the end)."""
+    from transformers import GenerationConfig
+
+    from core.generation import GenerationSettings
+
+    for name in args.models:
+        path = model_spec(name, args.backend, args.compute_type)[0]
+        if trained_record(path) is None:
+            continue
+        try:
+            settings = GenerationSettings.from_generation_config(GenerationConfig.from_pretrained(path))
+        except (OSError, ValueError):
+            continue
+        return name, {k: v for k, v in settings.describe().items() if k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")}
+    return None
+
+
+def trained_record(path: str) -> Any:
+    """The trained-with record of an export, an adapter directory or a hub id (None for a model resumen did not
+    train, for a checkpoint, which keeps its settings in itself, and for a model whose config cannot be read here:
+    its own load reports that)."""
+    from core.loading import load_config
+    from core.trained_with import from_model_config
+
+    if path.endswith(".ckpt"):
+        return None
+    try:
+        return from_model_config(load_config(path), path)
+    except ResumenError:
+        return None
 
 
 # The original T5 checkpoints were trained to summarise after this prefix; Flan-T5 and resumen exports have their own.
@@ -159,7 +200,7 @@ def template_for(name: str, args) -> str | None:
     return None
 
 
-def dataset_row(args, name: str, articles: list[str], references: list[str]) -> dict:
+def dataset_row(args, name: str, articles: list[str], references: list[str], reference: tuple[str, dict] | None = None) -> dict:
     import numpy as np
 
     from core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer, rouge_intervals
@@ -167,6 +208,15 @@ def dataset_row(args, name: str, articles: list[str], references: list[str]) -> 
 
     start = time.perf_counter()
     path, backend, compute_type = model_spec(name, args.backend, args.compute_type)
+    overrides = generation_overrides(args)
+    if reference is not None and not overrides and trained_record(path) is None and not path.endswith(".ckpt"):
+        overrides = dict(reference[1])
+        shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        print(
+            f"note: {name} has no generation settings of its own: scored with {reference[0]}'s ({shown}); "
+            "--num-beams and --max-new-tokens choose others for every model",
+            file=sys.stderr,
+        )
     summarizer = load_summarizer(
         path,
         args.accelerator,
@@ -180,7 +230,7 @@ def dataset_row(args, name: str, articles: list[str], references: list[str]) -> 
     )
     load_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    summaries = summarizer.summarize(articles, **generation_overrides(args))
+    summaries = summarizer.summarize(articles, **overrides)
     seconds = time.perf_counter() - start
     scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], references)
     row: dict[str, Any] = {
@@ -192,7 +242,7 @@ def dataset_row(args, name: str, articles: list[str], references: list[str]) -> 
         "generate_seconds": round(seconds, 3),
         "examples": len(articles),
         "prompt_template": summarizer.trained_with.prompt_template,
-        "generation": summarizer.settings(**generation_overrides(args)).describe(),
+        "generation": summarizer.settings(**overrides).describe(),
         "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
     }
     for key, interval in rouge_intervals(scores).items():

@@ -237,3 +237,20 @@ def test_an_article_file_can_be_read_by_line_by_paragraph_or_whole_and_says_so(t
         assert f"Read {count} input(s) from {path}" in err and f"(--split {split};" in err
     rows = summarize.main(["--model", tiny_t5, "--file", str(path), "--split", "paragraphs", "--max-new-tokens", "2", "--num-beams", "1"])
     assert rows[0]["input_tokens"] > rows[1]["input_tokens"]  # the first article's two lines, joined
+
+
+def test_compare_shows_progress_and_scores_a_base_model_with_the_exports_settings(finished_run, tiny_t5, sample_files, capsys):
+    """The README's last command ran for minutes in silence, most of it on the random base model decoding with its
+    library defaults (4 beams, 128 tokens). Each model now says when it starts and ends, and a model without
+    settings of its own decodes with the compared export's (unless --num-beams / --max-new-tokens say otherwise)."""
+    export = str(finished_run["runs"] / "demo" / "version_0" / "export")
+    rows = compare.main(["--dataset", "--models", tiny_t5, export, "--data-file", sample_files["test"]])
+    err = capsys.readouterr().err
+    own = json.loads((finished_run["runs"] / "demo" / "version_0" / "export" / "generation_config.json").read_text())
+    assert rows[0]["generation"]["num_beams"] == rows[1]["generation"]["num_beams"] == own["num_beams"]
+    assert rows[0]["generation"]["max_new_tokens"] == rows[1]["generation"]["max_new_tokens"] == own["max_new_tokens"]
+    assert f"note: {tiny_t5} has no generation settings of its own: scored with {export}'s" in err
+    for number, name in ((1, tiny_t5), (2, export)):
+        assert f"[{number}/2] {name}: summarising 5 articles" in err and f"[{number}/2] {name}: ROUGE-L" in err
+    rows = compare.main(["--dataset", "--models", tiny_t5, export, "--data-file", sample_files["test"], "--num-beams", "1"])
+    assert rows[0]["generation"]["num_beams"] == rows[1]["generation"]["num_beams"] == 1  # told otherwise
