@@ -19,7 +19,7 @@ from core.contract import Batch, summarization_data
 from core.errors import ResumenError
 from core.generation import GenerationSettings
 from core.inference import generate_summaries
-from core.loading import check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
+from core.loading import check_model_kind, check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
 from core.rouge import Interval, rouge_intervals
 from core.trained_with import TrainedWith, from_checkpoint, from_model_config
 from core.vocabulary import Vocabulary
@@ -118,6 +118,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
         # the tokenizer first: a broken tokenizer.json is reported before any weights load
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)
+        check_model_kind(model_name_or_path, config, want_encoder_decoder=True)  # a decoder-only model: that first
         if tokenizer.pad_token_id is None:  # the collator would fail after the whole data set was tokenised
             raise ResumenError(
                 f"the tokenizer of '{model_name_or_path}' has no padding token, which batches of articles need: use the "
