@@ -58,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-openai", action="store_true", help="do not serve /v1/chat/completions (it runs in its own worker with its own copy of the models)"
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="on loopback, another Host name to answer besides 127.0.0.1 and localhost (a reverse proxy that passes its own Host header); repeat for several",
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="let model repositories run their own code")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
@@ -122,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: serving on {args.host} without RESUMEN_API_KEY: anyone who can reach it can use it.", file=sys.stderr)
     check_port_free(LITSERVE_HOSTS[args.host], args.port)
     check_models_serve(models, options)
-    server = build_server(models, options, api_key, openai_route=not args.no_openai, loopback_only=loopback)
+    allowed = frozenset(name.lower() for name in args.allowed_host)
+    server = build_server(models, options, api_key, openai_route=not args.no_openai, loopback_only=loopback, allowed_hosts=allowed)
     print(f"Serving {', '.join(models)} on http://{args.host}:{args.port} (the page is at /)", file=sys.stderr)
     stop_on_sigterm()
     from scripts.serving.apis import die_with_parent

@@ -253,3 +253,35 @@ def test_hints_name_what_works(tmp_path, monkeypatch):
         load_raw_dataset("nobody/no-such-dataset", "es", None, None, cache_dir=str(tmp_path / "cache"))
     pytest.importorskip("ctranslate2")
     assert "compare.py --dataset --models EXPORT EXPORT@ctranslate2:int8" in choose_compute_type("cpu", None)[1]
+
+
+# ------------------------------------------------------------------------------------------------- the gate
+def test_the_gate_refuses_other_host_names_on_loopback_unless_allowed():
+    """DNS rebinding against a keyless loopback server, and the reverse proxy that passes its own Host name
+    (--allowed-host). The gate in front of every route, called as uvicorn calls it."""
+    import asyncio
+
+    from scripts.serving.app import Gate
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def status(gate: Gate, host: bytes, method: str = "GET") -> tuple[int, bytes]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": "/health", "headers": [(b"host", host)]}
+        asyncio.run(gate(scope, None, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    strict = Gate(app, loopback_only=True)
+    assert status(strict, b"127.0.0.1:8000") == (200, b"ok") and status(strict, b"localhost")[0] == 200
+    assert status(strict, b"[::1]:8000")[0] == 200 and status(strict, b"LOCALHOST:8000")[0] == 200
+    refused, body = status(strict, b"evil.example:8000")
+    assert refused == 400 and b"--allowed-host NAME" in body
+    assert status(Gate(app, loopback_only=True, allowed_hosts=frozenset({"resumen.internal"})), b"resumen.internal")[0] == 200
+    assert status(Gate(app), b"evil.example")[0] == 200  # served on 0.0.0.0: any name (a key guards it)
+    assert status(strict, b"127.0.0.1", "HEAD") == (200, b"")  # HEAD as GET, without the body

@@ -41,22 +41,23 @@ class Gate:
     local server); with a key, ``Authorization: Bearer <key>`` on every path but ``OPEN_PATHS`` (401 otherwise;
     the scheme's case does not matter, RFC 7235)."""
 
-    def __init__(self, app: Any, key: str | None = None, loopback_only: bool = False) -> None:
+    def __init__(self, app: Any, key: str | None = None, loopback_only: bool = False, allowed_hosts: frozenset = frozenset()) -> None:
         self.app = app
         self.expected = key.encode() if key else None
         self.loopback_only = loopback_only
+        self.hosts = LOOPBACK_NAMES | allowed_hosts  # --allowed-host: a reverse proxy's own name
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self.loopback_only and host_name(headers.get(b"host", b"127.0.0.1")) not in LOOPBACK_NAMES:
+        if self.loopback_only and host_name(headers.get(b"host", b"127.0.0.1")) not in self.hosts:
             await send_json(
                 send,
                 400,
-                "this server answers requests to 127.0.0.1 or localhost only (--host 127.0.0.1): "
-                "serve on 0.0.0.0 with RESUMEN_API_KEY to be reached by another name",
+                "this server answers requests to 127.0.0.1 or localhost only (--host 127.0.0.1): name a reverse proxy's "
+                "own Host with --allowed-host NAME, or serve on 0.0.0.0 with RESUMEN_API_KEY to be reached by another name",
             )
             return
         if self.expected is not None and scope["path"] not in OPEN_PATHS:
@@ -158,9 +159,17 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
     }
 
 
-def build_server(models: dict[str, str], options: dict[str, Any], api_key: str | None, openai_route: bool = True, loopback_only: bool = False):
+def build_server(
+    models: dict[str, str],
+    options: dict[str, Any],
+    api_key: str | None,
+    openai_route: bool = True,
+    loopback_only: bool = False,
+    allowed_hosts: frozenset = frozenset(),
+):
     """The LitServer: ``POST /summarize`` (batched), ``POST /v1/chat/completions``, ``GET /models`` and
-    ``GET /v1/models``, the page at ``/``. ``loopback_only``: refuse requests whose ``Host`` is not loopback."""
+    ``GET /v1/models``, the page at ``/``. ``loopback_only``: refuse requests whose ``Host`` is not loopback (or one
+    of ``allowed_hosts``)."""
     import litserve as ls
     from fastapi.routing import APIRoute
 
@@ -185,7 +194,7 @@ def build_server(models: dict[str, str], options: dict[str, Any], api_key: str |
         workers_per_device=options["workers_per_device"],
         timeout=options["timeout"],
         max_payload_size=per_request * Limits.max_texts,
-        middlewares=[(Gate, {"key": api_key, "loopback_only": loopback_only})],
+        middlewares=[(Gate, {"key": api_key, "loopback_only": loopback_only, "allowed_hosts": allowed_hosts})],
     )
     install_error_handlers(server.app)
 
