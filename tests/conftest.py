@@ -98,22 +98,22 @@ def hub_t5_tokenizer_dir(real_t5_dir, tmp_path) -> Path:
 # slowest files go first so that the two workers end together (seconds per file in a 2-worker run, this order; the
 # compile test's file with a cold torch.compile cache, as on a fresh machine).
 SLOWEST_FIRST = [
-    "test_ddp.py",
+    "test_tune.py",
     "test_fault_tolerance.py",
+    "test_ddp.py",
     "test_newcomer.py",
     "test_benchmark.py",
-    "test_tune.py",
-    "test_speed_options.py",
-    "test_runs.py",
-    "test_vocabulary.py",
-    "test_lora.py",
-    "test_learning.py",
-    "test_predict_interrupted.py",
-    "test_reliability.py",
-    "test_console.py",
     "test_serving.py",
-    "test_security.py",
+    "test_speed_options.py",
+    "test_lora.py",
+    "test_runs.py",
+    "test_learning.py",
+    "test_vocabulary.py",
+    "test_reliability.py",
+    "test_predict_interrupted.py",
+    "test_console.py",
     "test_cli_end_to_end.py",
+    "test_security.py",
     "test_ecosystem.py",
 ]
 
