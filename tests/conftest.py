@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -82,6 +83,23 @@ def finished_run(tiny_t5, tmp_path_factory) -> dict:
     finally:
         os.chdir(cwd)
     return {"runs": runs, "fit": fit, "validate": validate, "test": test, "predict": predict}
+
+
+@contextlib.contextmanager
+def read_only_mount(folder: Path, mount: Path):
+    """``folder`` seen through a real read-only bind mount at ``mount`` (a new, empty directory), as a read-only
+    volume presents it; the test is skipped where mounting is not allowed (it needs root)."""
+    import subprocess
+
+    mount.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("no bind mount here (needs root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, read_only_mount
 from core.errors import ResumenError
 
 ctranslate2 = pytest.importorskip("ctranslate2")
@@ -140,7 +140,6 @@ def _change_one_weight(weights: Path) -> None:
 def test_a_copied_export_keeps_its_conversion_even_on_a_read_only_mount(export, tmp_path):
     """cp -r, kubectl cp and object stores give every file a new modification time: the conversion is recognised by
     content and used as it is, also where nothing can be written (the read-only mount docs/serving.md recommends)."""
-    import subprocess
     import time
 
     load(export, "ctranslate2")
@@ -150,18 +149,10 @@ def test_a_copied_export_keeps_its_conversion_even_on_a_read_only_mount(export, 
     assert (copy / "model.safetensors").stat().st_mtime_ns != (export / "model.safetensors").stat().st_mtime_ns
     messages: list[str] = []
     before = (copy / "ctranslate2" / "model.bin").stat().st_mtime_ns
-    mount = tmp_path / "mounted"
-    mount.mkdir()
-    if subprocess.run(["mount", "--bind", str(copy), str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("no bind mount here (needs root)")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
-            pytest.skip("no read-only remount here")
+    with read_only_mount(copy, tmp_path / "mounted") as mount:
         with pytest.raises(OSError):
             (mount / "probe").write_text("x")
         summary = load(mount, "ctranslate2", messages=messages).summarize(ARTICLES[:1], num_beams=1)[0].summary
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
     assert messages == [] and summary == load(export).summarize(ARTICLES[:1], num_beams=1)[0].summary
     load(copy, "ctranslate2", messages=messages)  # writable: the new times are recorded, nothing converted
     assert messages == [] and (copy / "ctranslate2" / "model.bin").stat().st_mtime_ns == before

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import demo_args
-from conftest import ROOT
+from conftest import ROOT, read_only_mount
 from core.files import atomic_directory, atomic_file
 from scripts.cli_support import main_guard
 from synthetic import write_jsonl
@@ -498,8 +498,6 @@ def test_compare_reports_a_bad_model_and_keeps_the_others(tiny_t5, tiny_gpt2, tm
 def test_compare_checks_its_output_files_before_scoring(tiny_t5, sample_files, tmp_path, capsys, monkeypatch):
     """--plot DIR, --json-output DIR or a read-only folder used to be found after every score was computed (exit 2,
     nothing printed): now one line before any model loads."""
-    import subprocess
-
     from scripts import compare
 
     monkeypatch.setattr(compare, "compare_dataset", lambda args: pytest.fail("scored before the outputs were checked"))
@@ -513,17 +511,9 @@ def test_compare_checks_its_output_files_before_scoring(tiny_t5, sample_files, t
     ]:
         code, err = run_guarded(compare.main, [*base, *extra], capsys)
         assert_one_line_error(code, err, pattern)
-    mount = tmp_path / "mounted"
-    mount.mkdir()
-    if subprocess.run(["mount", "--bind", str(tmp_path / "dir.png"), str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("no bind mount here (needs root)")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
-            pytest.skip("no read-only remount here")
+    with read_only_mount(tmp_path / "dir.png", tmp_path / "mounted") as mount:
         code, err = run_guarded(compare.main, [*base, "--markdown-output", str(mount / "sub" / "table.md")], capsys)
         assert_one_line_error(code, err, "--markdown-output .* cannot be written")
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_a_tokenizer_without_a_padding_token_is_one_line_before_any_data_work(tiny_t5, tmp_path, capsys, monkeypatch, in_root):

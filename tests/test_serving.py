@@ -445,6 +445,12 @@ def test_kill_9_of_the_server_ends_its_workers_and_a_busy_port_is_one_line(expor
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def serve_refused(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """serve.py as a user starts it, for a start that is expected to be refused (it returns instead of serving)."""
+    command = [sys.executable, "scripts/serve.py", *args, "--port", str(free_port())]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
 @pytest.mark.parametrize(
     "damaged, says",
     [
@@ -459,13 +465,7 @@ def test_a_damaged_model_is_one_line_before_any_worker_starts(export, tmp_path, 
     shutil.copytree(export, copy)
     data = (copy / damaged).read_bytes()
     (copy / damaged).write_bytes(data[: len(data) // 2])  # cut short, as a broken copy leaves it
-    result = subprocess.run(
-        [sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"cut={copy}", "--port", str(free_port())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = serve_refused("--model", f"good={export}", "--model", f"cut={copy}")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert re.search(says, lines[0]) and lines[0].startswith("error:"), lines
@@ -482,13 +482,7 @@ def test_a_model_that_cannot_summarise_a_prompt_never_reports_ready(export, tmp_
     tokenizer = json_module.loads((copy / "tokenizer.json").read_text())
     tokenizer["post_processor"]["special_tokens"]["</s>"]["ids"] = [10**6]
     (copy / "tokenizer.json").write_text(json_module.dumps(tokenizer))
-    result = subprocess.run(
-        [sys.executable, "scripts/serve.py", "--model", f"good={export}", "--model", f"broken={copy}", "--port", str(free_port())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = serve_refused("--model", f"good={export}", "--model", f"broken={copy}")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr and "Serving" not in result.stderr, result.stderr[-3000:]
     assert len(errors) == 1 and "model 'broken'" in errors[0] and "cannot summarise a short article" in errors[0], errors
@@ -496,7 +490,5 @@ def test_a_model_that_cannot_summarise_a_prompt_never_reports_ready(export, tmp_
 
 def test_an_api_key_a_browser_cannot_send_is_refused_at_start(export):
     env = dict(os.environ, RESUMEN_API_KEY="clé-secrète")
-    result = subprocess.run(
-        [sys.executable, "scripts/serve.py", "--model", str(export), "--port", str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = serve_refused("--model", str(export), env=env)
     assert result.returncode == 2 and result.stderr.startswith("error: RESUMEN_API_KEY must be printable ASCII")

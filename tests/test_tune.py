@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, read_only_mount
 
 pytest.importorskip("optuna")
 
@@ -151,17 +151,9 @@ def test_a_storage_the_trials_cannot_use_is_refused_before_any_trial(tmp_path):
             tune.main([*base, "--storage", storage])
     folder = tmp_path / "ro"
     folder.mkdir()
-    mount = tmp_path / "mounted"
-    mount.mkdir()
-    if subprocess.run(["mount", "--bind", str(folder), str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("no bind mount here (needs root)")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], capture_output=True).returncode != 0:
-            pytest.skip("no read-only remount here")
+    with read_only_mount(folder, tmp_path / "mounted") as mount:
         with pytest.raises(ResumenError, match="is read-only: copy it somewhere writable"):
             tune.main([*base, "--storage", f"sqlite:///{mount / 'study.db'}"])
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_a_search_space_that_does_not_fit_the_study_leaves_no_running_trial(tmp_path):
