@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from core.errors import ResumenError
+from core.errors import ResumenError, first_line
 
 _CHECKED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files already checked by this process
 
@@ -65,16 +65,11 @@ def _load_weights_only(path: str | Path, mmap: bool) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise ResumenError(
-            f"checkpoint '{path}' holds objects other than tensors and plain values ({first_line(error)}): refusing to "
+            f"checkpoint '{path}' holds objects other than tensors and plain values ({first_line(error, 200)}): refusing to "
             "unpickle it, since that could run code. Only load checkpoints written by scripts/train.py."
         ) from None
     except (RuntimeError, EOFError) as error:
-        raise ResumenError(f"checkpoint '{path}' cannot be read ({first_line(error)}): use another checkpoint.") from None
+        raise ResumenError(f"checkpoint '{path}' cannot be read ({first_line(error, 200)}): use another checkpoint.") from None
     if not isinstance(checkpoint, dict):
         raise ResumenError(f"'{path}' holds a {type(checkpoint).__name__}, not a training checkpoint.")
     return checkpoint
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

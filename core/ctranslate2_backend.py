@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.errors import ResumenError
+from core.errors import ResumenError, first_line
 from core.generation import GenerationSettings
 
 CONVERSION_DIR = "ctranslate2"
@@ -128,8 +128,7 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
     except ResumenError:
         raise
     except Exception as error:  # the converter raises whatever transformers or its own checks raise
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ResumenError(f"could not convert '{model}' to CTranslate2 ({type(error).__name__}: {detail}).") from None
+        raise ResumenError(f"could not convert '{model}' to CTranslate2 ({type(error).__name__}: {first_line(error)}).") from None
     return target
 
 
@@ -229,9 +228,8 @@ class CTranslate2Engine:
                 str(self.path), device=kind, device_index=int(index or 0), compute_type=self.compute_type, intra_threads=threads
             )
         except Exception as error:  # a conversion damaged after its record was written (CTranslate2's own errors)
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ResumenError(
-                f"CTranslate2 could not load the conversion in '{self.path}' ({detail}): delete that "
+                f"CTranslate2 could not load the conversion in '{self.path}' ({first_line(error)}): delete that "
                 "folder and run again to convert anew (or python scripts/export.py --ctranslate2 EXPORT)."
             ) from None
 

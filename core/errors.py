@@ -17,6 +17,14 @@ class StopRequested(BaseException):
         self.exit_code = exit_code
 
 
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An error's first line (its type's name when it says nothing), cut to ``limit`` characters when given: what a
+    one-line message quotes of a library's error."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line[:limit] if limit is not None else line
+
+
 def error_chain(error: BaseException | None):
     """The error, then its causes and contexts, each once."""
     seen = set()

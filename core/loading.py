@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import ResumenError, error_chain, is_rust_panic
+from core.errors import ResumenError, error_chain, first_line, is_rust_panic
 
 T5_FAMILY = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
 # Settings that decide whether code from a model repository runs: only the command line may turn them on, never a
@@ -145,9 +145,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, config: Any = Non
 
 
 def _unreadable_tokenizer(name: str, error: BaseException) -> ResumenError:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return ResumenError(
-        f"the tokenizer files of '{name}' (tokenizer.json, tokenizer_config.json) cannot be read ({detail}): copy them again from the model they belong to."
+        f"the tokenizer files of '{name}' (tokenizer.json, tokenizer_config.json) cannot be read ({first_line(error)}): "
+        "copy them again from the model they belong to."
     )
 
 

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from core.errors import ResumenError
+from core.errors import ResumenError, error_chain, first_line
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
@@ -129,13 +129,11 @@ def _load_files(builder: str, split: str, paths: list[str], cache_dir: str | Non
     take) is one line naming the files and the reader's own reason, not a DatasetGenerationError without one."""
     import datasets
 
-    from core.errors import error_chain
-
     try:
         return datasets.load_dataset(builder, data_files={split: paths}, split=split, cache_dir=cache_dir)
     except datasets.exceptions.DatasetGenerationError as error:
         cause = next((e for e in error_chain(error) if not isinstance(e, datasets.exceptions.DatasetGenerationError)), error)
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        detail = first_line(cause)
         hint = (
             'a quote (") opened and never closed'
             if "EOF inside string" in detail
@@ -195,8 +193,7 @@ def load_raw_dataset(
             if offline
             else f"check the name and config, or pass {files}"
         )
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ResumenError(f"cannot load dataset '{dataset_name}' (config {dataset_config}): {hint}. ({first_line})") from error
+        raise ResumenError(f"cannot load dataset '{dataset_name}' (config {dataset_config}): {hint}. ({first_line(error)})") from error
 
 
 def load_predict_file(path: str, cache_dir: str | None = None):

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from core.checkpoint_file import check_checkpoint_file, first_line, load_checkpoint_file
-from core.errors import ResumenError
+from core.checkpoint_file import check_checkpoint_file, load_checkpoint_file
+from core.errors import ResumenError, first_line
 from core.files import atomic_file
 
 FSDP_EXTRA_FILE = "meta.pt"  # Lightning's file beside the shards with everything but weights and optimizer states
@@ -103,7 +103,7 @@ def _safe_planner(keys: set[str] | None):
 
 def _refused(path: Path, error: BaseException) -> ResumenError:
     return ResumenError(
-        f"sharded checkpoint '{path}' holds something other than tensors and plain values ({first_line(error)}): "
+        f"sharded checkpoint '{path}' holds something other than tensors and plain values ({first_line(error, 200)}): "
         "refusing to unpickle it, since that could run code. Only load checkpoints written by scripts/train.py."
     )
 

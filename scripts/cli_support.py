@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import StopRequested, is_rust_panic
+from core.errors import StopRequested, first_line, is_rust_panic
 
 
 def debug_requested(argv: list[str]) -> bool:
@@ -106,8 +106,3 @@ def _report(error: BaseException) -> None:
     if user_error is None:
         print("(set RESUMEN_DEBUG=1 or pass --debug for the full traceback)", file=sys.stderr)
     sys.exit(2)
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -87,16 +87,17 @@ def _json(path: Path) -> dict[str, Any]:
 def describe_or_say_why(run: Any) -> dict[str, Any]:
     """``describe``, or, for a run whose files cannot be read, one row that names the file: one bad run is one line
     in the listing, never the end of it."""
+    from core.errors import first_line
+
     try:
         return describe(run)
     except Exception as error:  # noqa: BLE001 - hand-edited or damaged records: whatever they make the code raise
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return {
             "run": f"{run.directory.parent.name}/{run.name}",
             "version": run.version,
             "status": "unreadable",
             "directory": str(run.directory),
-            "error": detail[:300],
+            "error": first_line(error, 300),
         }
 
 

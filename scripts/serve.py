@@ -167,7 +167,7 @@ def check_models_serve(models: dict[str, str], options: dict) -> None:
     not by every worker at the same time."""
     import gc
 
-    from core.errors import ResumenError
+    from core.errors import ResumenError, first_line
     from core.inference import resolve_device
     from scripts.common import load_summarizer, model_spec
 
@@ -183,9 +183,8 @@ def check_models_serve(models: dict[str, str], options: dict) -> None:
         except ResumenError as error:
             raise ResumenError(f"model '{name}' ({path}) cannot be served: {error}") from None
         except Exception as error:  # whatever the tokenizer or the model raise on a plain article
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ResumenError(
-                f"model '{name}' ({path}) cannot summarise a short article ({type(error).__name__}: {detail}): check its files, or export it again."
+                f"model '{name}' ({path}) cannot summarise a short article ({type(error).__name__}: {first_line(error)}): check its files, or export it again."
             ) from None
         del summarizer
         gc.collect()
