@@ -103,12 +103,14 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
         raise ResumenError(f"'{target}' is a file or a link, not a conversion resumen made: move it away, then run again.")
     recorded = _read_record(target / SOURCE_FILE)
     if recorded is not None:
+        as_read = json.dumps(recorded, sort_keys=True)  # _same_source records a copy's new times in it
         current = (
             _same_source(source, recorded) if source.is_dir() else recorded.get("hub id") == model and (recorded.get("resumen converter") == CONVERTER_VERSION)
         )
         damage = _damage(target, recorded) if current else None
         if current and damage is None:
-            _refresh_record(target / SOURCE_FILE, recorded)
+            if json.dumps(recorded, sort_keys=True) != as_read:
+                _refresh_record(target / SOURCE_FILE, recorded)
             return target
         reason = f"is damaged ({damage})" if current else f"was converted from other weights than {model}'s now, or by an older resumen"
         announce(f"CTranslate2: {target} {reason}: converting again.")
@@ -135,20 +137,25 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
 def _refresh_record(path: Path, recorded: dict[str, Any]) -> None:
     """Record a copied export's new modification times, so the next load skips the hashing; a read-only mount keeps
     the old record (each load then hashes the weights once)."""
-    if recorded != _read_record(path):
-        from core.files import atomic_file
+    from core.files import atomic_file
 
-        try:
-            with atomic_file(path) as handle:
-                json.dump(recorded, handle)
-        except (OSError, ResumenError):
-            pass
+    try:
+        with atomic_file(path) as handle:
+            json.dump(recorded, handle)
+    except (OSError, ResumenError):
+        pass
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
+    """The conversion's record, or None when it is missing or not one (read as every small record is: a regular file
+    of bounded size)."""
+    from core.files import read_small_json
+
+    if not (path.exists() or path.is_symlink()):
+        return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_small_json(path)
+    except ResumenError:
         return None
     return record if isinstance(record, dict) else None
 

@@ -17,6 +17,16 @@ from core.prompts import parse_template
 CHARS_PER_TOKEN_CAP = 16
 
 
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (``"\\ud800"``: a valid JSON escape, but no character, which the tokenizer
+    cannot take), or None when it is text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def check_template_fits(tokenizer: Any, template: str, max_source_length: int, source: str = "prompt template") -> int:
     """The template's own length in tokens; refused when it leaves no room for the article."""
     fixed = parse_template(template, source).fixed_text

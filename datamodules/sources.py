@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from core.encoding import lone_surrogate
 from core.errors import ResumenError, error_chain, first_line
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -112,11 +113,7 @@ def _check_json(file: Path, text: str) -> None:
 
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return lone_surrogate(value) is not None
     if isinstance(value, dict):
         return any(_has_lone_surrogate(v) for v in value.values())
     if isinstance(value, list):

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
+from core.encoding import lone_surrogate
+
 
 class Limits:
     """The server's bounds (``serve.py`` options); read when a request is validated, in the HTTP process."""
@@ -61,14 +63,12 @@ def check_model(name: str | None) -> None:
 
 
 def check_text(text: str, what: str) -> None:
-    # A lone surrogate ("\ud800") is a valid JSON escape but no character: the tokenizer would fail the whole batch.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
+    bad = lone_surrogate(text)  # the tokenizer would fail the whole batch
+    if bad is not None:
         raise fail(
             "bad_text",
-            f"{what} holds a lone surrogate (\\u{ord(text[error.start]):04x} at character {error.start}), which is not text: send the article as valid Unicode",
-        ) from None
+            f"{what} holds a lone surrogate (\\u{ord(text[bad]):04x} at character {bad}), which is not text: send the article as valid Unicode",
+        )
     if not text.strip():
         raise fail("empty", f"{what} is empty: send the article's text")
     if len(text) > Limits.max_chars:
