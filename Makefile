@@ -42,7 +42,7 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not slow"
 
-lint: $(VENV)/.installed   # ruff (lint and format) and mypy (core/), configured in pyproject.toml; .pre-commit-config.yaml runs the same
+lint: $(VENV)/.installed   # ruff (lint and format) and mypy (resumen/core/), configured in pyproject.toml; .pre-commit-config.yaml runs the same
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

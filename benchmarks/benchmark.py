@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.cli_support import main_guard
+from resumen.app.cli_support import main_guard
 
 PRESETS = {
     "small": {
@@ -139,12 +139,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from core.files import atomic_file
+    from resumen.core.files import atomic_file
     from benchmarks import runners
     from benchmarks.corpus import make_corpus, write_jsonl
     from benchmarks.measure import machine, matmul_peak_flops, summarise
     from benchmarks.worker import flush_denormals
-    from scripts.tiny_models import train_t5_tokenizer
+    from resumen.app.tiny_models import train_t5_tokenizer
 
     flush_denormals()  # the in-process sections too
 
@@ -439,7 +439,7 @@ def engine_comparison(args: argparse.Namespace, model_dir: Path, files: dict[str
     """Generation engines on the same articles, each run a fresh process, interleaved: ours as shipped (train.py
     predict, the precision it picks here), the inference core in fp32 (summarize.py and the server's default),
     CTranslate2 float32 and int8 (the conversion is made once, before the timed runs)."""
-    from core.ctranslate2_backend import ensure_conversion
+    from resumen.core.ctranslate2_backend import ensure_conversion
     from benchmarks.measure import interleaved, paired_ratios
     from benchmarks.runners import automatic_precision
 
@@ -698,7 +698,7 @@ def _generation_lines(g: dict[str, Any]) -> list[str]:
         f"| ours, eval batch {2 * g['batch_size']} (our default: 2x) | {_cell(ours_2x['summaries_per_sec'])} | {g['ratio_eval_batch_2x']:.2f}x"
         f" | {ours_2x['rougeL']['median']:.2f} |",
         "",
-        "ROUGE-L: one Spanish scorer on both sides (the course side through `evaluation/spanish_rouge`, the `evaluate` "
+        "ROUGE-L: one Spanish scorer on both sides (the course side through `resumen/evaluation/spanish_rouge`, the `evaluate` "
         "module; ours through the training metric). Random weights: the scores only show both sides agree.",
     ]
 

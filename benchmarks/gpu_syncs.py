@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("gpu_syncs needs a CUDA GPU (on a CPU, tests/test_no_sync.py checks the same path).")
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     syncs: collections.Counter = collections.Counter()
     state = {"watching": False, "steps": 0}

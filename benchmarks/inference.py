@@ -34,7 +34,7 @@ def core_generation(
     warmup: bool = True,
 ) -> dict[str, Any]:
     """Summaries per second of ``Summarizer.summarize`` over the articles (one warm-up batch first)."""
-    from core.inference import Summarizer
+    from resumen.core.inference import Summarizer
     from benchmarks.measure import peak_rss_gib, synchronize
 
     articles = [json.loads(line)["text"] for line in Path(articles_file).read_text(encoding="utf-8").splitlines()]

@@ -112,9 +112,9 @@ def lightning_loop(
     from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.data import DataLoader
 
-    from core.torch_settings import apply_torch_settings
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
-    from lightning_modules.training_monitors import training_monitors
+    from resumen.core.torch_settings import apply_torch_settings
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.lightning_modules.training_monitors import training_monitors
 
     L.seed_everything(42, verbose=False)
     batches = load_batches(batches_path)

@@ -18,8 +18,8 @@ def ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> float:
 
 
 def peak_rss_gib() -> float:
-    """This process's peak resident memory (see :func:`lightning_modules.run_report.peak_rss_bytes`)."""
-    from lightning_modules.run_report import peak_rss_bytes
+    """This process's peak resident memory (see :func:`resumen.lightning_modules.run_report.peak_rss_bytes`)."""
+    from resumen.lightning_modules.run_report import peak_rss_bytes
 
     return peak_rss_bytes() / 2**30
 
@@ -86,7 +86,7 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
-    from core.precision import cpu_flags
+    from resumen.core.precision import cpu_flags
 
     info = {
         "python": platform.python_version(),

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from core.prompts import SUMMARY_TEMPLATE, format_prompt
+from resumen.core.prompts import SUMMARY_TEMPLATE, format_prompt
+from resumen.core.shipped import spanish_rouge_path
 from benchmarks.measure import synchronize, t5_training_flops
 
 MAX_TARGET = 128
@@ -23,7 +24,7 @@ MAX_TARGET = 128
 # The model directory's tokenizer carries it (model_max_length), so every runner reads the same value.
 SOURCE_LENGTH = {"small": 512, "tiny": 128}
 # Both sides score generated summaries with the same Spanish ROUGE: the course side through the evaluate module.
-SPANISH_ROUGE_MODULE = Path(__file__).resolve().parents[1] / "evaluation" / "spanish_rouge"
+SPANISH_ROUGE_MODULE = Path(spanish_rouge_path())
 SIZES = {
     # flan-t5-small's shape (d_model 512, 8+8 layers, 6 heads, d_ff 1024, 32k vocabulary)
     "small": {"d_model": 512, "num_layers": 8, "num_heads": 6, "d_kv": 64, "d_ff": 1024, "vocab_size": 32128},
@@ -37,7 +38,7 @@ def on_gpu() -> bool:
 
 def automatic_precision() -> str:
     """What a run of ours picks when ``--trainer.precision`` is unset (bf16-mixed where the hardware has bf16)."""
-    from core.precision import choose_precision
+    from resumen.core.precision import choose_precision
 
     return choose_precision("auto")[0]
 
@@ -136,7 +137,7 @@ def source_length(model_dir: Path | str) -> int:
 
 
 def ours_datamodule(model_dir: Path, files: dict[str, str], batch_size: int, **settings: Any):
-    from datamodules.summarization import SummarizationDataModule
+    from resumen.datamodules.summarization import SummarizationDataModule
 
     return SummarizationDataModule(
         str(model_dir),
@@ -166,9 +167,9 @@ def ours_training(
     import lightning as L
     from transformers import AutoConfig
 
-    from core.torch_settings import apply_torch_settings
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
-    from lightning_modules.training_monitors import training_monitors
+    from resumen.core.torch_settings import apply_torch_settings
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.lightning_modules.training_monitors import training_monitors
 
     L.seed_everything(42, verbose=False)
     data = ours_datamodule(model_dir, files, batch_size, **settings)
@@ -195,8 +196,8 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     """Our predict path: length-sorted batches, generation only (no loss pass)."""
     import lightning as L
 
-    from lightning_modules.metrics import SpanishRouge
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.lightning_modules.metrics import SpanishRouge
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
     data = ours_datamodule(model_dir, files, batch_size, eval_batch_size=batch_size)
     module = Seq2SeqSummarizer(str(model_dir), max_new_tokens=max_new_tokens, num_beams=num_beams)

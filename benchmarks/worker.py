@@ -25,14 +25,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 # imported once by the fork server; nothing here runs a tensor operation (no thread pool is started before a fork)
-PRELOAD = ["torch", "transformers", "datasets", "lightning.pytorch", "benchmarks.runners", "benchmarks.loops", "benchmarks.inference", "scripts.train"]
+PRELOAD = ["torch", "transformers", "datasets", "lightning.pytorch", "benchmarks.runners", "benchmarks.loops", "benchmarks.inference", "resumen.app.train"]
 _fork_context: Any = None
 
 
 def flush_denormals() -> None:
     """Random weights give huge logits whose softmax gradients are denormal floats, which x86 computes with
     microcode assists: the fp32 LM-head backward took 2.4 s instead of 0.08 s. Flushed on every side, fp32 figures
-    measure the model, not the synthetic weights (resumen flushes them on the CPU anyway: core/torch_settings.py)."""
+    measure the model, not the synthetic weights (resumen flushes them on the CPU anyway: resumen/core/torch_settings.py)."""
     import torch
 
     torch.set_flush_denormal(True)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from core.contract import Batch
+from resumen.core.contract import Batch
 
 # Columns that travel with a batch as Python lists (ids for ordering and dedupe, references for ROUGE).
 META_COLUMNS = ("id", "index", "reference")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.encoding import tokenize
-from core.vocabulary import (
+from resumen.core.encoding import tokenize
+from resumen.core.vocabulary import (
     character_counts,
     decode_texts,
     normalise_whitespace,

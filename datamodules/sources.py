@@ -8,20 +8,22 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from core.encoding import lone_surrogate
-from core.errors import ResumenError, error_chain, first_line
+from resumen.core.encoding import lone_surrogate
+from resumen.core.errors import ResumenError, error_chain, first_line
+from resumen.core.shipped import local_or_shipped
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
 
 
 def normalise_data_files(data_files: dict[str, str | list[str]]) -> dict[str, list[str]]:
-    """Map split aliases to their canonical names and make every value a list of paths."""
+    """Map split aliases to their canonical names and make every value a list of paths; a path that does not exist
+    from here but names a shipped file (the demo recipe's ``datamodules/data/demo/*.jsonl``) becomes that file."""
     normalised: dict[str, list[str]] = {}
     for split, paths in data_files.items():
         name = SPLIT_ALIASES.get(split, split)
         normalised.setdefault(name, []).extend([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
-    return {split: [str(p) for p in paths] for split, paths in normalised.items()}
+    return {split: [local_or_shipped(str(p)) for p in paths] for split, paths in normalised.items()}
 
 
 def check_local_files(paths: list[str], allow_txt: bool = False) -> str:
@@ -169,7 +171,7 @@ def load_raw_dataset(
     import datasets
 
     if data_files:
-        from datamodules.progress import progress_bars_for
+        from resumen.datamodules.progress import progress_bars_for
 
         files = normalise_data_files(data_files)
         builders = {split: check_local_files(paths) for split, paths in files.items()}
@@ -196,7 +198,7 @@ def load_raw_dataset(
 def load_predict_file(path: str, cache_dir: str | None = None):
     """Articles to summarise: json/jsonl/csv/parquet with a text column, or .txt with one article per line."""
 
-    from datamodules.progress import progress_bars_for
+    from resumen.datamodules.progress import progress_bars_for
 
     builder = check_local_files([path], allow_txt=True)
     with progress_bars_for(size_bytes=Path(path).expanduser().stat().st_size):

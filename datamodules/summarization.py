@@ -15,16 +15,16 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from core.encoding import CHARS_PER_TOKEN_CAP, check_template_fits, encode_articles, tokenize
-from core.errors import ResumenError
-from core.loading import load_tokenizer
-from core.prompts import SUMMARY_TEMPLATE, validate_template
-from core.vocabulary import Vocabulary
-from datamodules.collate import Seq2SeqCollator
-from datamodules.coverage import CoverageReport, coverage_report
-from datamodules.progress import progress_bars_for
-from datamodules.sampling import ResumableDataLoader, ResumableSampler
-from datamodules.sources import load_predict_file, load_raw_dataset, normalise_data_files
+from resumen.core.encoding import CHARS_PER_TOKEN_CAP, check_template_fits, encode_articles, tokenize
+from resumen.core.errors import ResumenError
+from resumen.core.loading import load_tokenizer
+from resumen.core.prompts import SUMMARY_TEMPLATE, validate_template
+from resumen.core.vocabulary import Vocabulary
+from resumen.datamodules.collate import Seq2SeqCollator
+from resumen.datamodules.coverage import CoverageReport, coverage_report
+from resumen.datamodules.progress import progress_bars_for
+from resumen.datamodules.sampling import ResumableDataLoader, ResumableSampler
+from resumen.datamodules.sources import load_predict_file, load_raw_dataset, normalise_data_files
 
 PaddingMode = Literal["batch", "longest_in_dataset", "max_length"]
 # Beyond this a sequence's attention alone takes gigabytes per example: a typo, not a setting.

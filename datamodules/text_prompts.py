@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader
 
-from core.encoding import tokenize
+from resumen.core.encoding import tokenize
 
 
 def prompt_loader(

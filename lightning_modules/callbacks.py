@@ -12,14 +12,14 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from core.contract import data_settings, summarization_data, summarizer_results
-from core.errors import ResumenError
-from core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
-from core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
-from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-from lightning_modules.lora import ADAPTER_DIR, base_reference, export_copy
-from lightning_modules.model_card import CARD_FILE, add_test_results, build_card
-from lightning_modules.run_files import run_dir
+from resumen.core.contract import data_settings, summarization_data, summarizer_results
+from resumen.core.errors import ResumenError
+from resumen.core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
+from resumen.core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
+from resumen.lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
+from resumen.lightning_modules.lora import ADAPTER_DIR, base_reference, export_copy
+from resumen.lightning_modules.model_card import CARD_FILE, add_test_results, build_card
+from resumen.lightning_modules.run_files import run_dir
 
 
 # What an export holds (save_pretrained of a model and its tokenizer, the card, the adapter, the CTranslate2 copy):
@@ -81,7 +81,7 @@ class HFExport(Callback):
         if stage != "fit":
             return
         if self.ctranslate2:
-            from core.ctranslate2_backend import _ctranslate2
+            from resumen.core.ctranslate2_backend import _ctranslate2
 
             _ctranslate2()  # missing package: refused before training, not after it
         target = self.target(trainer)
@@ -118,7 +118,7 @@ class HFExport(Callback):
             self.exported_to = export_model(pl_module, target, state_dict, epoch, best, record, data)
             rank_zero_info(f"Exported the best model to {self.exported_to}")
             if self.ctranslate2:
-                from core.ctranslate2_backend import ensure_conversion
+                from resumen.core.ctranslate2_backend import ensure_conversion
 
                 ensure_conversion(str(self.exported_to), rank_zero_info)
         trainer.strategy.barrier()

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
-from core.tokens import display_token
-from core.generation import GenerationSettings
+from resumen.core.loading import check_precision, check_vocab_fits, load_causal_model, load_tokenizer
+from resumen.core.tokens import display_token
+from resumen.core.generation import GenerationSettings
 
 Task = Literal["next_token", "generate", "translate"]
 

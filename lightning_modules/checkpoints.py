@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from core.checkpoint_file import check_checkpoint_file, load_checkpoint_file
-from core.errors import ResumenError, first_line
-from core.files import atomic_file
+from resumen.core.checkpoint_file import check_checkpoint_file, load_checkpoint_file
+from resumen.core.errors import ResumenError, first_line
+from resumen.core.files import atomic_file
 
 FSDP_EXTRA_FILE = "meta.pt"  # Lightning's file beside the shards with everything but weights and optimizer states
 
@@ -225,7 +225,7 @@ def saved_module_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
     LightningCLI's bookkeeping (``_instantiator``, ``_class_path``: which class to build) and the security settings
     (``trust_remote_code``) are dropped: a checkpoint from elsewhere must not turn on remote code, whatever it holds.
     """
-    from core.loading import SECURITY_SETTINGS
+    from resumen.core.loading import SECURITY_SETTINGS
 
     saved = checkpoint.get("hyper_parameters") or {}
     if not isinstance(saved, dict):

@@ -20,7 +20,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from lightning_modules.model_changes import attention_dropouts
+from resumen.lightning_modules.model_changes import attention_dropouts
 
 LEVELS = 65536  # 16 bits per element
 ATTENTION = "resumen_cpu_dropout"

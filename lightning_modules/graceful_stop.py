@@ -28,8 +28,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from core.errors import ResumenError, StopRequested
-from lightning_modules import compat
+from resumen.core.errors import ResumenError, StopRequested
+from resumen.lightning_modules import compat
 
 # 128 + the signal number, as a shell reports a process ended by it: SIGTERM and SIGUSR1 stop as a preemption.
 EXIT_CODES = {signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGUSR1: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}

@@ -16,9 +16,9 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from core.files import remove_stale_temporaries
-from lightning_modules import compat
-from lightning_modules.run_files import checkpoint_dir, run_dir
+from resumen.core.files import remove_stale_temporaries
+from resumen.lightning_modules import compat
+from resumen.lightning_modules.run_files import checkpoint_dir, run_dir
 
 # Exit status of a preempted run: 128 + SIGTERM, what a shell reports for a process ended by SIGTERM.
 PREEMPTED_EXIT_CODE = 143
@@ -40,7 +40,7 @@ class LastCheckpoint(Checkpoint):
         """
         super().__init__()
         if every_n_train_steps < 0:
-            from core.errors import ResumenError
+            from resumen.core.errors import ResumenError
 
             raise ResumenError(f"last_checkpoint.every_n_train_steps must be 0 (off) or more (got {every_n_train_steps}).")
         self.every_n_train_steps = every_n_train_steps

@@ -13,7 +13,7 @@ def plot_learning_curve(history: dict[int, dict[str, float]], train_losses: dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from core.files import atomic_file
+    from resumen.core.files import atomic_file
 
     epochs = sorted(history)
     if not epochs:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ResumenError
+from resumen.core.errors import ResumenError
 
 ADAPTER_DIR = "adapter"  # inside an export: the adapter on its own, for PeftModel users
 

@@ -1,6 +1,6 @@
 """The project's Spanish ROUGE as torchmetrics metrics: synced across DDP ranks, each example counted once.
 
-The scoring itself (normalisation, Unicode words, Spanish sentence split) is ``core.rouge``'s, shared with the
+The scoring itself (normalisation, Unicode words, Spanish sentence split) is ``resumen.core.rouge``'s, shared with the
 ``evaluate`` module and ``scripts/compare.py``.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer
+from resumen.core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer
 
 __all__ = ["ROUGE_KEYS", "IndexedMean", "SpanishRouge"]
 
@@ -94,7 +94,7 @@ class SpanishRouge(IndexedMean):
 
 
 class LiteratureRouge(SpanishRouge):
-    """The same ROUGE keys computed as the published MLSUM-es figures were (core.rouge.LiteratureRougeScorer)."""
+    """The same ROUGE keys computed as the published MLSUM-es figures were (resumen.core.rouge.LiteratureRougeScorer)."""
 
     def __init__(self) -> None:
         super().__init__(LiteratureRougeScorer())

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.files import atomic_file
-from core.rouge import ROUGE_KEYS
+from resumen.core.files import atomic_file
+from resumen.core.rouge import ROUGE_KEYS
 
 CARD_FILE = "README.md"
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from core.errors import ResumenError
+from resumen.core.errors import ResumenError
 
 
 def attention_dropouts(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -13,7 +13,7 @@ import math
 
 import lightning as L
 
-from core.contract import summarizer_results
+from resumen.core.contract import summarizer_results
 
 OUTCOME = "outcome"  # the trial's user attribute the search reads
 
@@ -86,7 +86,7 @@ class OptunaTrial(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from lightning_modules.run_files import log_dir
+        from resumen.lightning_modules.run_files import log_dir
 
         # the run's own history (it travels in checkpoints): a resumed trial's best counts the epochs before the stop
         scored = summarizer_results(pl_module)

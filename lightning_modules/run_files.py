@@ -1,4 +1,4 @@
-"""Where a run's files live (``runs/<name>/version_N/``, the paths in ``core.runs.RunLayout``) as the trainer and
+"""Where a run's files live (``runs/<name>/version_N/``, the paths in ``resumen.core.runs.RunLayout``) as the trainer and
 its loggers see them, and the run's config written atomically."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.cli import SaveConfigCallback
 
-from core.files import atomic_file
-from core.runs import RunLayout
-from lightning_modules import compat
+from resumen.core.files import atomic_file
+from resumen.core.runs import RunLayout
+from resumen.lightning_modules import compat
 
 
 def run_dir(trainer: L.Trainer) -> Path:

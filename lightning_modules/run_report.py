@@ -14,12 +14,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from core.contract import data_settings, summarization_data, summarizer_results
-from core.files import atomic_file
-from core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
-from core.runs import RunLayout
-from lightning_modules.best_checkpoint import checkpoint_rank
-from lightning_modules.run_files import run_dir
+from resumen.core.contract import data_settings, summarization_data, summarizer_results
+from resumen.core.files import atomic_file
+from resumen.core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
+from resumen.core.runs import RunLayout
+from resumen.lightning_modules.best_checkpoint import checkpoint_rank
+from resumen.lightning_modules.run_files import run_dir
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
 HPARAM_METRICS = ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len")
@@ -113,7 +113,7 @@ class RunReport(Callback):
         }
         self._log_final_metrics(trainer)
         if history:
-            from lightning_modules.learning_curve import plot_learning_curve
+            from resumen.lightning_modules.learning_curve import plot_learning_curve
 
             curve = RunLayout(directory).learning_curve
             if plot_learning_curve(history, self.train_losses, self.report.get("best_epoch"), self.report.get("monitor"), curve):

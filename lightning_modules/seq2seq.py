@@ -15,20 +15,20 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from core.contract import Batch, summarization_data
-from core.errors import ResumenError
-from core.generation import GenerationSettings
-from core.inference import generate_summaries
-from core.loading import check_model_kind, check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
-from core.rouge import Interval, rouge_intervals
-from core.trained_with import TrainedWith, from_checkpoint, from_model_config
-from core.vocabulary import Vocabulary
-from lightning_modules import compat
-from lightning_modules.cpu_dropout import use_cpu_dropout
-from lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
-from lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge
-from lightning_modules.model_changes import check_same_shapes, set_dropout
-from lightning_modules.optimizer import adamw_with_linear_decay
+from resumen.core.contract import Batch, summarization_data
+from resumen.core.errors import ResumenError
+from resumen.core.generation import GenerationSettings
+from resumen.core.inference import generate_summaries
+from resumen.core.loading import check_model_kind, check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
+from resumen.core.rouge import Interval, rouge_intervals
+from resumen.core.trained_with import TrainedWith, from_checkpoint, from_model_config
+from resumen.core.vocabulary import Vocabulary
+from resumen.lightning_modules import compat
+from resumen.lightning_modules.cpu_dropout import use_cpu_dropout
+from resumen.lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
+from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge
+from resumen.lightning_modules.model_changes import check_same_shapes, set_dropout
+from resumen.lightning_modules.optimizer import adamw_with_linear_decay
 
 
 class Seq2SeqSummarizer(L.LightningModule):
@@ -83,7 +83,7 @@ class Seq2SeqSummarizer(L.LightningModule):
                 The data module decides the characters; a checkpoint remembers them.
             allow_tf32: on Ampere and newer GPUs, run float32 matrix multiplies as TF32 (much faster for
                 ``32-true``; no effect on CPU or under bf16-mixed, whose matmuls are bf16 already). A process-wide
-                setting the CLI applies (core/torch_settings.py); kept here so configs keep their place for it.
+                setting the CLI applies (resumen/core/torch_settings.py); kept here so configs keep their place for it.
             dropout_rate: dropout probability while training; ``null`` keeps the model's own (0.1 for Flan-T5).
                 ``0.0`` skips drawing the dropout masks, a sizeable share of a CPU step (docs/performance.md), at
                 the price of less regularisation: fine for short fine-tunes, watch val/loss on long ones.
@@ -153,7 +153,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         sharded directory, loaded safely; the checkpoint's settings never turn ``trust_remote_code`` on."""
         import inspect
 
-        from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict, saved_module_settings
+        from resumen.lightning_modules.checkpoints import load_full_checkpoint, model_state_dict, saved_module_settings
 
         checkpoint = load_full_checkpoint(path)
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
@@ -266,7 +266,7 @@ class Seq2SeqSummarizer(L.LightningModule):
 
     def summarizer(self, device: str = "cpu", precision: str = "32-true", batch_size: int = 8, record: TrainedWith | None = None):
         """This module's model as the inference core sees an export: same record, same generation settings."""
-        from core.inference import Summarizer
+        from resumen.core.inference import Summarizer
 
         return Summarizer(
             self.model, self.tokenizer, record or self.trained_with(), self.generation, self.hparams.model_name_or_path, device, precision, batch_size
@@ -284,7 +284,7 @@ class Seq2SeqSummarizer(L.LightningModule):
             return
         if self._lora_applied:
             raise ResumenError("the vocabulary changed after the LoRA adapters were added: restore it before setup.")
-        from core.vocabulary import extend_embeddings
+        from resumen.core.vocabulary import extend_embeddings
 
         sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.vocabulary.base))
         self._embedding_characters = characters

@@ -15,8 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from core.errors import ResumenError
-from lightning_modules import compat
+from resumen.core.errors import ResumenError
+from resumen.lightning_modules import compat
 
 
 def training_monitors() -> list[L.Callback]:

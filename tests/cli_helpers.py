@@ -25,7 +25,7 @@ def demo_args(subcommand: str, model: str, runs: Path, *extra: str) -> list[str]
 
 
 def run_train(*args: str):
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     return cli_main(list(args))
 

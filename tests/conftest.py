@@ -33,21 +33,21 @@ REAL_TOKENIZERS = ROOT / "tests" / "fixtures" / "tokenizers"  # real T5 / GPT-2 
 
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> str:
-    from scripts.tiny_models import build_tiny_t5
+    from resumen.app.tiny_models import build_tiny_t5
 
     return str(build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5"))
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory) -> str:
-    from scripts.tiny_models import build_tiny_gpt2
+    from resumen.app.tiny_models import build_tiny_gpt2
 
     return str(build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_gemma2(tmp_path_factory) -> str:
-    from scripts.tiny_models import build_tiny_gemma2
+    from resumen.app.tiny_models import build_tiny_gemma2
 
     return str(build_tiny_gemma2(tmp_path_factory.mktemp("models") / "tiny-gemma2"))
 

@@ -16,13 +16,9 @@ group, as SLURM does, instead of to that rank alone. ``EXIT_CODES`` names a file
 
 import os
 import signal
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lightning_modules.seq2seq import Seq2SeqSummarizer
-from scripts.train import ResumenCLI, main
+from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+from resumen.app.train import ResumenCLI, main
 
 SIGNAL = getattr(signal, f"SIG{os.environ['SIGNAL']}")
 AT = os.environ.get("AT") or f"train:{os.environ['STEP']}"

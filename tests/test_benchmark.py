@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from core.precision import cpu_flags
+from resumen.core.precision import cpu_flags
 from benchmarks.measure import NOTABLE_CPU_FLAGS
 from benchmarks.runners import automatic_precision
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from lightning_modules.best_checkpoint import BestCheckpoint
-from lightning_modules.run_report import best_epoch, format_report
+from resumen.lightning_modules.best_checkpoint import BestCheckpoint
+from resumen.lightning_modules.run_report import best_epoch, format_report
 
 
 class ScriptedScores(BoringModel):

@@ -142,7 +142,7 @@ def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch
 def test_export_script_rebuilds_the_fit_export_from_a_checkpoint(finished_run, tmp_path):
     from safetensors.torch import load_file
 
-    from scripts.export import main as export_main
+    from resumen.app.export import main as export_main
 
     run = finished_run["runs"] / "demo" / "version_0"
     best = next((run / "checkpoints").glob("best-*.ckpt"))
@@ -153,8 +153,8 @@ def test_export_script_rebuilds_the_fit_export_from_a_checkpoint(finished_run, t
 
 
 def test_export_script_refuses_bad_input(finished_run, tmp_path):
-    from core.errors import ResumenError
-    from scripts.export import main as export_main
+    from resumen.core.errors import ResumenError
+    from resumen.app.export import main as export_main
 
     best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
     (tmp_path / "taken").mkdir()
@@ -185,8 +185,8 @@ def test_progress_bar_can_be_turned_off_for_log_only_runs(tiny_t5, tmp_path, mon
 
 
 def test_the_module_owns_its_optimizer(capsys):
-    from scripts.cli_support import main_guard
-    from scripts.train import cli_main
+    from resumen.app.cli_support import main_guard
+    from resumen.app.train import cli_main
 
     for option in ("--optimizer=SGD", "--lr_scheduler=StepLR"):
         with pytest.raises(SystemExit) as exit_info:
@@ -219,7 +219,7 @@ def test_a_command_builds_only_its_own_subcommands_options(monkeypatch, capsys):
     builds validate's alone; `--help` with no subcommand, or options before it, still builds all four."""
     from lightning.pytorch.cli import LightningCLI
 
-    from scripts.train import cli_main, running_subcommand
+    from resumen.app.train import cli_main, running_subcommand
 
     built = []
     original = LightningCLI._prepare_subcommand_parser

@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from lightning_modules import compat
+from resumen.lightning_modules import compat
 
 
 def resolve(module: str, dotted: str):

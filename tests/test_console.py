@@ -74,7 +74,7 @@ def test_a_log_only_fit_prints_a_line_per_epoch_and_test_its_scores_once(tiny_t5
 
 
 def test_the_coverage_table_is_printed_when_it_has_something_to_show():
-    from datamodules.coverage import CoverageReport
+    from resumen.datamodules.coverage import CoverageReport
 
     perfect = CoverageReport(examples=800)
     lossy = CoverageReport(

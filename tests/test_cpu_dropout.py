@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from lightning_modules import cpu_dropout as cd
-from lightning_modules.model_changes import set_dropout
+from resumen.lightning_modules import cpu_dropout as cd
+from resumen.lightning_modules.model_changes import set_dropout
 
 
 def _t5(dropout: float = 0.1) -> T5ForConditionalGeneration:

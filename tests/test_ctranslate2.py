@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, read_only_mount
-from core.errors import ResumenError
+from resumen.core.errors import ResumenError
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
@@ -28,7 +28,7 @@ def export(finished_run, tmp_path_factory) -> Path:
 
 
 def load(path, backend="torch", compute_type=None, messages=None):
-    from core.inference import Summarizer
+    from resumen.core.inference import Summarizer
 
     return Summarizer.load(
         str(path),
@@ -73,7 +73,7 @@ def test_an_extended_vocabulary_writes_its_added_character_the_same(tiny_t5, tmp
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from core.vocabulary import Vocabulary, extend_embeddings
+    from resumen.core.vocabulary import Vocabulary, extend_embeddings
 
     base = AutoTokenizer.from_pretrained(tiny_t5)
     vocabulary = Vocabulary(base)
@@ -186,7 +186,7 @@ def test_a_killed_conversions_temporary_is_removed_by_the_next(export, tmp_path)
     copy = tmp_path / "export"
     shutil.copytree(export, copy)
     shutil.rmtree(copy / "ctranslate2", ignore_errors=True)
-    from core.files import temporary_sibling
+    from resumen.core.files import temporary_sibling
 
     ours = temporary_sibling(copy / "ctranslate2")
     left = ours.with_name(ours.name.rsplit("-", 1)[0] + "-999999999")  # the same host, a writer that is gone
@@ -198,7 +198,7 @@ def test_a_killed_conversions_temporary_is_removed_by_the_next(export, tmp_path)
 
 def test_a_conversion_made_by_an_older_resumen_is_made_again(export):
     """Conversions before the T5 output-scaling fix carry no converter version: they are converted again."""
-    from core.ctranslate2_backend import SOURCE_FILE
+    from resumen.core.ctranslate2_backend import SOURCE_FILE
 
     messages: list[str] = []
     load(export, "ctranslate2", messages=messages)
@@ -213,7 +213,7 @@ def test_a_conversion_made_by_an_older_resumen_is_made_again(export):
 
 
 def test_a_failed_conversion_names_its_cause(tiny_t5, tmp_path):
-    from core.ctranslate2_backend import ensure_conversion
+    from resumen.core.ctranslate2_backend import ensure_conversion
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_t5, broken)
@@ -233,8 +233,8 @@ def test_the_cpu_default_is_float32_and_int8_runs_when_asked_for(monkeypatch, fl
     """int8 lost ROUGE-L on the demo against torch on CPUs with VNNI (-4.2) and without (-8.2): never the default.
     Asked for without int8 dot products, it runs and the reason says what it costs."""
     pytest.importorskip("ctranslate2")
-    from core import precision
-    from core.ctranslate2_backend import choose_compute_type
+    from resumen.core import precision
+    from resumen.core.ctranslate2_backend import choose_compute_type
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
     chosen, why = choose_compute_type("cpu", None)
@@ -244,8 +244,8 @@ def test_the_cpu_default_is_float32_and_int8_runs_when_asked_for(monkeypatch, fl
 
 
 def test_a_checkpoint_is_pointed_to_its_export_first(finished_run, capsys):
-    from scripts import summarize
-    from scripts.cli_support import main_guard
+    from resumen.app import summarize
+    from resumen.app.cli_support import main_guard
 
     best = next((finished_run["runs"] / "demo" / "version_0" / "checkpoints").glob("best-*.ckpt"))
     with pytest.raises(SystemExit):
@@ -254,7 +254,7 @@ def test_a_checkpoint_is_pointed_to_its_export_first(finished_run, capsys):
 
 
 def test_compare_puts_torch_and_int8_side_by_side_with_their_paired_difference(export, sample_files):
-    from scripts import compare
+    from resumen.app import compare
 
     rows = compare.main(["--dataset", "--data-file", sample_files["test"], "--models", str(export), f"{export}@ctranslate2:int8"])
     assert [row["backend"] for row in rows] == ["torch", "ctranslate2"] and rows[1]["precision"] == "int8"
@@ -263,8 +263,8 @@ def test_compare_puts_torch_and_int8_side_by_side_with_their_paired_difference(e
 
 def test_export_py_converts_an_export_and_fit_can_convert_its_own(export, tiny_t5, tmp_path):
     from cli_helpers import demo_args, in_root
-    from scripts import export as export_script
-    from scripts.train import cli_main
+    from resumen.app import export as export_script
+    from resumen.app.train import cli_main
 
     shutil.rmtree(export / "ctranslate2", ignore_errors=True)
     assert export_script.main(["--ctranslate2", str(export)]) == export / "ctranslate2"

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
-from core.errors import ResumenError
-from core.prompts import validate_template
-from datamodules.summarization import SummarizationDataModule
+from resumen.core.errors import ResumenError
+from resumen.core.prompts import validate_template
+from resumen.datamodules.summarization import SummarizationDataModule
 from synthetic import write_jsonl
 
 

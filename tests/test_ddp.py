@@ -62,7 +62,7 @@ def test_ddp_with_lora_trains_and_exports_merged_model_and_adapter(tiny_t5, tmp_
     import shutil
     import warnings
 
-    from lightning_modules.checkpoints import load_full_checkpoint
+    from resumen.lightning_modules.checkpoints import load_full_checkpoint
 
     runs = tmp_path / "runs"
     args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--model.lora.r=4", *DDP)
@@ -95,7 +95,7 @@ def test_ddp_preemption_of_one_rank_or_the_group_stops_every_rank_and_resumes_bi
     resumed run (dropout on, each rank its own random stream) ends with the uninterrupted run's weights, bit for bit."""
     import torch
 
-    from core.checkpoint_file import load_checkpoint_file
+    from resumen.core.checkpoint_file import load_checkpoint_file
 
     def args(runs, *extra):
         return demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", *DDP, *extra)

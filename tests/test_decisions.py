@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.errors import ResumenError
+from resumen.core.errors import ResumenError
 
 
 # ------------------------------------------------------------------------------------------- resume decisions
 def test_only_the_free_settings_may_change_on_resume():
-    from scripts.resume import differences
+    from resumen.app.resume import differences
 
     saved = {"model": {"learning_rate": 0.001}, "trainer": {"max_epochs": 4, "precision": "32-true"}, "seed_everything": 42}
     now = {"model": {"learning_rate": 0.001}, "trainer": {"max_epochs": 8, "precision": "bf16-mixed"}, "seed_everything": 42}
@@ -23,7 +23,7 @@ def test_only_the_free_settings_may_change_on_resume():
 
 
 def test_an_option_added_since_the_run_counts_as_its_default():
-    from scripts.resume import differences
+    from resumen.app.resume import differences
 
     saved = {"model": {"learning_rate": 0.001}}
     defaults = {"model": {"fast_cpu_dropout": True}}
@@ -32,7 +32,7 @@ def test_an_option_added_since_the_run_counts_as_its_default():
 
 
 def test_the_checkpoint_own_settings_and_seed_win_over_a_hand_edited_config():
-    from scripts.resume import checkpoint_differences
+    from resumen.app.resume import checkpoint_differences
 
     checkpoint = {
         "hyper_parameters": {"learning_rate": 0.001, "_class_path": "x"},
@@ -57,7 +57,7 @@ def test_the_checkpoint_own_settings_and_seed_win_over_a_hand_edited_config():
     ],
 )
 def test_a_run_is_finished_when_its_epochs_or_steps_are_done(checkpoint, max_epochs, max_steps, finished):
-    from scripts.resume import training_finished
+    from resumen.app.resume import training_finished
 
     reason = training_finished(checkpoint, max_epochs, max_steps)
     assert (reason is None) if finished is None else (finished in reason)
@@ -65,7 +65,7 @@ def test_a_run_is_finished_when_its_epochs_or_steps_are_done(checkpoint, max_epo
 
 # ------------------------------------------------------------------------------------------ trained-with record
 def test_the_trained_with_record_round_trips_and_refuses_bad_values():
-    from core.trained_with import TrainedWith
+    from resumen.core.trained_with import TrainedWith
 
     record = TrainedWith(prompt_template="Resume:\n\n{text}", max_source_length=80, added_characters=["ñ"], base_model="t5")
     assert TrainedWith.from_dict(record.as_dict(), "test") == record
@@ -81,7 +81,7 @@ def test_the_trained_with_record_round_trips_and_refuses_bad_values():
 
 
 def test_an_export_without_a_record_has_none_and_an_older_one_keeps_its_template():
-    from core.trained_with import from_model_config
+    from resumen.core.trained_with import from_model_config
 
     assert from_model_config(SimpleNamespace(), "plain-t5") is None
     older = from_model_config(SimpleNamespace(prompt_template="Resumen:\n{text}"), "old-export")
@@ -90,8 +90,8 @@ def test_an_export_without_a_record_has_none_and_an_older_one_keeps_its_template
 
 # -------------------------------------------------------------------------------------------------- encoding
 def test_an_article_is_encoded_in_its_template_and_cut_to_max_source_length(tiny_t5):
-    from core.encoding import encode_articles
-    from core.loading import load_tokenizer
+    from resumen.core.encoding import encode_articles
+    from resumen.core.loading import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_t5)
     short, long = "El Betis ganó al Celta.", "El Betis ganó al Celta en el último minuto. " * 40
@@ -103,7 +103,7 @@ def test_an_article_is_encoded_in_its_template_and_cut_to_max_source_length(tiny
 
 # -------------------------------------------------------------------------------------------------- sampling
 def test_an_epochs_order_depends_only_on_seed_and_epoch_and_a_resume_skips_the_batches_done():
-    from datamodules.sampling import ResumableSampler
+    from resumen.datamodules.sampling import ResumableSampler
 
     data = list(range(10))
     first = ResumableSampler(data, batch_size=3, seed=1)
@@ -119,7 +119,7 @@ def test_an_epochs_order_depends_only_on_seed_and_epoch_and_a_resume_skips_the_b
 
 # ------------------------------------------------------------------------------------------------- CLI checks
 def test_the_cli_refuses_an_optimizer_of_its_own_and_settings_that_train_nothing():
-    from scripts.cli_checks import check_fit_settings, refuse_optimizer_options
+    from resumen.app.cli_checks import check_fit_settings, refuse_optimizer_options
 
     with pytest.raises(ResumenError, match="the model owns its optimizer"):
         refuse_optimizer_options(["fit", "--optimizer=SGD"])
@@ -130,7 +130,7 @@ def test_the_cli_refuses_an_optimizer_of_its_own_and_settings_that_train_nothing
 
 
 def test_no_validation_summaries_choose_the_best_checkpoint_by_the_loss():
-    from scripts.cli_checks import check_fit_settings
+    from resumen.app.cli_checks import check_fit_settings
 
     warnings: list[str] = []
     config = _config(val_generate_samples=0)
@@ -150,7 +150,7 @@ class _Section(dict):
 
 
 def _config(max_epochs: int = 3, val_generate_samples: int = 5) -> _Section:
-    from scripts.cli_checks import DEFAULT_CHECKPOINT_NAME
+    from resumen.app.cli_checks import DEFAULT_CHECKPOINT_NAME
 
     return _Section(
         trainer=_Section(max_epochs=max_epochs, max_steps=-1),
@@ -167,7 +167,7 @@ def test_a_summarys_length_ends_at_its_first_end_token_whatever_fills_the_row():
     (0, T5's decoder start) as text."""
     import torch
 
-    from core.inference import generated_lengths
+    from resumen.core.inference import generated_lengths
 
     output = torch.tensor([[0, 7, 8, 1, 1, 1, 1], [0, 7, 8, 9, 10, 11, 1], [0, 0, 0, 1, 0, 0, 0], [0, 7, 8, 9, 10, 11, 12]])
     assert generated_lengths(output, 1).tolist() == [3, 6, 3, 6]  # the end token counts; no end: every token
@@ -179,8 +179,8 @@ def test_beam_search_reports_each_summarys_own_length(tiny_t5):
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
 
-    from core.generation import GenerationSettings
-    from core.inference import Summarizer, generate_summaries
+    from resumen.core.generation import GenerationSettings
+    from resumen.core.inference import Summarizer, generate_summaries
 
     class EndAfter(LogitsProcessor):
         def __init__(self, beams: int) -> None:
@@ -210,7 +210,7 @@ def test_the_default_model_is_the_export_of_the_run_that_ended_last(tmp_path):
     import os
     import time
 
-    from scripts.common import latest_export
+    from resumen.app.common import latest_export
 
     ended = {"demo/version_0": 1000.0, "demo/version_1": 3000.0, "other/version_0": 2000.0, "demo/version_2": None}
     for name, when in ended.items():
@@ -230,9 +230,9 @@ def test_hints_name_what_works(tmp_path, monkeypatch):
     """Issue 40's hints that failed as written: a run directory given as the model (it got a sharded-checkpoint
     message), the hub's advice to unset HF_HUB_OFFLINE when it was not set, compare's flag for local data, and the
     CTranslate2 comparison command (without --dataset it ran the three default hub models)."""
-    from core.ctranslate2_backend import choose_compute_type
-    from core.loading import _explain_load_error
-    from scripts.common import load_summarizer
+    from resumen.core.ctranslate2_backend import choose_compute_type
+    from resumen.core.loading import _explain_load_error
+    from resumen.app.common import load_summarizer
 
     run = tmp_path / "runs" / "demo" / "version_0"
     (run / "export").mkdir(parents=True)
@@ -247,7 +247,7 @@ def test_hints_name_what_works(tmp_path, monkeypatch):
     assert "(no network: go online)" in str(_explain_load_error("google/flan-t5-small", unreachable))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "(HF_HUB_OFFLINE is set: unset it once online)" in str(_explain_load_error("google/flan-t5-small", unreachable))
-    from datamodules.sources import load_raw_dataset
+    from resumen.datamodules.sources import load_raw_dataset
 
     with pytest.raises(ResumenError, match=r"hub is offline .*train.py: --data.data_files.test=PATH.*compare.py: --data-file PATH"):
         load_raw_dataset("nobody/no-such-dataset", "es", None, None, cache_dir=str(tmp_path / "cache"))
@@ -261,7 +261,7 @@ def test_the_gate_refuses_other_host_names_on_loopback_unless_allowed():
     (--allowed-host). The gate in front of every route, called as uvicorn calls it."""
     import asyncio
 
-    from scripts.serving.app import Gate
+    from resumen.app.serving.app import Gate
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -41,9 +41,9 @@ def test_links_resolve(page):
 def script_help(script: str, subcommand: str | None) -> str:
     import importlib
 
-    from scripts.cli_support import main_guard
+    from resumen.app.cli_support import main_guard
 
-    module = importlib.import_module(script.removesuffix(".py").replace("/", "."))
+    module = importlib.import_module("resumen.app." + script.removesuffix(".py").split("/")[-1])  # the door's code
     main = module.cli_main if hasattr(module, "cli_main") else module.main
     output = io.StringIO()
     with contextlib.redirect_stdout(output), pytest.raises(SystemExit):
@@ -59,7 +59,7 @@ def test_shown_commands_parse(page, command, monkeypatch):
     if script == "scripts/train.py":
         configs = [args[i + 1] for i, arg in enumerate(args) if arg == "--config"]
         if all((ROOT / config).is_file() for config in configs):
-            from scripts.train import cli_main
+            from resumen.app.train import cli_main
 
             with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exit_info:
                 cli_main([*args, "--print_config"])

@@ -108,7 +108,7 @@ def test_export_card_parses_with_huggingface_hub_and_holds_the_evaluation(finish
 def test_card_names_a_hub_base_model_and_dataset():
     from huggingface_hub import ModelCard
 
-    from lightning_modules.model_card import build_card
+    from resumen.lightning_modules.model_card import build_card
 
     card = build_card(
         "google/flan-t5-small",

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
-from core.rouge import ROUGE_KEYS, rouge_intervals
-from lightning_modules.metrics import SpanishRouge
+from resumen.core.rouge import ROUGE_KEYS, rouge_intervals
+from resumen.core.shipped import spanish_rouge_path
+from resumen.lightning_modules.metrics import SpanishRouge
 
-MODULE_PATH = str(ROOT / "evaluation" / "spanish_rouge")
+MODULE_PATH = spanish_rouge_path()  # what a user loads: the folder in the installed package
 
 SPANISH_PAIRS = [  # (prediction, reference): accents, ñ, NFD, invisible characters, abbreviations, several sentences
     ("El niño comió una canción española.", "el niño cantó una canción española"),
@@ -116,7 +116,7 @@ def test_works_as_seq2seq_trainer_compute_metrics(spanish_rouge, tiny_t5, tmp_pa
     ],
 )
 def test_bad_inputs_are_refused_with_what_they_were(spanish_rouge, predictions, references, says):
-    from core.errors import ResumenError
+    from resumen.core.errors import ResumenError
 
     with pytest.raises(ResumenError, match=says):
         spanish_rouge.compute(predictions=predictions, references=references, confidence_intervals=True)
@@ -125,7 +125,7 @@ def test_bad_inputs_are_refused_with_what_they_were(spanish_rouge, predictions, 
 def test_very_long_texts_are_scored_on_their_first_thousand_words_in_bounded_time(spanish_rouge):
     import time
 
-    from core.rouge import MAX_WORDS
+    from resumen.core.rouge import MAX_WORDS
 
     words = [f"palabra{i % 97}" for i in range(200_000)]  # about 2 MB each
     long_prediction, long_reference = " ".join(words), " ".join(reversed(words))

@@ -12,10 +12,10 @@ import torch
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
-from core.errors import ResumenError
-from core.checkpoint_file import load_checkpoint_file
-from lightning_modules.checkpoints import AtomicCheckpointIO
-from lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE
+from resumen.core.errors import ResumenError
+from resumen.core.checkpoint_file import load_checkpoint_file
+from resumen.lightning_modules.checkpoints import AtomicCheckpointIO
+from resumen.lightning_modules.last_checkpoint import PREEMPTED_EXIT_CODE
 
 EPOCHS, BATCHES = 3, 5  # the shipped sample: 20 training rows, batch 4
 STEPS = EPOCHS * BATCHES
@@ -34,7 +34,7 @@ def fit_args(model: str, runs: Path, *extra: str) -> list[str]:
 
 
 def train(args: list[str]):
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     return in_root(cli_main, args)
 
@@ -194,7 +194,7 @@ def test_sigterm_after_the_last_batch_lets_the_finished_work_be_written(tiny_t5,
     """During the report after training (Lightning had put the default handler back: the process died mid-report
     and left status.json "running"), and in the last test batch: the work is complete, so it is written, the
     process exits 0 and says the signal came after it."""
-    from core.runs import RunLayout
+    from resumen.core.runs import RunLayout
 
     runs = tmp_path / "runs"
     done = run_and_signal("TERM", "report", fit_args(tiny_t5, runs, "--trainer.max_epochs=1"))
@@ -220,8 +220,8 @@ def test_sigterm_after_the_last_batch_lets_the_finished_work_be_written(tiny_t5,
 def test_a_stuck_stop_is_ended_by_the_watchdog_with_the_signals_code(tmp_path):
     """A rank waiting forever for a dead one: the process still ends, with 143, once stop.timeout has passed."""
     code = (
-        f"import os, signal, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from lightning_modules.graceful_stop import FLAG\n"
+        "import os, signal, sys, time\n"
+        "from resumen.lightning_modules.graceful_stop import FLAG\n"
         "FLAG.timeout, FLAG.stage_started = 1.0, True\n"  # inside a stage
         "signal.signal(signal.SIGTERM, FLAG.handler)\n"
         "print(time.monotonic(), flush=True)\n"  # the moment of the signal, after the imports (seconds under load)
@@ -238,8 +238,8 @@ def test_a_stuck_stop_is_ended_by_the_watchdog_with_the_signals_code(tmp_path):
 
 
 def test_resume_refuses_a_run_of_another_configuration(tiny_t5, tmp_path, capsys):
-    from scripts.cli_support import main_guard
-    from scripts.train import cli_main
+    from resumen.app.cli_support import main_guard
+    from resumen.app.train import cli_main
 
     runs = tmp_path / "runs"
     train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
@@ -277,8 +277,8 @@ def test_a_run_saved_before_an_option_existed_still_resumes(tiny_t5, tmp_path, c
     still this configuration, unless the new option is set to something else."""
     import yaml
 
-    from scripts.cli_support import main_guard
-    from scripts.train import cli_main
+    from resumen.app.cli_support import main_guard
+    from resumen.app.train import cli_main
 
     runs = tmp_path / "runs"
     args = demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false")
@@ -329,7 +329,7 @@ def test_full_disk_during_a_checkpoint_save_keeps_the_previous_one(small_tmpfs, 
 def test_full_disk_during_an_export_keeps_the_previous_export(small_tmpfs, tiny_t5):
     from transformers import AutoModelForSeq2SeqLM
 
-    from core.files import atomic_directory
+    from resumen.core.files import atomic_directory
 
     export = small_tmpfs / "export"
     export.mkdir()
@@ -344,9 +344,8 @@ def test_full_disk_during_an_export_keeps_the_previous_export(small_tmpfs, tiny_
 
 
 KILLED_WRITER = """
-import sys, torch
-sys.path.insert(0, {root!r})
-from lightning_modules.checkpoints import AtomicCheckpointIO
+import torch
+from resumen.lightning_modules.checkpoints import AtomicCheckpointIO
 print("writing", flush=True)
 AtomicCheckpointIO().save_checkpoint({{"global_step": 2, "weights": torch.ones(150_000_000)}}, {target!r})
 """
@@ -376,7 +375,7 @@ def test_kill_during_a_checkpoint_save_on_another_filesystem_keeps_the_previous_
         leftovers = [p for p in target.parent.iterdir() if p.name != "last.ckpt"]
         assert leftovers, "the writer was killed before it started writing"
         assert load_checkpoint_file(target)["global_step"] == 1
-        from core.files import remove_stale_temporaries
+        from resumen.core.files import remove_stale_temporaries
 
         assert remove_stale_temporaries(target.parent) == leftovers
         assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]
@@ -389,7 +388,7 @@ def test_a_killed_saves_leftover_is_removed_when_the_run_resumes(tiny_t5, tmp_pa
     train(demo_args("fit", tiny_t5, runs, "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"))
     checkpoints = runs / "demo" / "version_0" / "checkpoints"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    from core.files import _HOST
+    from resumen.core.files import _HOST
 
     leftover = checkpoints / f".last.ckpt.tmp-{_HOST}-{dead.stdout.strip()}"
     leftover.write_bytes(b"half a checkpoint")
@@ -423,7 +422,7 @@ def fsdp_checkpoint(tmp_path) -> Path:
 
 
 def test_sharded_checkpoint_loads_tensors_only(fsdp_checkpoint):
-    from lightning_modules.checkpoints import load_full_checkpoint
+    from resumen.lightning_modules.checkpoints import load_full_checkpoint
 
     checkpoint = load_full_checkpoint(fsdp_checkpoint)
     assert checkpoint["epoch"] == 1 and checkpoint["state_dict"]["model.shared.weight"].shape == (8, 4)
@@ -432,9 +431,9 @@ def test_sharded_checkpoint_loads_tensors_only(fsdp_checkpoint):
 
 @pytest.mark.parametrize("part", [".metadata", "meta.pt"])
 def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint, tmp_path, tiny_t5, capsys, part):
-    from scripts import export
-    from scripts.cli_support import main_guard
-    from scripts.train import cli_main
+    from resumen.app import export
+    from resumen.app.cli_support import main_guard
+    from resumen.app.train import cli_main
 
     marker = tmp_path / "pwned"
     with open(fsdp_checkpoint / part, "wb") as handle:
@@ -453,8 +452,8 @@ def test_crafted_sharded_checkpoint_is_refused_and_runs_no_code(fsdp_checkpoint,
 
 
 def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, capsys):
-    from scripts import export
-    from scripts.cli_support import main_guard
+    from resumen.app import export
+    from resumen.app.cli_support import main_guard
 
     marker = tmp_path / "pwned"
     directory = tmp_path / "best.ckpt" / "checkpoint"
@@ -468,8 +467,8 @@ def test_crafted_deepspeed_checkpoint_is_refused_and_runs_no_code(tmp_path, caps
 
 
 def test_a_plain_checkpoint_with_code_is_refused(tmp_path, capsys):
-    from scripts import export
-    from scripts.cli_support import main_guard
+    from resumen.app import export
+    from resumen.app.cli_support import main_guard
 
     marker = tmp_path / "pwned"
     crafted = tmp_path / "crafted.ckpt"
@@ -485,8 +484,8 @@ def test_a_crafted_lora_adapter_is_refused_and_runs_no_code(tiny_t5, tmp_path, c
     import json
     import shutil
 
-    from scripts import compare
-    from scripts.cli_support import main_guard
+    from resumen.app import compare
+    from resumen.app.cli_support import main_guard
 
     marker = tmp_path / "pwned"
     adapter = tmp_path / "adapter"

@@ -21,7 +21,7 @@ def test_every_fixture_matches_the_sha256_in_its_readme():
         assert hashlib.sha256((REAL_TOKENIZERS / name).read_bytes()).hexdigest() == digest, name
 
 
-@pytest.mark.parametrize("module_name", ["lightning_modules.metrics", "core.rouge"])
+@pytest.mark.parametrize("module_name", ["resumen.lightning_modules.metrics", "resumen.core.rouge"])
 def test_docstring_examples_run(module_name):
     import importlib
 

@@ -9,7 +9,7 @@ from cli_helpers import demo_args, in_root, run_train
 def test_one_fit_reads_the_config_once_and_builds_one_tokenizer(tiny_t5, tmp_path, monkeypatch):
     import transformers
 
-    from core import loading
+    from resumen.core import loading
 
     loading._read_config.cache_clear()
     calls = {"config": 0, "tokenizer": 0}

@@ -1,21 +1,48 @@
-"""The house: data and model stand side by side on ``core/`` and meet only in ``scripts/``."""
+"""The house: data and model stand side by side on ``resumen/core/`` and meet only in ``scripts/``."""
 
 import ast
 import re
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
 
-# package -> packages it may import (besides itself and third-party libraries)
-ALLOWED = {
-    "core": set(),
-    "datamodules": {"core"},
-    "lightning_modules": {"core"},
-    "scripts": {"core", "datamodules", "lightning_modules"},
-    "evaluation": {"core"},  # the evaluate module: the shared scorer only
-    "benchmarks": {"core", "datamodules", "lightning_modules", "scripts"},  # measures the product, is not part of it
+# package -> the folder that holds it (pyproject.toml's package-dir maps the design card's folders into resumen)
+FOLDERS = {
+    "resumen.core": "resumen/core",
+    "resumen.datamodules": "datamodules",
+    "resumen.lightning_modules": "lightning_modules",
+    "resumen.app": "resumen/app",
+    "resumen.evaluation": "resumen/evaluation",
+    "scripts": "scripts",
+    "benchmarks": "benchmarks",
 }
+# package -> packages it may import (besides itself, the bare ``resumen`` and third-party libraries)
+ALLOWED = {
+    "resumen.core": set(),
+    "resumen.datamodules": {"resumen.core"},
+    "resumen.lightning_modules": {"resumen.core"},
+    "resumen.app": {"resumen.core", "resumen.datamodules", "resumen.lightning_modules"},
+    "resumen.evaluation": {"resumen.core"},  # the evaluate module: the shared scorer only
+    "scripts": {"resumen.app"},  # doors, nothing else
+    "benchmarks": {"resumen.core", "resumen.datamodules", "resumen.lightning_modules", "resumen.app"},  # measures the product
+}
+OLD_NAMES = {"core", "datamodules", "lightning_modules", "evaluation"}  # before 0.2.0: top-level packages of their own
+
+
+def package_of(name):
+    """The package in ALLOWED that module ``name`` belongs to; None for a third-party one."""
+    return next((package for package in sorted(ALLOWED, key=len, reverse=True) if name == package or name.startswith(package + ".")), None)
+
+
+def module_file(name):
+    """The file of project module ``name``, or None."""
+    package = package_of(name)
+    if package is None:
+        return None
+    base = ROOT / FOLDERS[package] / Path(*name[len(package) + 1 :].split(".")) if name != package else ROOT / FOLDERS[package]
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
 
 
 def imported_modules(path):
@@ -28,31 +55,46 @@ def imported_modules(path):
             yield node.module
 
 
-def imported_packages(path):
-    return (name.split(".")[0] for name in imported_modules(path))
-
-
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_each_package_imports_only_the_floor_below_it(package):
     wrong = {
         f"{path.relative_to(ROOT)} imports {name}"
-        for path in (ROOT / package).rglob("*.py")
-        for name in imported_packages(path)
-        if name in ALLOWED and name != package and name not in ALLOWED[package]
+        for path in (ROOT / FOLDERS[package]).rglob("*.py")
+        for name in imported_modules(path)
+        if package_of(name) not in (None, package, *ALLOWED[package])
     }
     assert not wrong, sorted(wrong)
 
 
-def test_sys_path_is_edited_only_by_entry_points():
-    editors = sorted(
-        str(path.relative_to(ROOT)) for package in ALLOWED for path in (ROOT / package).rglob("*.py") if "sys.path.insert" in path.read_text(encoding="utf-8")
+def test_every_module_is_imported_under_its_resumen_name_only():
+    """No ``import core...``/``lightning_modules...``: installed next to a user's own ``core`` package, such an
+    import would find the user's. Tests included: pytest imports each module under one name."""
+    python_files = [
+        p for folder in ("resumen", "lightning_modules", "datamodules", "scripts", "benchmarks", "tests", "configs") for p in (ROOT / folder).rglob("*.py")
+    ]
+    wrong = sorted(
+        {f"{p.relative_to(ROOT)} imports {name}" for p in python_files for name in imported_modules(p) if name.split(".")[0] in OLD_NAMES | {"scripts"}}
     )
-    entry_points = [e for e in editors if 'if __name__ == "__main__"' in (ROOT / e).read_text(encoding="utf-8")]
-    assert editors == entry_points and all(e.startswith(("scripts/", "benchmarks/")) for e in editors), editors
+    assert python_files and not wrong, wrong
+
+
+def test_scripts_are_doors_and_nothing_edits_sys_path():
+    doors = sorted((ROOT / "scripts").glob("*.py"))
+    for door in doors:
+        code = [line for line in door.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith('"""')]
+        assert code == [f"from resumen.app.{door.stem} import cli", 'if __name__ == "__main__":', "    cli()"], door.name
+    editors = [
+        str(p.relative_to(ROOT))
+        for folder in set(FOLDERS.values())
+        for p in (ROOT / folder).rglob("*.py")
+        if "sys.path.insert" in p.read_text(encoding="utf-8")
+    ]
+    # the benchmarks are run as files from a checkout and import their own package, not the product
+    assert doors and all(e.startswith("benchmarks/") for e in editors), editors
 
 
 def test_the_module_and_its_callbacks_reach_the_data_module_and_the_scores_only_through_the_contract():
-    """core/contract.py declares what they read from the data module and what callbacks read from the module; no
+    """resumen/core/contract.py declares what they read from the data module and what callbacks read from the module; no
     trainer.datamodule digging, no getattr/hasattr probing of either."""
     digging = re.compile(r"\.datamodule\b|getattr\([^)]*[\"']datamodule[\"']|hasattr\(datamodule|(get|has)attr\(pl_module\b")
     offenders = [
@@ -65,9 +107,9 @@ def test_the_module_and_its_callbacks_reach_the_data_module_and_the_scores_only_
 
 
 def test_the_data_module_and_the_module_keep_the_contract(tiny_t5):
-    from core.contract import SummarizationData, SummarizerResults, summarizer_results
-    from datamodules.summarization import SummarizationDataModule
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.core.contract import SummarizationData, SummarizerResults, summarizer_results
+    from resumen.datamodules.summarization import SummarizationDataModule
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
     assert isinstance(SummarizationDataModule(), SummarizationData)
     assert not isinstance(object(), SummarizationData)  # the check has teeth
@@ -76,7 +118,16 @@ def test_the_data_module_and_the_module_keep_the_contract(tiny_t5):
     assert summarizer_results(object()) is None  # another module: callbacks skip what it cannot give
 
 
-LISTED_FOLDERS = ["core", "datamodules", "lightning_modules", "scripts", "scripts/serving", "benchmarks", "evaluation/spanish_rouge"]
+LISTED_FOLDERS = [
+    "resumen",
+    "resumen/core",
+    "resumen/app",
+    "resumen/app/serving",
+    "datamodules",
+    "lightning_modules",
+    "benchmarks",
+    "resumen/evaluation/spanish_rouge",
+]
 
 
 def _layout_page():
@@ -138,16 +189,17 @@ def libraries_reached(entry):
             continue
         seen.add(path)
         for name in imported_modules(path):
-            if name.split(".")[0] not in ALLOWED:
-                libraries.add(name.split(".")[0])
+            if package_of(name) is None:
+                if name.split(".")[0] != "resumen":
+                    libraries.add(name.split(".")[0])
                 continue
-            module = ROOT.joinpath(*name.split("."))
-            queue += [p for p in (module.with_suffix(".py"), module / "__init__.py") if p.is_file()]
+            file = module_file(name)
+            queue += [file] if file is not None else []
     return libraries
 
 
 def test_the_runs_listing_never_imports_lightning():
-    """scripts/runs.py reads a checkpoint's counters through core/checkpoint_file.py: Lightning's import was 4 of the
+    """scripts/runs.py reads a checkpoint's counters through resumen/core/checkpoint_file.py: Lightning's import was 4 of the
     listing's 6.9 s (2.9 s without it)."""
-    reached = libraries_reached(ROOT / "scripts" / "runs.py")
+    reached = libraries_reached(ROOT / "resumen" / "app" / "runs.py")
     assert "torch" in reached and not {"lightning", "lightning_fabric", "pytorch_lightning"} & reached, sorted(reached)

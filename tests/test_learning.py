@@ -5,9 +5,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 
-from datamodules.summarization import SummarizationDataModule
-from lightning_modules.seq2seq import Seq2SeqSummarizer
-from scripts.tiny_models import build_tiny_t5
+from resumen.datamodules.summarization import SummarizationDataModule
+from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+from resumen.app.tiny_models import build_tiny_t5
 from synthetic import first_sentence_rows, write_jsonl
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from core.errors import ResumenError
-from core.loading import check_precision, load_config, load_seq2seq_model, load_tokenizer
-from lightning_modules.seq2seq import Seq2SeqSummarizer
+from resumen.core.errors import ResumenError
+from resumen.core.loading import check_precision, load_config, load_seq2seq_model, load_tokenizer
+from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "16", 16, "16-true"])

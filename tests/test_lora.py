@@ -16,10 +16,10 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from core.vocabulary import decode_texts
-    from lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
-    from scripts import compare
-    from scripts.tiny_models import build_tiny_t5
+    from resumen.core.vocabulary import decode_texts
+    from resumen.lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
+    from resumen.app import compare
+    from resumen.app.tiny_models import build_tiny_t5
     from synthetic import enye_rows, write_jsonl
 
     # a tiny T5 with the real 32,100-token vocabulary (no ñ), extended, on the first-sentence task whose summaries hold ñ
@@ -91,7 +91,7 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
 
 
 def test_lora_run_in_bf16_resumes_tests_and_predicts(tiny_t5, tmp_path):
-    from lightning_modules.checkpoints import load_full_checkpoint
+    from resumen.lightning_modules.checkpoints import load_full_checkpoint
 
     runs = tmp_path / "runs"
     lora = ["--model.lora.r=4", "--trainer.precision=bf16-mixed", "--trainer.enable_progress_bar=false"]
@@ -117,15 +117,15 @@ def test_lora_run_in_bf16_resumes_tests_and_predicts(tiny_t5, tmp_path):
 
 
 def test_lora_settings_are_checked_before_any_model_loads(tiny_t5):
-    from core.errors import ResumenError
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.core.errors import ResumenError
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
     with pytest.raises(ResumenError, match="model.lora needs r >= 0"):
         Seq2SeqSummarizer(tiny_t5, lora={"r": 8, "alpha": 16, "dropout": 1.5})
 
 
 def test_memory_estimates_count_the_published_models_exactly():
-    from scripts.lora_memory import counts, table
+    from resumen.app.lora_memory import counts, table
 
     # the parameter counts Hugging Face publishes for google/flan-t5-small and -base (untied LM head)
     assert counts("google/flan-t5-small", 16, "all-linear") == (76_961_152, 2_555_904)

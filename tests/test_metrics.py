@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from core.rouge import split_sentences
-from lightning_modules.metrics import IndexedMean, SpanishRouge
+from resumen.core.rouge import split_sentences
+from resumen.lightning_modules.metrics import IndexedMean, SpanishRouge
 
 
 def rouge(pred: str, target: str) -> dict[str, float]:
@@ -97,7 +97,7 @@ def test_the_literature_comparable_rouge_scores_as_rouge_score_does_and_ours_doe
     scorer is exactly that; ours reads Spanish words whole."""
     from rouge_score import rouge_scorer
 
-    from core.rouge import LiteratureRougeScorer, SpanishRougeScorer
+    from resumen.core.rouge import LiteratureRougeScorer, SpanishRougeScorer
 
     prediction, reference = "El niño ganó la carrera en Peñíscola.", "La niña ganó carreras en Peñíscola."
     theirs = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, prediction)["rougeL"].fmeasure

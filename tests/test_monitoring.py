@@ -89,7 +89,7 @@ def test_each_fitted_run_has_a_learning_curve_named_in_its_report(finished_run):
 
 
 def test_end_of_fit_report_names_best_metric_time_throughput_memory(finished_run):
-    from lightning_modules.run_report import format_report
+    from resumen.lightning_modules.run_report import format_report
 
     run = finished_run["runs"] / "demo" / "version_0"
     report = json.loads((run / "report.json").read_text())
@@ -148,7 +148,7 @@ def test_tensorboard_server_serves_the_run_scalars(finished_run):
 
 
 def test_a_hub_runs_report_records_the_dataset_revision_it_asked_for():
-    from lightning_modules.run_report import data_source
+    from resumen.lightning_modules.run_report import data_source
 
     hub = {"dataset_name": "mteb/mlsum", "dataset_config": "es", "dataset_revision": "abc123", "data_files": None}
     assert data_source(hub) == {"name": "mteb/mlsum", "config": "es", "revision": "abc123"}

@@ -75,7 +75,7 @@ def test_the_demos_source_length_keeps_every_articles_opening_sentence(demo):
     import yaml
     from transformers import AutoTokenizer
 
-    from core.prompts import SUMMARY_TEMPLATE, parse_template
+    from resumen.core.prompts import SUMMARY_TEMPLATE, parse_template
 
     limit = yaml.safe_load((demo["copy"] / "configs" / "demo.yaml").read_text())["data"]["max_source_length"]
     tokenizer = AutoTokenizer.from_pretrained(demo["copy"] / ".cache" / "tiny-t5")
@@ -111,8 +111,8 @@ def test_the_demos_export_through_ctranslate2_writes_torchs_summaries(demo, monk
     compute type's (float32 on a CPU) paired ROUGE-L difference from torch on the test split has a 95% interval that
     includes 0. int8, which this CPU default once was where the CPU has VNNI, measured -4.24 [-8.54, -0.82] there."""
     pytest.importorskip("ctranslate2")
-    from core.inference import Summarizer
-    from scripts import compare
+    from resumen.core.inference import Summarizer
+    from resumen.app import compare
 
     monkeypatch.chdir(demo["copy"])  # the run's config names its data relative to the repository
     run = demo["copy"] / "runs" / "demo" / "version_0"

@@ -19,7 +19,7 @@ READS = ("item", "__bool__", "__float__", "__int__", "tolist")
 
 
 def test_no_host_read_from_our_code_between_logged_steps(tiny_t5, tmp_path, monkeypatch):
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     reads: collections.Counter = collections.Counter()
     watching = {"on": False, "steps": 0}

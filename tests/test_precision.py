@@ -2,7 +2,7 @@
 
 import pytest
 
-from core import precision as chooser
+from resumen.core import precision as chooser
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_cuda_choice_follows_bf16_support(monkeypatch):
 
 def test_the_cli_chooses_when_unset_says_so_and_a_flag_forces(tiny_t5, tmp_path, monkeypatch, caplog):
     from cli_helpers import demo_args, in_root
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     monkeypatch.setattr(chooser, "cpu_flags", lambda: {"avx512_bf16"})
     args = demo_args("fit", tiny_t5, tmp_path / "runs", "--trainer.precision=null")
@@ -56,7 +56,7 @@ def test_gradient_clipping_trains_under_bf16_mixed(tiny_t5, tmp_path, caplog):
     (Lightning 2.6.6 refuses clipping for any fused optimizer under mixed precision): the module now steps with the
     non-fused AdamW there, and says so."""
     from cli_helpers import demo_args, in_root
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     args = demo_args(
         "fit",

@@ -12,8 +12,8 @@ import pytest
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
-from scripts.cli_support import main_guard
-from scripts.train import cli_main
+from resumen.app.cli_support import main_guard
+from resumen.app.train import cli_main
 
 ARTICLES = [f"El equipo {i} ganó el partido de ayer en casa por {i} goles a cero ante su afición." for i in range(12)]
 
@@ -134,7 +134,7 @@ def test_a_bad_output_path_is_refused_before_any_work(where, tiny_t5, trained, t
 
 @pytest.mark.parametrize("where", ["input", "directory"])
 def test_the_scripts_refuse_an_output_that_is_their_input_or_a_directory(where, tiny_gpt2, tmp_path, capsys):
-    from scripts import generate
+    from resumen.app import generate
 
     inputs = tmp_path / "prompts.txt"
     inputs.write_text("Había una vez\n", encoding="utf-8")

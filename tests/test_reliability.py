@@ -9,8 +9,8 @@ import pytest
 
 from cli_helpers import demo_args
 from conftest import ROOT, read_only_mount
-from core.files import atomic_directory, atomic_file
-from scripts.cli_support import main_guard
+from resumen.core.files import atomic_directory, atomic_file
+from resumen.app.cli_support import main_guard
 from synthetic import write_jsonl
 
 
@@ -23,7 +23,7 @@ def run_guarded(main, args, capsys):
 
 
 def train_main(args):
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     return cli_main(args)
 
@@ -80,7 +80,7 @@ def test_empty_split_after_filtering(tiny_t5, tmp_path, capsys, in_root):
 
 
 def test_huge_article_is_truncated_not_a_crash(tiny_t5, tmp_path):
-    from datamodules.summarization import SummarizationDataModule
+    from resumen.datamodules.summarization import SummarizationDataModule
 
     rows = [{"text": "palabra " * 130_000, "summary": "Un resumen."}, {"text": "Corto.", "summary": "Breve."}]
     path = str(write_jsonl(tmp_path / "big.jsonl", rows))
@@ -123,7 +123,7 @@ def test_directory_without_config_and_wrong_model_kind(tmp_path, tiny_gpt2, caps
     assert_one_line_error(code, err, r"no config.json")
     code, err = run_guarded(train_main, fit_args(tiny_gpt2, tmp_path), capsys)
     assert_one_line_error(code, err, r"decoder-only")
-    from scripts import next_token
+    from resumen.app import next_token
 
     code, err = run_guarded(next_token.main, ["--model", str(tmp_path), "x"], capsys)
     assert_one_line_error(code, err, r"no config.json")
@@ -151,22 +151,22 @@ def test_tokenizer_larger_than_embeddings(tiny_t5, tmp_path, capsys, in_root):
     ],
 )
 def test_translate_errors(tiny_gemma2, capsys, args, pattern):
-    from scripts import translate
+    from resumen.app import translate
 
     code, err = run_guarded(translate.main, ["--model", tiny_gemma2, *args], capsys)
     assert_one_line_error(code, err, pattern)
 
 
 def test_top_p_out_of_range(tiny_gpt2, capsys):
-    from scripts import generate
+    from resumen.app import generate
 
     code, err = run_guarded(generate.main, ["--model", tiny_gpt2, "--do-sample", "--top-p", "0", "hola"], capsys)
     assert_one_line_error(code, err, r"top_p must be in \(0, 1\]")
 
 
 def test_debug_shows_the_traceback(tiny_gpt2):
-    from core.errors import ResumenError
-    from scripts import generate
+    from resumen.core.errors import ResumenError
+    from resumen.app import generate
 
     with pytest.raises(ResumenError):
         main_guard(generate.main, ["--debug", "--model", tiny_gpt2, "--top-p", "2", "hola"])
@@ -206,7 +206,7 @@ def test_atomic_writes_leave_the_previous_output_on_a_crash(tmp_path):
 def test_leftovers_of_killed_writers_are_cleaned_and_a_half_swapped_export_restored(tmp_path):
     import subprocess
 
-    from core.files import _HOST, remove_stale_temporaries
+    from resumen.core.files import _HOST, remove_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     (tmp_path / f".predictions.jsonl.tmp-{_HOST}-{dead}").write_text('{"id": "0", "summ')
@@ -224,7 +224,7 @@ def test_leftovers_of_killed_writers_are_cleaned_and_a_half_swapped_export_resto
 
 
 def test_nan_loss_stops_with_the_step_and_the_fix(tiny_t5, tmp_path, capsys, in_root, monkeypatch):
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
     real_forward = Seq2SeqSummarizer.forward
 
@@ -243,7 +243,7 @@ def test_nan_loss_stops_with_the_step_and_the_fix(tiny_t5, tmp_path, capsys, in_
 
 @pytest.mark.slow
 def test_same_seed_same_losses_and_predictions(tiny_t5, tmp_path, in_root):
-    from scripts.train import cli_main
+    from resumen.app.train import cli_main
 
     results = []
     for run in ("a", "b"):
@@ -289,7 +289,7 @@ def _garbage_parquet(path: Path) -> Path:
     ],
 )
 def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, pattern, monkeypatch):
-    from lightning_modules import seq2seq
+    from resumen.lightning_modules import seq2seq
 
     path = make_file(tmp_path)
     loaded = []
@@ -302,8 +302,8 @@ def test_more_bad_data_files(tiny_t5, tmp_path, capsys, in_root, make_file, patt
 def test_a_file_the_reader_cannot_parse_is_one_line_with_its_reason(tmp_path):
     """A CSV whose quote never closes passes the quick check; datasets' reader then fails with a
     DatasetGenerationError that said nothing of why."""
-    from core.errors import ResumenError
-    from datamodules.sources import load_raw_dataset
+    from resumen.core.errors import ResumenError
+    from resumen.datamodules.sources import load_raw_dataset
 
     bad = _write(tmp_path / "open-quote.csv", 'text,summary\n"El alcalde, dijo,adiós\nb,c\n')
     with pytest.raises(
@@ -315,7 +315,7 @@ def test_a_file_the_reader_cannot_parse_is_one_line_with_its_reason(tmp_path):
 
 
 def test_a_utf8_bom_and_a_line_separator_inside_a_row_are_accepted(tiny_t5, tmp_path):
-    from datamodules.summarization import SummarizationDataModule
+    from resumen.datamodules.summarization import SummarizationDataModule
 
     rows = '{"text": "El niño juega.\u2028Y gana.", "summary": "Juega."}\n{"text": "Otra noticia.", "summary": "Otra."}\n'
     path = _bytes(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + rows.encode())
@@ -400,7 +400,7 @@ def _last(runs: Path) -> Path:
     ids=["text-file", "truncated", "bit-flip"],
 )
 def test_a_damaged_checkpoint_is_one_line(one_epoch_run, tiny_t5, tmp_path, capsys, in_root, damage, pattern):
-    from scripts import export
+    from resumen.app import export
 
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes(damage(_last(one_epoch_run).read_bytes()))
@@ -415,8 +415,8 @@ def test_a_damaged_checkpoint_is_one_line(one_epoch_run, tiny_t5, tmp_path, caps
 
 
 def test_a_checkpoint_of_another_model_size_names_the_reason(one_epoch_run, tmp_path, capsys):
-    from scripts import export
-    from scripts.tiny_models import build_tiny_t5
+    from resumen.app import export
+    from resumen.app.tiny_models import build_tiny_t5
 
     wider = build_tiny_t5(tmp_path / "wider-t5", d_model=96)
     code, err = run_guarded(export.main, [str(_last(one_epoch_run)), "--model", str(wider), "--output", str(tmp_path / "out")], capsys)
@@ -455,7 +455,7 @@ def test_no_generation_in_validation_selects_the_best_by_loss(tiny_t5, tmp_path,
 def test_script_inputs_split_only_on_newlines_and_must_be_text(tiny_gpt2, tmp_path, capsys, monkeypatch):
     import io
 
-    from scripts import next_token
+    from resumen.app import next_token
 
     inputs = _bytes(tmp_path / "inputs.txt", "uno\u2028dos\x0ctres\r\ncuatro\n\n".encode())
     rows = next_token.main(["--model", tiny_gpt2, "--file", str(inputs), "--json", "--top-k", "2"])
@@ -473,14 +473,14 @@ def test_script_inputs_split_only_on_newlines_and_must_be_text(tiny_gpt2, tmp_pa
     [(["--top-k", "0", "hola"], r"--top-k must be at least 1"), ([""], r"input 1 is empty")],
 )
 def test_next_token_refuses_nothing_to_show(tiny_gpt2, capsys, args, pattern):
-    from scripts import next_token
+    from resumen.app import next_token
 
     code, err = run_guarded(next_token.main, ["--model", tiny_gpt2, *args], capsys)
     assert_one_line_error(code, err, pattern)
 
 
 def test_compare_reports_a_bad_model_and_keeps_the_others(tiny_t5, tiny_gpt2, tmp_path, capsys):
-    from scripts import compare
+    from resumen.app import compare
 
     output = tmp_path / "comparison.json"
     args = ["--models", tiny_t5, "/nonexistent/model", tiny_gpt2, "--max-new-tokens", "3", "--json-output", str(output), "hola"]
@@ -498,7 +498,7 @@ def test_compare_reports_a_bad_model_and_keeps_the_others(tiny_t5, tiny_gpt2, tm
 def test_compare_checks_its_output_files_before_scoring(tiny_t5, sample_files, tmp_path, capsys, monkeypatch):
     """--plot DIR, --json-output DIR or a read-only folder used to be found after every score was computed (exit 2,
     nothing printed): now one line before any model loads."""
-    from scripts import compare
+    from resumen.app import compare
 
     monkeypatch.setattr(compare, "compare_dataset", lambda args: pytest.fail("scored before the outputs were checked"))
     base = ["--dataset", "--data-file", sample_files["test"], "--models", tiny_t5]
@@ -520,8 +520,8 @@ def test_a_tokenizer_without_a_padding_token_is_one_line_before_any_data_work(ti
     """It was reported by the collator, after the whole corpus was tokenised (14.5 minutes on the full MLSUM-es)."""
     import shutil
 
-    from datamodules.summarization import SummarizationDataModule
-    from lightning_modules import seq2seq
+    from resumen.datamodules.summarization import SummarizationDataModule
+    from resumen.lightning_modules import seq2seq
 
     model = tmp_path / "no-pad"
     shutil.copytree(tiny_t5, model)

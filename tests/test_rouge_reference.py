@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer
 
-from core.rouge import ROUGE_KEYS, SpanishRougeScorer, UnicodeWordTokenizer, bootstrap_intervals
+from resumen.core.rouge import ROUGE_KEYS, SpanishRougeScorer, UnicodeWordTokenizer, bootstrap_intervals
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rouge_score"
 

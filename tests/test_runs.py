@@ -9,9 +9,9 @@ import yaml
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
-from core.runs import RunLayout, claim_new_run, list_runs, lock_run, unlock_run
-from scripts.cli_support import main_guard
-from scripts.train import cli_main
+from resumen.core.runs import RunLayout, claim_new_run, list_runs, lock_run, unlock_run
+from resumen.app.cli_support import main_guard
+from resumen.app.train import cli_main
 
 QUIET = ("--trainer.enable_progress_bar=false",)
 
@@ -30,7 +30,7 @@ def refused(args, capsys) -> str:
     return lines[0]
 
 
-CLAIMER = "import sys; sys.path.insert(0, {root!r}); from core.runs import claim_new_run; from pathlib import Path; print(claim_new_run(Path({runs!r})).name)"
+CLAIMER = "from resumen.core.runs import claim_new_run; from pathlib import Path; print(claim_new_run(Path({runs!r})).name)"
 
 
 def test_processes_claiming_at_once_get_distinct_versions(tmp_path):
@@ -73,7 +73,7 @@ def test_a_second_resume_of_a_run_in_use_is_refused(one_run, capsys):
         [
             sys.executable,
             "-c",
-            f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from core.runs import RunLayout, "
+            f"import time; from resumen.core.runs import RunLayout, "
             f"lock_run; lock_run(RunLayout(__import__('pathlib').Path({str(run.directory)!r})), 'x'); print('locked', "
             "flush=True); time.sleep(60)",
         ],
@@ -188,7 +188,7 @@ def test_the_runs_listing_shows_status_epochs_scores_and_exports_in_version_orde
     import json
     import shutil
 
-    from scripts import runs as listing
+    from resumen.app import runs as listing
 
     root = tmp_path / "runs" / "demo"
     shutil.copytree(finished_run["runs"] / "demo" / "version_0", root / "version_9")
@@ -227,7 +227,7 @@ def test_one_bad_run_is_one_line_in_the_listing_never_the_end_of_it(finished_run
     import os
     import shutil
 
-    from scripts import runs as listing
+    from resumen.app import runs as listing
 
     root = tmp_path / "runs" / "demo"
     good = finished_run["runs"] / "demo" / "version_0"

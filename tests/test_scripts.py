@@ -7,8 +7,8 @@ import weakref
 import pytest
 import torch
 
-from core.errors import ResumenError
-from scripts import compare, generate, next_token, translate
+from resumen.core.errors import ResumenError
+from resumen.app import compare, generate, next_token, translate
 
 
 def test_next_token_probabilities_equal_a_direct_forward_pass(tiny_gpt2, capsys):
@@ -43,7 +43,7 @@ def test_next_token_all_positions_and_plot(tiny_gpt2, tmp_path):
 def test_next_token_on_real_gpt2_vocabulary_shows_spaces(real_gpt2_dir):
     from transformers import GPT2TokenizerFast
 
-    from core.tokens import display_token
+    from resumen.core.tokens import display_token
 
     tokenizer = GPT2TokenizerFast.from_pretrained(real_gpt2_dir)
     assert tokenizer("The future of AI is").input_ids == [464, 2003, 286, 9552, 318]
@@ -225,7 +225,7 @@ def test_compare_gives_the_original_t5_its_own_prefix_and_takes_a_template_per_m
 def test_an_article_file_can_be_read_by_line_by_paragraph_or_whole_and_says_so(tiny_t5, tmp_path, capsys):
     """A file of articles with paragraphs became one summary per line, without a word: --split reads them by
     blank-line-separated paragraph or as one article, and the count and the layout used are printed."""
-    from scripts import summarize
+    from resumen.app import summarize
 
     path = tmp_path / "articles.txt"
     path.write_text("El Betis ganó al Celta.\nEl partido terminó 2-1.\n\nEl Ayuntamiento aprobó el presupuesto.\n", encoding="utf-8")

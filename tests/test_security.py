@@ -11,9 +11,9 @@ import torch
 
 from cli_helpers import demo_args, in_root
 from conftest import ROOT
-from core.errors import ResumenError
-from scripts.cli_support import main_guard
-from scripts.train import cli_main
+from resumen.core.errors import ResumenError
+from resumen.app.cli_support import main_guard
+from resumen.app.train import cli_main
 
 EVIL_CODE = """
 from pathlib import Path
@@ -49,7 +49,11 @@ def gift_checkpoint(path: Path, model_dir: Path) -> Path:
             "global_step": 1,
             "pytorch-lightning_version": "2.6.6",
             "state_dict": {"model.shared.weight": torch.zeros(2, 2)},
-            "hyper_parameters": {"model_name_or_path": str(model_dir), "trust_remote_code": True, "_class_path": "lightning_modules.seq2seq.Seq2SeqSummarizer"},
+            "hyper_parameters": {
+                "model_name_or_path": str(model_dir),
+                "trust_remote_code": True,
+                "_class_path": "resumen.lightning_modules.seq2seq.Seq2SeqSummarizer",
+            },
         },
         path,
     )
@@ -58,7 +62,7 @@ def gift_checkpoint(path: Path, model_dir: Path) -> Path:
 
 def test_the_gift_repository_would_run_its_code_if_allowed(code_repository):
     """The control: the repository's code does run when trust_remote_code is really on."""
-    from core.loading import load_config
+    from resumen.core.loading import load_config
 
     load_config(str(code_repository), trust_remote_code=True)
     assert (code_repository / "CODE_RAN").exists()
@@ -89,7 +93,7 @@ def test_a_checkpoint_cannot_turn_on_remote_code_in_test(code_repository, tiny_t
 
 def test_only_the_command_line_turns_remote_code_on_in_export(code_repository, tmp_path, monkeypatch):
     """--trust-remote-code is the user's decision: it does reach the loader (the repository's code then runs)."""
-    from scripts import export
+    from resumen.app import export
 
     gift = gift_checkpoint(tmp_path / "gift.ckpt", code_repository)
     with pytest.raises(ResumenError):  # the crafted weights do not fit the model; the code has run by then
@@ -113,7 +117,7 @@ def test_a_config_file_cannot_turn_on_remote_code(code_repository, tiny_t5, tmp_
         error = capsys.readouterr().err
         assert "a config file sets model.trust_remote_code: true" in error and "--model.trust_remote_code=true" in error
         assert not (code_repository / "CODE_RAN").exists(), "the config file's trust_remote_code was obeyed"
-    from core.loading import load_config
+    from resumen.core.loading import load_config
 
     load_config(str(code_repository), trust_remote_code=True)  # what the flag does: it runs, and says what runs
     assert (code_repository / "CODE_RAN").exists()
@@ -158,7 +162,7 @@ def test_a_bad_template_flag_is_one_line_before_any_weights_load(template, says,
 
 
 def test_literal_braces_stay_literal_and_the_article_is_not_interpreted():
-    from core.prompts import format_prompt
+    from resumen.core.prompts import format_prompt
 
     assert format_prompt("{{Noticia}}: {text} }}", "{text.__class__} {0}") == "{Noticia}: {text.__class__} {0} }"
 
@@ -180,8 +184,8 @@ def test_an_export_whose_template_is_code_is_refused_before_its_weights_load(tin
 
 @pytest.mark.parametrize("record", ["trained_with.json", "prompt_template.txt"])  # the record, and an older adapter's file
 def test_an_adapter_template_is_checked_when_read(record, tiny_t5, tmp_path):
-    from core.errors import ResumenError
-    from core.loading import load_config
+    from resumen.core.errors import ResumenError
+    from resumen.core.loading import load_config
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -240,7 +244,7 @@ def test_a_tokenizer_that_panics_is_one_line_naming_its_file(backtracking_tokeni
 
 
 def test_compare_keeps_the_other_models_rows_when_one_panics(backtracking_tokenizer, tiny_t5, capsys):
-    from scripts import compare
+    from resumen.app import compare
 
     with pytest.raises(SystemExit):
         main_guard(compare.main, ["--models", tiny_t5, str(backtracking_tokenizer), "--max-new-tokens", "2", "--json", "hola " + "a" * 60 + "b"])

@@ -113,7 +113,7 @@ def test_models_says_what_each_model_was_trained_with(server, tiny_t5):
 
 
 def test_the_server_summarize_py_and_train_predict_give_the_same_summaries(server, export, finished_run):
-    from scripts import summarize as summarize_script
+    from resumen.app import summarize as summarize_script
 
     run = finished_run["runs"] / "demo" / "version_0"
     predicted = [json.loads(line) for line in (run / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -197,7 +197,7 @@ def test_the_openai_client_gets_the_summary_and_can_stream_it(server):
 
 def test_32_concurrent_requests_each_get_their_own_summary(server, export):
     """Dynamic batching: whatever a request is batched with, its summary is the one it gets alone (fp32)."""
-    from core.inference import Summarizer
+    from resumen.core.inference import Summarizer
 
     sentences = [
         json.loads(line)["text"]
@@ -341,7 +341,7 @@ def test_models_shows_no_local_paths(server):
 
 
 def test_the_chat_stream_adds_up_to_the_summary_without_trailing_spaces():
-    from core.inference import stripped_pieces
+    from resumen.core.inference import stripped_pieces
 
     assert list(stripped_pieces([" El", " Betis ", " ", "ganó", "  ", "\n"])) == ["El", " Betis", "  ganó"]
     assert "".join(stripped_pieces(["  ", " a b ", " "])) == "a b"
@@ -350,8 +350,8 @@ def test_the_chat_stream_adds_up_to_the_summary_without_trailing_spaces():
 def test_a_request_that_runs_too_long_is_a_504_and_its_batch_neighbours_get_their_summaries(export):
     """Each request's time limit is its own (the worker's code, with one group of a batch made slow): the slow
     request is a 504 naming the limit, the request batched with it gets its summary."""
-    from scripts.serving.apis import SummarizeAPI
-    from scripts.serving.requests import Limits
+    from resumen.app.serving.apis import SummarizeAPI
+    from resumen.app.serving.requests import Limits
 
     Limits.models = ("tuned",)
     api = SummarizeAPI(max_batch_size=4, api_path="/summarize")

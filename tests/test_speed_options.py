@@ -4,8 +4,8 @@ denormal floats flushed on the CPU."""
 import pytest
 import torch
 
-from core.errors import ResumenError
-from lightning_modules.seq2seq import Seq2SeqSummarizer
+from resumen.core.errors import ResumenError
+from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
 
 def _train_mode_losses(module: Seq2SeqSummarizer, times: int = 2) -> list[float]:
@@ -69,10 +69,10 @@ def test_compile_trains_and_keeps_the_parameter_names(tiny_t5, tmp_path):
 
 def test_every_command_on_the_cpu_flushes_denormal_floats(tiny_t5, tmp_path):
     """Denormals cost x86 microcode assists (the fp32 LM-head backward: 2.4 s instead of 0.08 s): the CLI flushes
-    them (core/torch_settings.py) before any command runs, and the inference core when it loads a model."""
+    them (resumen/core/torch_settings.py) before any command runs, and the inference core when it loads a model."""
     from cli_helpers import demo_args, in_root, run_train
 
-    from core.inference import Summarizer
+    from resumen.core.inference import Summarizer
 
     try:
         torch.set_flush_denormal(False)

@@ -103,8 +103,8 @@ def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_
 
 
 def test_bad_search_options_are_one_line_before_any_trial(tmp_path):
-    from core.errors import ResumenError
-    from scripts import tune
+    from resumen.core.errors import ResumenError
+    from resumen.app import tune
 
     for argv, message in [
         (["--trials", "2", "--study-name", "x"], "give the training config"),
@@ -142,8 +142,8 @@ def test_two_searches_share_a_study_without_taking_each_others_trials(tiny_t5, t
 
 
 def test_a_storage_the_trials_cannot_use_is_refused_before_any_trial(tmp_path):
-    from core.errors import ResumenError
-    from scripts import tune
+    from resumen.core.errors import ResumenError
+    from resumen.app import tune
 
     base = ["--config", "c.yaml", "--trials", "2", "--study-name", "x"]
     for storage in ("sqlite://", "sqlite:///:memory:"):
@@ -161,8 +161,8 @@ def test_a_search_space_that_does_not_fit_the_study_leaves_no_running_trial(tmp_
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState
 
-    from core.errors import ResumenError
-    from scripts import tune
+    from resumen.core.errors import ResumenError
+    from resumen.app import tune
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="space", storage=storage, direction="maximize")

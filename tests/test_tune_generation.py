@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from conftest import SAMPLE
-from core.errors import ResumenError
-from core.generation import GenerationSettings
-from scripts import tune_generation
+from resumen.core.errors import ResumenError
+from resumen.core.generation import GenerationSettings
+from resumen.app import tune_generation
 
 VALIDATION = str(SAMPLE / "validation.jsonl")
 
@@ -89,7 +89,7 @@ def test_the_settings_and_the_card_change_together_or_not_at_all(tmp_path, monke
     the previous files were intact."""
     import os
 
-    from core import files
+    from resumen.core import files
 
     config, card = tmp_path / "generation_config.json", tmp_path / "README.md"
     config.write_text("old settings")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import ROOT, SAMPLE
-from core.vocabulary import decode_texts, extend_tokenizer, unknown_characters
-from datamodules.coverage import coverage_report
+from resumen.core.vocabulary import decode_texts, extend_tokenizer, unknown_characters
+from resumen.datamodules.coverage import coverage_report
 
 T5_LACKS = set("íúñÁÍÓÚÑ¿¡")
 SENTENCE = "El niño de año y medio, ¿Rodríguez? ¡Sí! España"
@@ -70,8 +70,8 @@ def test_extended_tokenizer_reloads_with_auto_tokenizer(hub_t5_tokenizer_dir, tm
 
 
 def test_new_embedding_rows_start_from_close_characters(hub_t5_tokenizer_dir, tmp_path):
-    from lightning_modules.seq2seq import Seq2SeqSummarizer
-    from scripts.tiny_models import build_tiny_t5
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+    from resumen.app.tiny_models import build_tiny_t5
 
     model_dir = build_tiny_t5(tmp_path / "t5-real-vocab", tokenizer=load(hub_t5_tokenizer_dir), d_model=32, d_ff=64)
     module = Seq2SeqSummarizer(str(model_dir))
@@ -88,7 +88,7 @@ def test_new_embedding_rows_start_from_close_characters(hub_t5_tokenizer_dir, tm
 
 
 def test_data_module_reports_coverage_and_recommends_extension(hub_t5_tokenizer_dir, sample_files):
-    from datamodules.summarization import SummarizationDataModule
+    from resumen.datamodules.summarization import SummarizationDataModule
 
     data = SummarizationDataModule(str(hub_t5_tokenizer_dir), data_files=sample_files, max_source_length=128)
     with pytest.warns(UserWarning, match="extend_vocabulary=true"):
@@ -99,7 +99,7 @@ def test_data_module_reports_coverage_and_recommends_extension(hub_t5_tokenizer_
 
 
 def test_data_module_with_extension_tokenises_without_unknowns(hub_t5_tokenizer_dir, sample_files):
-    from datamodules.summarization import SummarizationDataModule
+    from resumen.datamodules.summarization import SummarizationDataModule
 
     data = SummarizationDataModule(str(hub_t5_tokenizer_dir), data_files=sample_files, max_source_length=128, extend_vocabulary=True)
     data.setup("fit")
@@ -111,7 +111,7 @@ def test_data_module_with_extension_tokenises_without_unknowns(hub_t5_tokenizer_
 
 
 def test_check_tokenizer_script_prints_the_report(hub_t5_tokenizer_dir, capsys):
-    from scripts.check_tokenizer import main
+    from resumen.app.check_tokenizer import main
 
     reports = main(["--model", str(hub_t5_tokenizer_dir), "--data", str(SAMPLE / "train.jsonl")])
     out = capsys.readouterr().out
@@ -126,7 +126,7 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from cli_helpers import run_train
-    from scripts.tiny_models import build_tiny_t5
+    from resumen.app.tiny_models import build_tiny_t5
     from synthetic import enye_rows, write_jsonl
 
     model_dir = build_tiny_t5(tmp_path / "t5-real-vocab", tokenizer=load(hub_t5_tokenizer_dir))

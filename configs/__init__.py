@@ -1,0 +1,1 @@
+"""The shipped recipes (package data of ``resumen.configs``): ``resumen-recipes list`` names them."""

@@ -1,0 +1,465 @@
+"""Run the same prompts through several models, one in memory at a time, and compare them side by side.
+
+    python scripts/compare.py                                   # t5-base, google/flan-t5-base, google/flan-t5-large
+    python scripts/compare.py --models google/flan-t5-base runs/mlsum_flan_t5_small/version_0/export
+    python scripts/compare.py --dataset --models google/flan-t5-small runs/.../export --data-config configs/mlsum_flan_t5_small.yaml
+    python scripts/compare.py --dataset --data-file articles.jsonl --models t5-base runs/.../export --plot rouge.png
+
+Prompt mode prints a table with each model's parameter count, load time and generation time, and every output;
+``--json-output``/``--markdown-output`` save it. Encoder-decoder models run through the seq2seq module, decoder-only
+ones through the causal-LM module.
+
+``--dataset`` mode scores each model with the project's Spanish ROUGE on the data module's test split (or
+``--data-file``): the before/after fine-tuning comparison. Each model goes through the inference core with its own
+prompt template, max_source_length and generation settings (an export's, as ``summarize.py`` and the server use
+them), so a fine-tuned export scores here what ``train.py test`` scored for its checkpoint. A baseline trained with
+another prompt gets its own with ``--template NAME=TEMPLATE`` (the original T5 checkpoints get ``summarize: {text}``,
+the prefix they were trained with, unless told otherwise). Each score comes with its 95% bootstrap interval, and
+each model after the first with its paired difference from the first (same examples, same resamples), said in words
+when it is not significant; ``--plot FILE.png`` draws the scores with their intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+from resumen.core.errors import ResumenError
+from resumen.core.prompts import SUMMARY_TEMPLATE, format_prompt
+from resumen.app.common import add_backend_options, base_parser, check_output, make_trainer, model_spec, predict_rows, read_inputs
+
+DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
+DEFAULT_PROMPTS = [
+    "The best thing about living near the sea is",
+    "Lo mejor de vivir cerca del mar es",
+    format_prompt(
+        SUMMARY_TEMPLATE,
+        "El Ayuntamiento de Valencia ha anunciado que las doce bibliotecas municipales abrirán hasta la medianoche "
+        "durante los meses de mayo y junio. La medida, reclamada por las asociaciones de estudiantes, costará unos "
+        "180.000 euros.",
+    ),
+    "Why do leaves change colour in autumn?",
+    "Review: The food was cold and the waiter was rude. Sentiment: negative\n"
+    "Review: A wonderful evening, we will come back. Sentiment: positive\n"
+    "Review: The film was long but the ending made it worth it. Sentiment:",
+]
+
+
+def load_module(name: str, max_new_tokens: int, num_beams: int, trust_remote_code: bool):
+    """The project's module for this model's kind (seq2seq or causal), and the seconds it took to load."""
+    from resumen.core.loading import load_config
+
+    start = time.perf_counter()
+    config = load_config(name, trust_remote_code=trust_remote_code)
+    if config.is_encoder_decoder:
+        from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+
+        module = Seq2SeqSummarizer(name, max_new_tokens=max_new_tokens, num_beams=num_beams, trust_remote_code=trust_remote_code)
+    else:
+        from resumen.lightning_modules.causal_lm import CausalLMModule
+
+        module = CausalLMModule(name, max_new_tokens=max_new_tokens, num_beams=num_beams, trust_remote_code=trust_remote_code)
+    return module, time.perf_counter() - start
+
+
+def release_memory() -> None:
+    """Collect the model just used before the next loads (two large models may not fit together)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def compare_prompts(args, prompts: list[str]) -> list[dict]:
+    rows = []
+    for name in args.models:
+        rows += one_model(name, lambda name=name: prompt_rows(args, name, prompts))  # the model lives only inside prompt_rows
+    return rows
+
+
+def one_model(name: str, run) -> list[dict]:
+    """One model's rows; a model that fails (missing, offline, wrong kind, out of memory) becomes an error row
+    instead of losing the other models' results."""
+    try:
+        rows = run()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - each model is independent (a Rust panic too): report it, go on
+        from resumen.core.errors import error_chain
+
+        user_error = next((e for e in error_chain(error) if isinstance(e, ResumenError)), None)
+        text = str(error).strip()
+        message = str(user_error) if user_error else f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+        print(f"error: {name}: {message}", file=sys.stderr)
+        rows = [{"model": name, "error": message}]
+    release_memory()
+    return rows if isinstance(rows, list) else [rows]
+
+
+def prompt_rows(args, name: str, prompts: list[str]) -> list[dict]:
+    from resumen.datamodules.text_prompts import prompt_loader
+
+    module, load_seconds = load_module(name, args.max_new_tokens, args.num_beams, args.trust_remote_code)
+    parameters = sum(p.numel() for p in module.model.parameters())
+    seq2seq = bool(module.model.config.is_encoder_decoder)
+    loader = prompt_loader(prompts, module.tokenizer, args.batch_size, "right" if seq2seq else "left")
+    start = time.perf_counter()
+    outputs = predict_rows(make_trainer(args), module, loader)
+    seconds = time.perf_counter() - start
+    return [
+        {
+            "model": name,
+            "parameters": parameters,
+            "load_seconds": round(load_seconds, 3),
+            "generate_seconds": round(seconds, 3),
+            "prompt": prompt,
+            "output": output["summary"] if seq2seq else output["outputs"][0],
+        }
+        for prompt, output in zip(prompts, outputs)
+    ]
+
+
+def compare_dataset(args) -> list[dict]:
+    """Spanish ROUGE of each model on the test split (or a file), each through the inference core."""
+    from resumen.datamodules.summarization import SummarizationDataModule
+
+    ids, articles, references = SummarizationDataModule(**data_settings(args)).articles("test")
+    reference = trained_generation(args)
+    rows = []
+    for number, name in enumerate(args.models, start=1):
+        print(f"[{number}/{len(args.models)}] {name}: summarising {len(articles)} articles ...", file=sys.stderr, flush=True)
+        rows += one_model(name, lambda name=name: dataset_row(args, name, articles, references, reference))
+        if "rougeL" in rows[-1]:
+            row = rows[-1]
+            print(f"[{number}/{len(args.models)}] {name}: ROUGE-L {row['rougeL']:.2f} in {row['generate_seconds']:.0f} s", file=sys.stderr)
+    add_paired_differences(rows)
+    return rows
+
+
+def trained_generation(args) -> tuple[str, dict[str, Any]] | None:
+    """The generation settings of the first model compared that a resumen run trained (an export or an adapter:
+    it records them), ``(its name, settings)``; None when there is none. A model without a record of its own (a
+    base model from the hub, the random model a demo starts from) is scored with these rather than its library
+    defaults (4 beams and 128 tokens, which a model that learned nothing fills to the end)."""
+    from transformers import GenerationConfig
+
+    from resumen.core.generation import GenerationSettings
+
+    for name in args.models:
+        path = model_spec(name, args.backend, args.compute_type)[0]
+        if trained_record(path) is None:
+            continue
+        try:
+            settings = GenerationSettings.from_generation_config(GenerationConfig.from_pretrained(path))
+        except (OSError, ValueError):
+            continue
+        return name, {k: v for k, v in settings.describe().items() if k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")}
+    return None
+
+
+def trained_record(path: str) -> Any:
+    """The trained-with record of an export, an adapter directory or a hub id (None for a model resumen did not
+    train, for a checkpoint, which keeps its settings in itself, and for a model whose config cannot be read here:
+    its own load reports that)."""
+    from resumen.core.loading import load_config
+    from resumen.core.trained_with import from_model_config
+
+    if path.endswith(".ckpt"):
+        return None
+    try:
+        return from_model_config(load_config(path), path)
+    except ResumenError:
+        return None
+
+
+# The original T5 checkpoints were trained to summarise after this prefix; Flan-T5 and resumen exports have their own.
+T5_SUMMARY_TEMPLATE = "summarize: {text}"
+ORIGINAL_T5 = re.compile(r"^(google-t5/)?t5-(small|base|large|3b|11b)$")
+
+
+def template_for(name: str, args) -> str | None:
+    """The template a model is scored with: ``--template NAME=...``, T5's own prefix, or the model's own (None)."""
+    given = dict(args.templates)
+    if name in given:
+        return given[name]
+    if ORIGINAL_T5.match(name):
+        print(f"note: {name} is scored with its own task prefix {T5_SUMMARY_TEMPLATE!r} (--template {name}=... to change)", file=sys.stderr)
+        return T5_SUMMARY_TEMPLATE
+    return None
+
+
+def dataset_row(args, name: str, articles: list[str], references: list[str], reference: tuple[str, dict] | None = None) -> dict:
+    import numpy as np
+
+    from resumen.core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer, rouge_intervals
+    from resumen.app.common import load_summarizer
+
+    start = time.perf_counter()
+    path, backend, compute_type = model_spec(name, args.backend, args.compute_type)
+    overrides = generation_overrides(args)
+    if reference is not None and not overrides and trained_record(path) is None and not path.endswith(".ckpt"):
+        overrides = dict(reference[1])
+        shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        print(
+            f"note: {name} has no generation settings of its own: scored with {reference[0]}'s ({shown}); "
+            "--num-beams and --max-new-tokens choose others for every model",
+            file=sys.stderr,
+        )
+    summarizer = load_summarizer(
+        path,
+        args.accelerator,
+        args.precision or "32-true",
+        args.trust_remote_code,
+        args.batch_size,
+        template_for(path, args),
+        name=name,
+        backend=backend,
+        compute_type=compute_type,
+    )
+    load_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    summaries = summarizer.summarize(articles, **overrides)
+    seconds = time.perf_counter() - start
+    scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], references)
+    row: dict[str, Any] = {
+        "model": name,
+        "backend": summarizer.backend,
+        "precision": summarizer.precision,
+        "parameters": sum(p.numel() for p in summarizer.model.parameters()) if summarizer.model is not None else None,
+        "load_seconds": round(load_seconds, 3),
+        "generate_seconds": round(seconds, 3),
+        "examples": len(articles),
+        "prompt_template": summarizer.trained_with.prompt_template,
+        "generation": summarizer.settings(**overrides).describe(),
+        "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
+    }
+    for key, interval in rouge_intervals(scores).items():
+        row.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
+    literature = rouge_intervals(LiteratureRougeScorer().score_rows([s.summary for s in summaries], references))["rougeL"]
+    row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
+    row["_scores"] = (np.arange(len(articles)), scores)
+    assert scores.shape[1] == len(ROUGE_KEYS)
+    return row
+
+
+def generation_overrides(args) -> dict[str, Any]:
+    """Settings given on the command line replace every model's own (dataset mode)."""
+    return {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams}.items() if v is not None}
+
+
+def plot_scores(rows: list[dict], path: str) -> None:
+    """Each model's ROUGE-1/2/L with its 95% interval as error bars (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from resumen.core.files import atomic_file
+
+    scored = [row for row in rows if "rougeL" in row]
+    keys = ("rouge1", "rouge2", "rougeL")
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(scored) * len(keys) / 2), 4.2))
+    width = 0.8 / max(len(scored), 1)
+    for i, row in enumerate(scored):
+        positions = [k + (i - (len(scored) - 1) / 2) * width for k in range(len(keys))]
+        means = [row[key] for key in keys]
+        errors = [[row[key] - row[f"{key}_low"] for key in keys], [row[f"{key}_high"] - row[key] for key in keys]]
+        bars = axes.bar(positions, means, width, yerr=errors, capsize=4, label=Path(row["model"]).name or row["model"])
+        axes.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=8)
+    axes.set_xticks(range(len(keys)), ["ROUGE-1", "ROUGE-2", "ROUGE-L"])
+    axes.set_ylabel("Spanish ROUGE F1 (0-100)")
+    axes.set_title(f"ROUGE on {scored[0]['examples'] if scored else 0} test articles, 95% bootstrap intervals")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    print(f"Plot: {path}", file=sys.stderr)
+
+
+def add_paired_differences(rows: list[dict]) -> None:
+    """Each model's ROUGE minus the first (successful) model's, with a paired bootstrap interval, in place."""
+    from resumen.core.rouge import describe_difference, paired_differences
+
+    scored = [row for row in rows if row.get("_scores") is not None]
+    for row in scored[1:]:
+        baseline = scored[0]
+        if list(baseline["_scores"][0]) != list(row["_scores"][0]):
+            row["difference_error"] = "not the same test examples as the first model: no paired difference"
+            continue
+        differences = paired_differences(baseline["_scores"][1], row["_scores"][1])
+        row["difference_vs"] = baseline["model"]
+        row["difference"] = {
+            key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval)}
+            for key, interval in differences.items()
+        }
+    for row in rows:
+        row.pop("_scores", None)  # per-example scores: for the pairing only, not for the report
+
+
+def data_settings(args) -> dict[str, Any]:
+    """Data module arguments from ``--data-config`` (a training recipe's ``data:`` section) and ``--data-file``."""
+    settings: dict[str, Any] = {}
+    if args.data_config:
+        import yaml
+
+        settings = dict(yaml.safe_load(Path(args.data_config).read_text(encoding="utf-8")).get("data", {}))
+        settings.pop("tokenizer_name", None)
+    if args.data_file:
+        settings["data_files"] = {"test": args.data_file}
+    if not settings.get("data_files") and not settings.get("dataset_name"):
+        settings.setdefault("dataset_name", "mteb/mlsum")
+    if args.max_samples is not None:
+        settings["max_test_samples"] = args.max_samples
+    return settings
+
+
+def named_template(value: str) -> tuple[str, str]:
+    """``NAME=TEMPLATE`` for --template (the template is checked like any other)."""
+    from resumen.core.prompts import validate_template
+
+    name, separator, template = value.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=TEMPLATE, e.g. t5-base='summarize: {{text}}' (got {value!r})")
+    try:
+        return name, validate_template(template, f"--template {name}")
+    except ResumenError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(column for row in rows for column in row))  # error rows have fewer columns
+
+    def cell(value: Any) -> str:
+        return str(value).replace("\n", " ").replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def dataset_markdown(rows: list[dict]) -> str:
+    """The dataset comparison: ROUGE with 95% intervals per model, then each model's paired difference in words."""
+    from resumen.core.rouge import LITERATURE_SCORER, ROUGE_KEYS
+
+    table = []
+    for row in rows:
+        if "error" in row:
+            table.append({"model": row["model"], "error": row["error"]})
+            continue
+        cells = {"model": row["model"], "examples": row["examples"], "prompt": row.get("prompt_template", "").replace("\n", "\\n")}
+        cells.update({key: f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" for key in ROUGE_KEYS if key in row})
+        if "literature_rougeL" in row:
+            lit = row["literature_rougeL"]
+            cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
+        table.append(cells)
+    lines = [
+        markdown_table(table),
+        "",
+        "ROUGE: mean [95% bootstrap interval] over the test examples. The last column is "
+        f"scored as published MLSUM-es figures were ({LITERATURE_SCORER}), to place a model among them; not "
+        "Spanish-aware.",
+    ]
+    for row in rows:
+        if "difference" in row:
+            lines.append(f"\n{row['model']} vs {row['difference_vs']} (paired bootstrap, same examples):")
+            lines += [f"- {value['in_words']}" for value in row["difference"].values()]
+        elif "difference_error" in row:
+            lines.append(f"\n{row['model']}: {row['difference_error']}")
+    return "\n".join(lines)
+
+
+def text_report(rows: list[dict]) -> str:
+    failed = [row for row in rows if "error" in row]
+    errors = "".join(f"\n{row['model']}: failed ({row['error']})" for row in failed)
+    if any("examples" in row for row in rows):
+        return dataset_markdown([row for row in rows if "error" not in row]) + errors
+    rows = [row for row in rows if "error" not in row]
+    if not rows:
+        return "No model ran." + errors
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    lines = [f"{'model':<40} {'parameters':>12} {'load s':>8} {'generate s':>11}"]
+    for name in models:
+        row = next(r for r in rows if r["model"] == name)
+        lines.append(f"{name:<40} {row['parameters']:>12,} {row['load_seconds']:>8.2f} {row['generate_seconds']:>11.2f}")
+    for prompt in dict.fromkeys(row["prompt"] for row in rows):
+        lines.append(f"\nPrompt: {prompt!r}")
+        for row in rows:
+            if row["prompt"] == prompt:
+                lines.append(f"  {row['model']:<38} {row['output']!r}")
+    return "\n".join(lines) + errors
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = base_parser(__doc__, DEFAULT_MODELS[0])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="hub ids or local directories to compare")
+    parser.add_argument("--max-new-tokens", type=int, help="generated tokens (prompts: 64; --dataset: each model's own)")
+    parser.add_argument("--num-beams", type=int, help="beam search width (prompts: 1; --dataset: each model's own)")
+    parser.add_argument(
+        "--template",
+        dest="templates",
+        action="append",
+        default=[],
+        type=named_template,
+        metavar="NAME=TEMPLATE",
+        help="the prompt one model is scored with (--dataset), e.g. t5-base='summarize: {text}'; repeat for several",
+    )
+    parser.add_argument("--plot", help="--dataset: write a PNG of each model's ROUGE with its 95%% interval")
+    add_backend_options(parser)  # --dataset; PATH@ctranslate2[:TYPE] in --models picks one model's engine
+    parser.add_argument("--dataset", action="store_true", help="score ROUGE on a test split instead of prompts")
+    parser.add_argument("--data-config", help="recipe YAML whose data section chooses the test split")
+    parser.add_argument("--data-file", help="test file (json/jsonl/csv/parquet with text and summary columns)")
+    parser.add_argument("--max-samples", type=int, default=None, help="test examples to score")
+    parser.add_argument("--json-output", help="write the comparison as JSON")
+    parser.add_argument("--markdown-output", help="write the comparison as a Markdown table")
+    args = parser.parse_args(argv)
+    from resumen.core.generation import GenerationSettings
+
+    GenerationSettings().with_overrides(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked first
+    if not args.dataset:
+        args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
+    elif args.plot and not args.plot.lower().endswith(".png"):
+        raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
+    from resumen.core.files import atomic_file, check_output_file
+
+    for option, path in (("--json-output", args.json_output), ("--markdown-output", args.markdown_output), ("--plot", args.plot if args.dataset else None)):
+        if path:  # before any model loads: a bad output path is not found after every score is computed
+            check_output_file(path, option)
+    check_output(args)
+    rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
+    # the table first: a file that still cannot be written (a full disk) leaves the scores on the screen
+    print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows), flush=True)
+    if args.json_output:
+        with atomic_file(args.json_output) as handle:
+            json.dump(rows, handle, ensure_ascii=False, indent=2)
+    if args.markdown_output:
+        with atomic_file(args.markdown_output) as handle:
+            handle.write((dataset_markdown(rows) if args.dataset else markdown_table(rows)) + "\n")
+    if args.plot and args.dataset:
+        plot_scores(rows, args.plot)
+    failed = [row["model"] for row in rows if "error" in row]
+    if failed:  # the others' results are printed and written; the exit code still tells a script
+        raise ResumenError(f"{len(failed)} of {len(args.models)} model(s) failed: {', '.join(failed)} (see above).")
+    return rows
+
+
+def cli() -> None:
+    """Console entry point: one-line errors, exit code 2."""
+    from resumen.app.cli_support import main_guard
+
+    main_guard(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,145 @@
+"""List the runs under runs/ with what they reached: status, epochs, best validation ROUGE-L, test ROUGE-L, export.
+
+    python scripts/runs.py                 # every run under runs/, by name and version number
+    python scripts/runs.py --root runs/demo --json
+
+Status: running (a process holds the run), finished, preempted (stopped by a signal: --ckpt_path last resumes it),
+failed (with the error), killed (it was running and its process is gone), or unknown (a run older than the status
+file). The best validation ROUGE-L is the epoch the best checkpoint came from (ties to the lower loss, as training
+chooses); the test ROUGE-L comes with its 95% bootstrap interval once `train.py test` ran on the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+from resumen.app.cli_support import main_guard
+
+
+def run_roots(root: Path) -> list[Path]:
+    """``root`` itself when it holds version_N directories, else each of its subdirectories that does."""
+    if any(child.name.startswith("version_") for child in root.iterdir() if child.is_dir()):
+        return [root]
+    return sorted(child for child in root.iterdir() if child.is_dir() and any(g.name.startswith("version_") for g in child.iterdir()))
+
+
+def describe(run: Any) -> dict[str, Any]:
+    """One run's row (read from its small files and the checkpoint's metadata; no weights are loaded)."""
+    from resumen.core.checkpoint_file import read_checkpoint_metadata
+
+    status = run.status()
+    row: dict[str, Any] = {
+        "run": f"{run.directory.parent.name}/{run.name}",
+        "version": run.version,
+        "status": status["status"],
+        "directory": str(run.directory),
+    }
+    if status.get("error"):
+        row["error"] = status["error"]
+    history: dict[Any, dict[str, float]] = {}
+    if run.last.is_file():
+        try:
+            checkpoint = read_checkpoint_metadata(run.last)
+            progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+            # "processed": an epoch-end save happens before Lightning counts the epoch "completed"
+            row["epochs"] = int(progress.get("processed", progress.get("completed", 0)))
+            row["steps"] = int(checkpoint.get("global_step", 0))
+            history = checkpoint.get("val_history", {}) or {}
+        except Exception as error:  # noqa: BLE001 - a damaged checkpoint is one cell, not a failed listing
+            row["checkpoint_error"] = str(error).splitlines()[0][:120]
+    report = _json(run.report)
+    if report.get("epochs") is not None:
+        row["epochs"] = int(report["epochs"])  # the finished fit's own count
+    if report.get("best_epoch") is not None and report.get("monitor") == "val/rougeL":
+        row["best_val_rougeL"], row["best_epoch"] = round(float(report["best_value"]), 2), int(report["best_epoch"])
+    elif history:
+        best = max(sorted(history), key=lambda e: (history[e].get("val/rougeL", float("-inf")), -history[e].get("val/loss", float("inf"))))
+        row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), int(best)
+    if status["status"] == "unknown" and report:
+        row["status"] = "interrupted" if report.get("interrupted") else "finished"
+    test = _json(run.test_results).get("rouge", {}).get("rougeL")
+    if test:
+        row["test_rougeL"], row["test_rougeL_low"], row["test_rougeL_high"] = (float(test[k]) for k in ("mean", "low", "high"))
+    if (run.export / "config.json").is_file():
+        row["export"] = str(run.export)
+    return row
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A run's JSON record, ``{}`` when it has none; a record that is not an object names its file (ResumenError)."""
+    from resumen.core.errors import ResumenError
+    from resumen.core.files import read_small_json
+
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    record = read_small_json(path)
+    if not isinstance(record, dict):
+        raise ResumenError(f"'{path}' is not a JSON object")
+    return record
+
+
+def describe_or_say_why(run: Any) -> dict[str, Any]:
+    """``describe``, or, for a run whose files cannot be read, one row that names the file: one bad run is one line
+    in the listing, never the end of it."""
+    from resumen.core.errors import first_line
+
+    try:
+        return describe(run)
+    except Exception as error:  # noqa: BLE001 - hand-edited or damaged records: whatever they make the code raise
+        return {
+            "run": f"{run.directory.parent.name}/{run.name}",
+            "version": run.version,
+            "status": "unreadable",
+            "directory": str(run.directory),
+            "error": first_line(error, 300),
+        }
+
+
+def printable(value: Any) -> str:
+    """A cell as text without control characters (an escape sequence in a hand-edited status would drive the
+    terminal): each is shown as its escape."""
+    text = str(value)
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'run':<26} {'status':<11} {'epochs':>6}  {'best val ROUGE-L':<17} {'test ROUGE-L [95%]':<22} export"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        best = f"{row['best_val_rougeL']:.2f} (epoch {row['best_epoch']})" if "best_val_rougeL" in row else "-"
+        test = f"{row['test_rougeL']:.2f} [{row['test_rougeL_low']:.2f}, {row['test_rougeL_high']:.2f}]" if "test_rougeL" in row else "-"
+        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test, printable(row.get("export", "-"))]
+        lines.append(f"{cells[0]:<26} {cells[1]:<11} {cells[2]:>6}  {cells[3]:<17} {cells[4]:<22} {cells[5]}")
+        if row.get("error"):
+            lines.append(f"{'':<26} {printable(row['error'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="runs", help="a logger's save_dir (runs) or one run name's directory (runs/demo)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    from resumen.core.errors import ResumenError
+    from resumen.core.runs import list_runs
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ResumenError(f"'{root}' is not a directory: there are no runs yet (make demo, or train.py fit, makes one).")
+    rows = [describe_or_say_why(run) for each in run_roots(root) for run in list_runs(each)]
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else (table(rows) if rows else f"No runs under {root}."))
+    return rows
+
+
+def cli() -> None:
+    """Console entry point (resumen-runs): one-line errors, exit code 2."""
+    main_guard(main)
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,193 @@
+"""Tiny random-weight checkpoints with locally trained tokenizers, for tests, the demo and benchmarks.
+
+They are real Hugging Face directories (``config.json``, safetensors, tokenizer files), loaded through the same
+``from_pretrained`` path as hub models; only the weights are random and the vocabulary is small.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
+
+from resumen.core.prompts import SUMMARY_TEMPLATE
+
+SPANISH_ALPHABET = list("abcdefghijklmnopqrstuvwxyzáéíóúüñABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÜÑ¿¡0123456789.,;:%-")
+SAMPLE_DIR = Path(str(files("resumen.datamodules") / "data"))  # the shipped sample articles
+
+
+def sample_corpus() -> list[str]:
+    """Articles, summaries and the instruction text of the shipped Spanish sample."""
+    lines = [SUMMARY_TEMPLATE.format(text="").strip()]  # the instruction's words
+    for path in sorted(SAMPLE_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            lines += [row["text"], row["summary"], row["title"]]
+    return lines
+
+
+def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_length: int = 512):
+    """A T5-style Unigram tokenizer (pad=0, eos=1, unk=2) that keeps Spanish accents."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.Unigram())
+    # Like T5's own normaliser: runs of whitespace (the template's "\n\n") become one space.
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " ")])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        initial_alphabet=SPANISH_ALPHABET,
+        show_progress=False,  # a bar for a sub-second training
+    )
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    tokenizer = _reproducible(tokenizer, specials=3)
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+    )
+
+
+def _reproducible(tokenizer, specials: int):
+    """The same vocabulary from every build. The Unigram trainer's scores differ between processes: in the last digits
+    for most pieces (parallel sums), and by about 0.002 for the alphabet's characters the corpus barely uses, which sit
+    at the lowest score. Scores are rounded, those lowest ones share one value, and ties are ordered by piece."""
+    from tokenizers import Tokenizer
+
+    state = json.loads(tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    lowest = min(score for _, score in vocab[specials:])
+    rest = [[piece, round(lowest, 1) if score <= lowest + 0.05 else round(score, 6)] for piece, score in vocab[specials:]]
+    state["model"]["vocab"] = vocab[:specials] + sorted(rest, key=lambda item: (-item[1], item[0]))
+    return Tokenizer.from_str(json.dumps(state))
+
+
+def build_tiny_t5(
+    out_dir: str | Path,
+    texts: Iterable[str] | None = None,
+    vocab_size: int = 2000,
+    d_model: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    d_ff: int = 128,
+    seed: int = 0,
+    tokenizer=None,
+) -> Path:
+    """Write a Flan-T5-shaped model (gated-GELU) with random weights to ``out_dir``."""
+    import torch
+    from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
+
+    tokenizer = tokenizer or train_t5_tokenizer(texts or sample_corpus(), vocab_size)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=d_model,
+        d_kv=d_model // num_heads,
+        d_ff=d_ff,
+        num_layers=num_layers,
+        num_decoder_layers=num_layers,
+        num_heads=num_heads,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+    )
+    return _save(model, tokenizer, out_dir)
+
+
+def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 1000, seed: int = 0) -> Path:
+    """Write a GPT-2-shaped model with a byte-level BPE tokenizer to ``out_dir``."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(texts or sample_corpus()), vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False)
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=256)
+    tokenizer.add_special_tokens({"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return _save(GPT2LMHeadModel(config), tokenizer, out_dir)
+
+
+def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800, seed: int = 0) -> Path:
+    """Write a Gemma2-shaped causal model whose BPE tokenizer has byte fallback (any script round-trips)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import Gemma2Config, Gemma2ForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.normalizer = normalizers.Replace(" ", "▁")
+    texts = list(texts or sample_corpus()) + ["Translate this from Spanish to Chinese:", "English: Chinese:"]
+    trained.train_from_iterator(texts, trainer=trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    # The 256 <0x..> byte pieces must be ordinary vocabulary entries (not special tokens, which decoding skips)
+    # so that characters never seen in training fall back to bytes and round-trip.
+    state = json.loads(trained.to_str())["model"]
+    vocab = dict(state["vocab"])
+    for i in range(256):
+        vocab.setdefault(f"<0x{i:02X}>", len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.add_special_tokens(specials)
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    bos = tokenizer.token_to_id("<bos>")
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+        model_max_length=512,
+    )
+    config = Gemma2Config(
+        vocab_size=len(wrapped),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=512,
+        pad_token_id=wrapped.pad_token_id,
+        bos_token_id=bos,
+        eos_token_id=wrapped.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    return _save(Gemma2ForCausalLM(config), wrapped, out_dir)
+
+
+def _save(model, tokenizer, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+BUILDERS = {"t5": build_tiny_t5, "gpt2": build_tiny_gpt2, "gemma2": build_tiny_gemma2}
