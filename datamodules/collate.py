@@ -10,8 +10,9 @@ from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from resumen.core.contract import Batch
 
-# Columns that travel with a batch as Python lists (ids for ordering and dedupe, references for ROUGE).
-META_COLUMNS = ("id", "index", "reference")
+# Columns that travel with a batch as Python lists (ids for ordering and dedupe, references for ROUGE, articles of the
+# evaluated splits for the metrics that read them: novel n-grams, coverage, unsupported numbers and names).
+META_COLUMNS = ("id", "index", "reference", "article")
 # what tokenisation records about each row's lengths (for batching and the truncation report), never batched
 LENGTH_COLUMNS = ("length", "target_length", "truncated", "target_truncated")
 LABEL_PAD = -100

@@ -340,6 +340,8 @@ class SummarizationDataModule(L.LightningDataModule):
                 features["target_truncated"] = [overflow or len(text) > char_cap for overflow, text in zip(cut, texts)]
             if summary_column:  # predict keeps a reference when the row has one (null otherwise)
                 features["reference"] = [text if isinstance(text, str) and text.strip() else None for text in batch[summary_column]]
+            if split in ("validation", "test"):  # what the article-reading metrics (resumen.core.summary_metrics) read
+                features["article"] = list(batch[text_column])
             return features
 
         keep = {"id", "index"}

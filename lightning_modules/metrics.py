@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from resumen.core import summary_metrics
 from resumen.core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer
 
-__all__ = ["ROUGE_KEYS", "IndexedMean", "SpanishRouge"]
+__all__ = ["ROUGE_KEYS", "IndexedMean", "SpanishRouge", "SummaryScores"]
 
 
 class IndexedMean(Metric):
@@ -91,6 +92,29 @@ class SpanishRouge(IndexedMean):
     def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
         means = super().compute().reshape(-1)
         return {key: means[i] for i, key in enumerate(ROUGE_KEYS)}
+
+
+class SummaryScores(IndexedMean):
+    """Every metric of ``resumen.core.summary_metrics.METRICS`` (ROUGE, length, abstractiveness, repetition,
+    faithfulness), per example, index-keyed like ROUGE; a metric whose input is missing (no article) is NaN and left
+    out of ``compute``.
+
+    >>> metric = SummaryScores()
+    >>> metric.update(["Ana vino."], ["Ana vino."], articles=["Ana vino ayer."])
+    >>> float(metric.compute()["rougeL"]), float(metric.compute()["coverage"])
+    (100.0, 100.0)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(num_values=len(summary_metrics.KEYS))
+
+    def update(self, preds: list[str], targets: list[str | None], indices: torch.Tensor | None = None, articles: list[str] | None = None) -> None:  # type: ignore[override]
+        super().update(torch.from_numpy(summary_metrics.score_rows(preds, targets, articles)), indices)
+
+    def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        _, values = self._unique()
+        means = values.nanmean(dim=0) if values.shape[0] else torch.full((len(summary_metrics.KEYS),), float("nan"))
+        return {key: means[i] for i, key in enumerate(summary_metrics.KEYS) if not torch.isnan(means[i])}
 
 
 class LiteratureRouge(SpanishRouge):

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from resumen.core.files import atomic_file
-from resumen.core.rouge import ROUGE_KEYS
+from resumen.core.summary_metrics import METRICS
 
 CARD_FILE = "README.md"
-METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
 
 
 def is_hub_id(name: str) -> bool:
@@ -30,7 +29,8 @@ def is_hub_id(name: str) -> bool:
 
 
 def eval_results(dataset: str | None, dataset_config: str | None, split: str, scores: dict[str, float], scorer: str = ""):
-    """Hub ``model-index`` entries; ``scorer`` names a ROUGE other than ours (the literature-comparable one)."""
+    """Hub ``model-index`` entries, one per metric of ``resumen.core.summary_metrics`` in ``scores``; ``scorer`` names
+    a ROUGE other than ours (the literature-comparable one)."""
     from huggingface_hub import EvalResult
 
     return [
@@ -41,13 +41,13 @@ def eval_results(dataset: str | None, dataset_config: str | None, split: str, sc
             dataset_name=f"{dataset} ({dataset_config})" if dataset and dataset_config else (dataset or "local data files"),
             dataset_config=dataset_config if dataset else None,
             dataset_split=split,
-            metric_type="rouge",
-            metric_name=f"{METRIC_NAMES[key]}{' ' + scorer if scorer else ''} ({split})",
-            metric_config=f"{key}-literature" if scorer else key,
-            metric_value=round(float(scores[key]), 2),
+            metric_type="rouge" if metric.group == "rouge" else metric.key,
+            metric_name=f"{metric.label}{' ' + scorer if scorer else ''} ({split})",
+            metric_config=f"{metric.key}-literature" if scorer else metric.key,
+            metric_value=round(float(scores[metric.key]), 2),
         )
-        for key in ROUGE_KEYS
-        if key in scores
+        for metric in METRICS
+        if metric.key in scores
     ]
 
 

@@ -17,12 +17,16 @@ from lightning.pytorch.utilities import rank_zero_info
 from resumen.core.contract import data_settings, summarization_data, summarizer_results
 from resumen.core.files import atomic_file
 from resumen.core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
+from resumen.core import summary_metrics
 from resumen.core.runs import RunLayout
 from resumen.lightning_modules.best_checkpoint import checkpoint_rank
 from resumen.lightning_modules.run_files import run_dir
 
-# Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's).
-HPARAM_METRICS = ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum", "val/gen_len")
+# Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's): the
+# loss, the headline metrics of resumen.core.summary_metrics, and the generated length in tokens.
+HPARAM_METRICS = ("val/loss", *(f"val/{key}" for key in summary_metrics.HEADLINE), "val/gen_len")
+# the console's first-vs-best table: the loss and ROUGE
+FIRST_AND_BEST = ("val/loss", *(f"val/{m.key}" for m in summary_metrics.METRICS if m.group == "rouge"))
 
 
 class RunReport(Callback):
@@ -136,8 +140,11 @@ class RunReport(Callback):
             "examples": len(scored.test_scores[0]),
             "loss": round(float(loss), 4) if loss is not None else None,
             "interval": {"confidence": CONFIDENCE, "method": "percentile bootstrap over examples", "resamples": RESAMPLES, "seed": SEED},
-            "rouge": {key: interval.as_dict() for key, interval in scored.test_intervals.items()},
+            # {group: {metric: interval}}: "rouge" first, then length, abstractiveness, repetition, faithfulness
+            **summary_metrics.grouped({key: interval.as_dict() for key, interval in scored.test_intervals.items()}),
         }
+        if scored.test_reference_intervals:  # the same model-free metrics for the reference summaries
+            results["references"] = {key: interval.as_dict() for key, interval in scored.test_reference_intervals.items()}
         literature = scored.test_literature_intervals
         if literature:  # under its own name: never mixed with the Spanish scores
             results["literature_rouge"] = {"scorer": LITERATURE_SCORER, **{key: interval.as_dict() for key, interval in literature.items()}}
@@ -200,7 +207,12 @@ class RunReport(Callback):
 CUSTOM_SCALARS = {
     "resumen": {
         "loss per epoch (train, validation)": ["Multiline", ["train/loss_epoch", "val/loss"]],
-        "validation ROUGE per epoch": ["Multiline", ["val/rouge1", "val/rouge2", "val/rougeL", "val/rougeLsum"]],
+        "validation ROUGE per epoch": ["Multiline", [f"val/{m.key}" for m in summary_metrics.METRICS if m.group == "rouge"]],
+        # the percentages beyond ROUGE: abstractiveness, repetition and faithfulness per epoch
+        "validation abstractiveness and faithfulness (%)": [
+            "Multiline",
+            [f"val/{m.key}" for m in summary_metrics.METRICS if m.group in ("abstractiveness", "repetition", "faithfulness") and m.key != "density"],
+        ],
         "learning rate": ["Multiline", ["lr-AdamW.*"]],
     }
 }
@@ -318,7 +330,7 @@ def peak_memory(device: torch.device) -> dict[str, float]:
 
 def first_and_best(report: dict[str, Any]) -> list[str]:
     """The first and the best epoch's validation metrics side by side: did the run learn?"""
-    names = [name for name in HPARAM_METRICS if name in report.get("best_metrics", {}) and name != "val/gen_len"]
+    names = [name for name in FIRST_AND_BEST if name in report.get("best_metrics", {})]
     if not names or "first_metrics" not in report:
         return []
     header = "  " + f"{'epoch':<12}" + "".join(f"{name:>15}" for name in names)
@@ -354,6 +366,9 @@ def format_test_results(results: dict[str, Any]) -> str:
     """The test scores for the console: each ROUGE with its interval, so a point of difference is not read as real."""
     lines = [f"Test ROUGE on {results['examples']} examples, mean [95% bootstrap interval]:"]
     lines += [f"  {key:<10} {v['mean']:6.2f} [{v['low']:.2f}, {v['high']:.2f}]" for key, v in results["rouge"].items()]
+    beyond = beyond_rouge_line(results)
+    if beyond:
+        lines.append(beyond)
     literature = results.get("literature_rouge")
     if literature:
         rouge_l = literature["rougeL"]
@@ -364,11 +379,29 @@ def format_test_results(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def beyond_rouge_line(results: dict[str, Any]) -> str:
+    """The headline metrics other than ROUGE in one line, the references' value beside each."""
+    references = results.get("references", {})
+    cells = []
+    for metric in summary_metrics.METRICS:
+        value = results.get(metric.group, {}).get(metric.key) if metric.group != "rouge" and metric.headline else None
+        if value is not None:
+            beside = f" (references {references[metric.key]['mean']:.1f})" if metric.key in references else ""
+            cells.append(f"{metric.label} {value['mean']:.1f}{beside}")
+    return ("Beyond ROUGE: " + ", ".join(cells) + " (docs/evaluation.md)") if cells else ""
+
+
 def markdown_test_results(results: dict[str, Any]) -> str:
-    rows = "".join(f"| {key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} |\n" for key, v in results["rouge"].items())
+    references = results.get("references", {})
+    rows = ""
+    for metric in summary_metrics.METRICS:
+        v = results.get(metric.group, {}).get(metric.key)
+        if v is not None:
+            beside = f"{references[metric.key]['mean']:.2f}" if metric.key in references else ""
+            rows += f"| {metric.key} | {v['mean']:.2f} | {v['low']:.2f} – {v['high']:.2f} | {beside} | {metric.definition} |\n"
     return (
         f"Test set: {results['examples']} examples, checkpoint `{results['checkpoint']}`, loss {results['loss']}.\n\n"
-        "| metric | mean | 95% interval |\n|---|---|---|\n"
+        "| metric | mean | 95% interval | references | what it is |\n|---|---|---|---|---|\n"
         + rows
         + f"\nIntervals: percentile bootstrap over examples, {RESAMPLES} resamples, seed {SEED}.\n"
         + literature_table(results.get("literature_rouge"))

@@ -21,12 +21,13 @@ from resumen.core.generation import GenerationSettings
 from resumen.core.inference import generate_summaries
 from resumen.core.loading import check_model_kind, check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
 from resumen.core.rouge import Interval, rouge_intervals
+from resumen.core import summary_metrics
 from resumen.core.trained_with import TrainedWith, from_checkpoint, from_model_config
 from resumen.core.vocabulary import Vocabulary
 from resumen.lightning_modules import compat
 from resumen.lightning_modules.cpu_dropout import use_cpu_dropout
 from resumen.lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
-from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge
+from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SummaryScores
 from resumen.lightning_modules.model_changes import check_same_shapes, set_dropout
 from resumen.lightning_modules.optimizer import adamw_with_linear_decay
 
@@ -135,14 +136,17 @@ class Seq2SeqSummarizer(L.LightningModule):
         if dropout_rate is not None:
             set_dropout(self.model, dropout_rate)
         self.model.train()  # from_pretrained returns eval mode: dropout would be off during fit
-        self.val_rouge, self.test_rouge = SpanishRouge(), SpanishRouge()
+        # every metric of resumen.core.summary_metrics (ROUGE first), per example, counted once under DDP
+        self.val_metrics, self.test_metrics = SummaryScores(), SummaryScores()
+        self.test_reference_metrics = IndexedMean(num_values=len(summary_metrics.KEYS))  # the references' own
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
         self.test_literature_rouge = LiteratureRouge()  # comparable with published MLSUM-es figures, kept apart
         self.val_history: dict[int, dict[str, float]] = {}
-        # after test: each ROUGE's bootstrap interval, and the per-example scores a paired comparison needs
+        # after test: each metric's bootstrap interval, and the per-example scores a paired comparison needs
         self.test_intervals: dict[str, Interval] = {}
+        self.test_reference_intervals: dict[str, Interval] = {}  # the same model-free metrics for the references
         self.test_literature_intervals: dict[str, Interval] = {}
-        self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x ROUGE_KEYS), index order
+        self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x summary_metrics.KEYS), index order
         self._generated_this_epoch = 0
         self._lora_applied = False
         self._compiled = False
@@ -375,10 +379,13 @@ class Seq2SeqSummarizer(L.LightningModule):
                 return None
             self._generated_this_epoch += size
         summaries, lengths = self.generate(batch, self.val_generation if stage == "val" else self.generation)
-        rouge, gen_len = (self.val_rouge, self.val_gen_len) if stage == "val" else (self.test_rouge, self.test_gen_len)
-        rouge.update(summaries, batch["reference"], batch["index"])
+        scores, gen_len = (self.val_metrics, self.val_gen_len) if stage == "val" else (self.test_metrics, self.test_gen_len)
+        scores.update(summaries, batch["reference"], batch["index"], batch.get("article"))
         if stage == "test":
             self.test_literature_rouge.update(summaries, batch["reference"], batch["index"])
+            if batch.get("article"):
+                references = summary_metrics.reference_rows(batch["reference"], batch["article"])
+                self.test_reference_metrics.update(torch.from_numpy(references), batch["index"])
         gen_len.update(lengths.float(), batch["index"])
         return {"summaries": summaries}
 
@@ -386,7 +393,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         return self.evaluation_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self._log_generation_metrics("val", self.val_rouge, self.val_gen_len)
+        metrics = self._log_generation_metrics("val", self.val_metrics, self.val_gen_len)
         if metrics and not self.trainer.sanity_checking:
             metrics["val/loss"] = float(self.trainer.callback_metrics.get("val/loss", float("nan")))
             self.val_history[self.current_epoch] = metrics
@@ -395,7 +402,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         return self.evaluation_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        self._log_generation_metrics("test", self.test_rouge, self.test_gen_len)
+        self._log_generation_metrics("test", self.test_metrics, self.test_gen_len)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
         summaries, _ = self.generate(batch, self.generation)
@@ -407,23 +414,28 @@ class Seq2SeqSummarizer(L.LightningModule):
             rows.append(row)
         return rows
 
-    def _log_generation_metrics(self, stage: str, rouge: SpanishRouge, gen_len: IndexedMean) -> dict[str, float]:
-        if rouge.update_count == 0:
+    def _log_generation_metrics(self, stage: str, scored: SummaryScores, gen_len: IndexedMean) -> dict[str, float]:
+        if scored.update_count == 0:
             return {}
-        scores = rouge.compute()
-        metrics = {f"{stage}/{key}": float(scores[key]) for key in ROUGE_KEYS}
+        scores = scored.compute()
+        metrics = {f"{stage}/{key}": float(value) for key, value in scores.items()}
         metrics[f"{stage}/gen_len"] = float(gen_len.compute())
         if stage == "test":  # a test score comes with its uncertainty (seeded 95% bootstrap over the examples)
-            self.test_scores = rouge.per_example()
-            self.test_intervals = rouge_intervals(self.test_scores[1])
+            self.test_scores = scored.per_example()
+            self.test_intervals = summary_metrics.intervals(self.test_scores[1])
             for key, interval in self.test_intervals.items():
                 metrics[f"test/{key}_low"], metrics[f"test/{key}_high"] = interval.low, interval.high
+            if self.test_reference_metrics.update_count:
+                self.test_reference_intervals = summary_metrics.intervals(self.test_reference_metrics.per_example()[1])
+                self.test_reference_metrics.reset()
             self.test_literature_intervals = rouge_intervals(self.test_literature_rouge.per_example()[1])
             for key, interval in self.test_literature_intervals.items():
                 metrics[f"test/literature_{key}"] = interval.mean
             self.test_literature_rouge.reset()
-        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
-        rouge.reset()
+        shown = {f"{stage}/{key}" for key in ROUGE_KEYS}  # the progress bar keeps to ROUGE; the logger gets every metric
+        self.log_dict({k: v for k, v in metrics.items() if k in shown}, prog_bar=stage == "val", sync_dist=False)
+        self.log_dict({k: v for k, v in metrics.items() if k not in shown}, sync_dist=False)
+        scored.reset()
         gen_len.reset()
         return metrics
 

@@ -141,7 +141,9 @@ def test_compare_dataset_mode_reports_rouge_with_intervals_and_paired_difference
             str(md_out),
         ]
     )
-    assert len(rows) == 2 and json.loads(json_out.read_text()) == rows
+    assert len(rows) == 3 and json.loads(json_out.read_text()) == rows
+    references = rows.pop()  # the data's own summaries: model-free metrics only
+    assert references["model"] == "(references)" and "novel_2grams" in references and "rougeL" not in references
     for row in rows:
         assert {"rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len"} <= set(row) and row["examples"] == 5
         assert all(row[f"{k}_low"] <= row[k] <= row[f"{k}_high"] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
@@ -152,6 +154,27 @@ def test_compare_dataset_mode_reports_rouge_with_intervals_and_paired_difference
         assert "not significant" in difference["in_words"]
     markdown = md_out.read_text()
     assert "[95% bootstrap interval]" in markdown and "not significant" in markdown
+
+
+def test_compare_scores_lead_k_and_the_oracle_like_models_and_pairs_every_model_with_them(tiny_t5, sample_files, tmp_path):
+    from resumen.core.baselines import baseline_summaries
+    from resumen.datamodules.sources import load_raw_dataset
+    from resumen.core.summary_metrics import intervals, score_rows
+
+    md_out = tmp_path / "c.md"
+    args = ["--dataset", "--models", "lead-1", "oracle", tiny_t5, "--data-file", sample_files["test"], "--max-new-tokens", "4"]
+    rows = compare.main([*args, "--markdown-output", str(md_out)])
+    assert [row["model"] for row in rows] == ["lead-1", "oracle", tiny_t5, "(references)"]
+    test = load_raw_dataset(None, None, None, {"test": sample_files["test"]}, None)["test"]
+    expected = intervals(score_rows(baseline_summaries("lead-1", test["text"], test["summary"]), test["summary"], test["text"]))
+    assert rows[0]["rougeL"] == pytest.approx(expected["rougeL"].mean, abs=0.01) and rows[0]["parameters"] == 0
+    assert rows[1]["rougeL"] >= rows[0]["rougeL"]  # the oracle is the ceiling of extraction
+    assert set(rows[2]["versus_baselines"]) == {"lead-1", "oracle"} and "versus_baselines" not in rows[0]
+    assert rows[2]["versus_baselines"]["lead-1"]["rougeL"]["mean"] == pytest.approx(rows[2]["rougeL"] - rows[0]["rougeL"], abs=0.02)
+    markdown = md_out.read_text()
+    assert f"{tiny_t5} vs oracle (paired bootstrap" in markdown and "| (references) |" in markdown and "unsupported numbers %" in markdown
+    with pytest.raises(ResumenError, match="lead-1: a baseline summarises test articles; add --dataset"):
+        compare.main(["--models", "lead-1", "Hola"])
 
 
 def test_paired_difference_says_significant_only_when_the_interval_excludes_zero():
@@ -186,9 +209,12 @@ def test_compare_reproduces_train_py_tests_rouge_for_the_same_checkpoint(finishe
     rows = in_root(
         compare.main, ["--dataset", "--data-config", str(run / "config.yaml"), "--models", str(export), "--plot", str(plot)]
     )  # the run's own data section
-    for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
-        assert rows[0][key] == pytest.approx(tested["rouge"][key]["mean"], abs=0.01), key
-        assert rows[0][f"{key}_low"] == pytest.approx(tested["rouge"][key]["low"], abs=0.01)
+    from resumen.core.summary_metrics import METRICS
+
+    for metric in METRICS:  # every metric, not only ROUGE: one collection behind both doors
+        assert rows[0][metric.key] == pytest.approx(tested[metric.group][metric.key]["mean"], abs=0.01), metric.key
+        assert rows[0][f"{metric.key}_low"] == pytest.approx(tested[metric.group][metric.key]["low"], abs=0.01)
+    assert rows[1]["model"] == "(references)" and rows[1]["words"] == pytest.approx(tested["references"]["words"]["mean"], abs=0.01)
     assert rows[0]["generation"]["num_beams"] == 2 and rows[0]["examples"] == tested["examples"] == 5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
 
@@ -218,7 +244,7 @@ def test_compare_gives_the_original_t5_its_own_prefix_and_takes_a_template_per_m
         rows = compare.main(args)
     finally:
         os.chdir(cwd)
-    assert [row["prompt_template"] for row in rows] == ["summarize: {text}", "Noticia: {text}"]
+    assert [row.get("prompt_template") for row in rows] == ["summarize: {text}", "Noticia: {text}", None]  # then the references
     assert "scored with its own task prefix 'summarize: {text}'" in capsys.readouterr().err
 
 

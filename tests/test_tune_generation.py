@@ -116,3 +116,32 @@ def test_write_refuses_a_card_it_cannot_replace_before_the_search(export):
     (export / "README.md").mkdir()
     with pytest.raises(ResumenError, match="--write '.*README.md' is a directory"):
         tune_generation.main(["--model", str(export), "--data-file", VALIDATION, "--trials", "2", "--write"])
+
+
+def test_an_objective_and_limits_choose_the_best_and_a_limit_nothing_meets_writes_nothing(export):
+    args = ["--model", str(export), "--data-file", VALIDATION, "--trials", "6", "--max-articles", "6", "--json"]
+    limited = tune_generation.main([*args, "--constraint", "words<=1000", "--constraint", "repeated_trigrams<=100"])
+    assert limited["within_constraints"] and limited["constraints"] == ["words<=1000", "repeated_trigrams<=100"]
+    assert {"rougeL", "words", "repeated_trigrams"} <= set(limited["best"])
+    # a metric where lower is better: the search minimises it
+    fewer = tune_generation.main([*args, "--objective", "repeated_trigrams"])
+    assert fewer["best"]["repeated_trigrams"] == min(row["repeated_trigrams"] for row in fewer["distinct_settings"])
+    before = digests(export)
+    impossible = tune_generation.main([*args, "--constraint", "words<=0", "--write"])
+    assert not impossible["within_constraints"] and impossible["best"] == impossible["current"] and impossible["written"] == []
+    assert digests(export) == before
+
+
+@pytest.mark.parametrize(
+    "flag,message",
+    [
+        (["--objective", "words"], "describes a summary rather than judging it"),
+        (["--objective", "wordz"], "unknown metric 'wordz'"),
+        (["--constraint", "words<40"], "write METRIC<=VALUE"),
+        (["--constraint", "words<=many"], "a number must follow <="),
+    ],
+)
+def test_a_bad_objective_or_limit_is_refused_before_any_model_loads(flag, message, capsys):
+    with pytest.raises(SystemExit):
+        tune_generation.parse_args(["--model", "missing", *flag])
+    assert message in capsys.readouterr().err

@@ -9,12 +9,15 @@ Prompt mode prints a table with each model's parameter count, load time and gene
 ``--json-output``/``--markdown-output`` save it. Encoder-decoder models run through the seq2seq module, decoder-only
 ones through the causal-LM module.
 
-``--dataset`` mode scores each model with the project's Spanish ROUGE on the data module's test split (or
-``--data-file``): the before/after fine-tuning comparison. Each model goes through the inference core with its own
-prompt template, max_source_length and generation settings (an export's, as ``summarize.py`` and the server use
-them), so a fine-tuned export scores here what ``train.py test`` scored for its checkpoint. A baseline trained with
-another prompt gets its own with ``--template NAME=TEMPLATE`` (the original T5 checkpoints get ``summarize: {text}``,
-the prefix they were trained with, unless told otherwise). Each score comes with its 95% bootstrap interval, and
+``--dataset`` mode scores each model with the project's Spanish ROUGE and every metric beyond it
+(``resumen.core.summary_metrics``: length, novel n-grams, coverage, density, repetition, unsupported numbers and
+names) on the data module's test split (or ``--data-file``): the before/after fine-tuning comparison. ``lead-3``
+(any ``lead-K``) and ``oracle`` name extractive baselines, scored the same way: a model should beat lead-K.
+Each model goes through the inference core with its own prompt template, max_source_length and generation
+settings (an export's, as ``summarize.py`` and the server use them), so a fine-tuned export scores here what
+``train.py test`` scored for its checkpoint. A baseline trained with another prompt gets its own with
+``--template NAME=TEMPLATE`` (the original T5 checkpoints get ``summarize: {text}``, the prefix they were trained
+with, unless told otherwise). Each score comes with its 95% bootstrap interval, and
 each model after the first with its paired difference from the first (same examples, same resamples), said in words
 when it is not significant; ``--plot FILE.png`` draws the scores with their intervals.
 """
@@ -134,17 +137,68 @@ def compare_dataset(args) -> list[dict]:
     """Spanish ROUGE of each model on the test split (or a file), each through the inference core."""
     from resumen.datamodules.summarization import SummarizationDataModule
 
+    from resumen.core.baselines import is_baseline
+    from resumen.core.summary_metrics import intervals, reference_rows
+
     ids, articles, references = SummarizationDataModule(**data_settings(args)).articles("test")
     reference = trained_generation(args)
     rows = []
     for number, name in enumerate(args.models, start=1):
         print(f"[{number}/{len(args.models)}] {name}: summarising {len(articles)} articles ...", file=sys.stderr, flush=True)
-        rows += one_model(name, lambda name=name: dataset_row(args, name, articles, references, reference))
+        score = baseline_row if is_baseline(name) else dataset_row
+        rows += one_model(name, lambda name=name, score=score: score(args, name, articles, references, reference))
         if "rougeL" in rows[-1]:
             row = rows[-1]
             print(f"[{number}/{len(args.models)}] {name}: ROUGE-L {row['rougeL']:.2f} in {row['generate_seconds']:.0f} s", file=sys.stderr)
     add_paired_differences(rows)
+    if rows and any("rougeL" in row for row in rows):  # how long, abstractive and faithful the data's own summaries are
+        rows.append({"model": REFERENCES, "examples": len(articles), **interval_cells(intervals(reference_rows(references, articles)))})
     return rows
+
+
+# the row of the reference summaries' own model-free metrics (not a model: no ROUGE, no differences)
+REFERENCES = "(references)"
+
+
+def interval_cells(found: dict[str, Any]) -> dict[str, float]:
+    """``{key: mean, key_low: low, key_high: high}`` for each metric's interval, rounded as printed."""
+    cells: dict[str, float] = {}
+    for key, interval in found.items():
+        cells.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
+    return cells
+
+
+def scored_row(row: dict[str, Any], summaries: list[str], articles: list[str], references: list[str]) -> dict[str, Any]:
+    """``row`` with every metric of resumen.core.summary_metrics (mean and interval), and the per-example scores the
+    paired differences need."""
+    import numpy as np
+
+    from resumen.core.rouge import LiteratureRougeScorer, rouge_intervals
+    from resumen.core.summary_metrics import intervals, score_rows
+
+    scores = score_rows(summaries, references, articles)
+    row.update(interval_cells(intervals(scores)))
+    literature = rouge_intervals(LiteratureRougeScorer().score_rows(summaries, references))["rougeL"]
+    row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
+    row["_scores"] = (np.arange(len(articles)), scores)
+    return row
+
+
+def baseline_row(args, name: str, articles: list[str], references: list[str], reference: Any = None) -> dict:
+    """An extractive baseline (lead-K, oracle) scored like a model: no weights, no generation settings."""
+    from resumen.core.baselines import baseline_summaries
+
+    start = time.perf_counter()
+    summaries = baseline_summaries(name, articles, references)
+    row: dict[str, Any] = {
+        "model": name,
+        "backend": "extractive baseline",
+        "parameters": 0,
+        "load_seconds": 0.0,
+        "generate_seconds": round(time.perf_counter() - start, 3),
+        "examples": len(articles),
+    }
+    return scored_row(row, summaries, articles, references)
 
 
 def trained_generation(args) -> tuple[str, dict[str, Any]] | None:
@@ -154,11 +208,12 @@ def trained_generation(args) -> tuple[str, dict[str, Any]] | None:
     defaults (4 beams and 128 tokens, which a model that learned nothing fills to the end)."""
     from transformers import GenerationConfig
 
+    from resumen.core.baselines import is_baseline
     from resumen.core.generation import GenerationSettings
 
     for name in args.models:
         path = model_spec(name, args.backend, args.compute_type)[0]
-        if trained_record(path) is None:
+        if is_baseline(name) or trained_record(path) is None:
             continue
         try:
             settings = GenerationSettings.from_generation_config(GenerationConfig.from_pretrained(path))
@@ -202,7 +257,6 @@ def template_for(name: str, args) -> str | None:
 def dataset_row(args, name: str, articles: list[str], references: list[str], reference: tuple[str, dict] | None = None) -> dict:
     import numpy as np
 
-    from resumen.core.rouge import ROUGE_KEYS, LiteratureRougeScorer, SpanishRougeScorer, rouge_intervals
     from resumen.app.common import load_summarizer
 
     start = time.perf_counter()
@@ -231,7 +285,6 @@ def dataset_row(args, name: str, articles: list[str], references: list[str], ref
     start = time.perf_counter()
     summaries = summarizer.summarize(articles, **overrides)
     seconds = time.perf_counter() - start
-    scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], references)
     row: dict[str, Any] = {
         "model": name,
         "backend": summarizer.backend,
@@ -244,13 +297,20 @@ def dataset_row(args, name: str, articles: list[str], references: list[str], ref
         "generation": summarizer.settings(**overrides).describe(),
         "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
     }
-    for key, interval in rouge_intervals(scores).items():
-        row.update({key: round(interval.mean, 2), f"{key}_low": round(interval.low, 2), f"{key}_high": round(interval.high, 2)})
-    literature = rouge_intervals(LiteratureRougeScorer().score_rows([s.summary for s in summaries], references))["rougeL"]
-    row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
-    row["_scores"] = (np.arange(len(articles)), scores)
-    assert scores.shape[1] == len(ROUGE_KEYS)
-    return row
+    return scored_row(row, [s.summary for s in summaries], articles, references)
+
+
+def paired(baseline: dict, row: dict) -> dict[str, dict] | None:
+    """``row``'s metrics minus ``baseline``'s on the same examples, each with its interval and in words."""
+    from resumen.core.rouge import describe_difference
+    from resumen.core.summary_metrics import BY_KEY, paired_differences
+
+    if list(baseline["_scores"][0]) != list(row["_scores"][0]):
+        return None
+    return {
+        key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval, BY_KEY[key].higher_is_better)}
+        for key, interval in paired_differences(baseline["_scores"][1], row["_scores"][1]).items()
+    }
 
 
 def generation_overrides(args) -> dict[str, Any]:
@@ -289,21 +349,22 @@ def plot_scores(rows: list[dict], path: str) -> None:
 
 
 def add_paired_differences(rows: list[dict]) -> None:
-    """Each model's ROUGE minus the first (successful) model's, with a paired bootstrap interval, in place."""
-    from resumen.core.rouge import describe_difference, paired_differences
+    """Each model's metrics minus the first (successful) model's, and each model's minus every baseline's (lead-K,
+    oracle), with paired bootstrap intervals, in place."""
+    from resumen.core.baselines import is_baseline
 
     scored = [row for row in rows if row.get("_scores") is not None]
     for row in scored[1:]:
-        baseline = scored[0]
-        if list(baseline["_scores"][0]) != list(row["_scores"][0]):
+        difference = paired(scored[0], row)
+        if difference is None:
             row["difference_error"] = "not the same test examples as the first model: no paired difference"
             continue
-        differences = paired_differences(baseline["_scores"][1], row["_scores"][1])
-        row["difference_vs"] = baseline["model"]
-        row["difference"] = {
-            key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval)}
-            for key, interval in differences.items()
-        }
+        row["difference_vs"], row["difference"] = scored[0]["model"], difference
+    baselines = [row for row in scored if is_baseline(row["model"])]
+    for row in scored:
+        if not is_baseline(row["model"]) and baselines:
+            versus = {baseline["model"]: paired(baseline, row) for baseline in baselines}
+            row["versus_baselines"] = {name: difference for name, difference in versus.items() if difference is not None}
     for row in rows:
         row.pop("_scores", None)  # per-example scores: for the pairing only, not for the report
 
@@ -350,33 +411,53 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def dataset_markdown(rows: list[dict]) -> str:
-    """The dataset comparison: ROUGE with 95% intervals per model, then each model's paired difference in words."""
-    from resumen.core.rouge import LITERATURE_SCORER, ROUGE_KEYS
+    """The dataset comparison: ROUGE with 95% intervals per model and baseline, the metrics beyond ROUGE (the
+    references' own beside them), then each model's paired differences in words."""
+    from resumen.core.rouge import LITERATURE_SCORER
+    from resumen.core.summary_metrics import HEADLINE, METRICS
 
-    table = []
+    def interval(row: dict, key: str) -> str:
+        return f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" if key in row else ""
+
+    rouge_table, beyond_table = [], []
     for row in rows:
         if "error" in row:
-            table.append({"model": row["model"], "error": row["error"]})
+            rouge_table.append({"model": row["model"], "error": row["error"]})
             continue
-        cells = {"model": row["model"], "examples": row["examples"], "prompt": row.get("prompt_template", "").replace("\n", "\\n")}
-        cells.update({key: f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" for key in ROUGE_KEYS if key in row})
-        if "literature_rougeL" in row:
-            lit = row["literature_rougeL"]
-            cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
-        table.append(cells)
+        if row["model"] != REFERENCES:
+            cells = {"model": row["model"], "examples": row["examples"], "prompt": row.get("prompt_template", "").replace("\n", "\\n")}
+            cells.update({m.key: interval(row, m.key) for m in METRICS if m.group == "rouge"})
+            if "literature_rougeL" in row:
+                lit = row["literature_rougeL"]
+                cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
+            rouge_table.append(cells)
+        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in METRICS if m.group != "rouge"}})
     lines = [
-        markdown_table(table),
+        markdown_table(rouge_table),
         "",
         "ROUGE: mean [95% bootstrap interval] over the test examples. The last column is "
         f"scored as published MLSUM-es figures were ({LITERATURE_SCORER}), to place a model among them; not "
-        "Spanish-aware.",
+        "Spanish-aware. lead-K is the article's first K sentences; the oracle picks sentences knowing the reference "
+        "(the ceiling of extraction).",
+        "",
+        "Beyond ROUGE (docs/evaluation.md says what each means; (references) is the data's own summaries):",
+        "",
+        markdown_table(beyond_table),
     ]
+    from resumen.core.baselines import is_baseline
+
+    shown = list(HEADLINE)  # in words: the headline metrics; the JSON output has every one
+    baselines = any(is_baseline(row["model"]) for row in rows)
     for row in rows:
-        if "difference" in row:
+        if "difference" in row and not (baselines and is_baseline(row["model"])):  # a baseline's is the model's, mirrored
             lines.append(f"\n{row['model']} vs {row['difference_vs']} (paired bootstrap, same examples):")
-            lines += [f"- {value['in_words']}" for value in row["difference"].values()]
+            lines += [f"- {row['difference'][key]['in_words']}" for key in shown if key in row["difference"]]
         elif "difference_error" in row:
             lines.append(f"\n{row['model']}: {row['difference_error']}")
+        for name, difference in row.get("versus_baselines", {}).items():
+            if name != row.get("difference_vs"):
+                lines.append(f"\n{row['model']} vs {name} (paired bootstrap, same examples):")
+                lines += [f"- {difference[key]['in_words']}" for key in shown if key in difference]
     return "\n".join(lines)
 
 
@@ -403,7 +484,9 @@ def text_report(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = base_parser(__doc__, DEFAULT_MODELS[0])
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="hub ids or local directories to compare")
+    parser.add_argument(
+        "--models", nargs="+", default=DEFAULT_MODELS, help="hub ids or local directories to compare; with --dataset also lead-K (K sentences) and oracle"
+    )
     parser.add_argument("--max-new-tokens", type=int, help="generated tokens (prompts: 64; --dataset: each model's own)")
     parser.add_argument("--num-beams", type=int, help="beam search width (prompts: 1; --dataset: each model's own)")
     parser.add_argument(
@@ -428,6 +511,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     GenerationSettings().with_overrides(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)  # checked first
     if not args.dataset:
+        from resumen.core.baselines import is_baseline
+
+        named = [name for name in args.models if is_baseline(name)]
+        if named:
+            raise ResumenError(f"{', '.join(named)}: a baseline summarises test articles; add --dataset (prompts have no article).")
         args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
     elif args.plot and not args.plot.lower().endswith(".png"):
         raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")

@@ -61,9 +61,14 @@ def describe(run: Any) -> dict[str, Any]:
         row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), int(best)
     if status["status"] == "unknown" and report:
         row["status"] = "interrupted" if report.get("interrupted") else "finished"
-    test = _json(run.test_results).get("rouge", {}).get("rougeL")
+    tested = _json(run.test_results)
+    test = tested.get("rouge", {}).get("rougeL")
     if test:
         row["test_rougeL"], row["test_rougeL_low"], row["test_rougeL_high"] = (float(test[k]) for k in ("mean", "low", "high"))
+        # every metric of the test (--json): the table keeps to a chosen few
+        from resumen.core.summary_metrics import METRICS
+
+        row["test_metrics"] = {m.key: tested[m.group][m.key]["mean"] for m in METRICS if isinstance(tested.get(m.group), dict) and m.key in tested[m.group]}
     if (run.export / "config.json").is_file():
         row["export"] = str(run.export)
     return row

@@ -1,8 +1,10 @@
 """Search a trained model's generation settings, without retraining: beams, length penalty, no-repeat n-grams and
-max_new_tokens, scored by Spanish ROUGE-L on the validation split.
+max_new_tokens, scored by Spanish ROUGE-L (or --objective, any judging metric of resumen.core.summary_metrics) on
+the validation split, under --constraint limits such as "repeated_trigrams<=1" or "words<=40".
 
     python scripts/tune_generation.py --model runs/demo/version_0/export --data-file validation.jsonl --trials 12
     python scripts/tune_generation.py --model EXPORT --data-config configs/mlsum_flan_t5_small.yaml --trials 20 --write
+    python scripts/tune_generation.py --model EXPORT --data-file validation.jsonl --constraint "words<=40" --constraint "unsupported_numbers<=5"
 
 Optuna (TPE, seeded) proposes the settings; trial 0 is the model's current settings, so the search starts from
 them. Settings that decode the same way (any length penalty with greedy decoding) share one key, and every key's
@@ -38,6 +40,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=12, help="settings tried, the current ones included (default 12)")
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
     parser.add_argument("--write", action="store_true", help="write the best settings into the export")
+    parser.add_argument("--objective", default="rougeL", type=objective_key, help="the metric maximised or minimised (default rougeL)")
+    parser.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        default=[],
+        type=constraint,
+        metavar="METRIC<=VALUE",
+        help="a limit on a validation mean, e.g. 'words<=40' or 'novel_2grams>=10'; settings outside it never win; repeatable",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="articles per generate call (default 8)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -79,10 +91,44 @@ def decoding_key(settings: Any) -> tuple:
     return (settings.num_beams, length_penalty, settings.no_repeat_ngram_size, settings.max_new_tokens)
 
 
+def objective_key(value: str) -> str:
+    """A metric that judges (higher or lower is better): a length or abstractiveness describes, use it as a limit."""
+    from resumen.core.summary_metrics import BY_KEY, METRICS
+
+    if value not in BY_KEY:
+        raise argparse.ArgumentTypeError(f"unknown metric '{value}' (metrics: {', '.join(m.key for m in METRICS)})")
+    if BY_KEY[value].higher_is_better is None:
+        raise argparse.ArgumentTypeError(f"{value} describes a summary rather than judging it: limit it with --constraint '{value}<=N' instead")
+    return value
+
+
+def constraint(value: str) -> tuple[str, str, float]:
+    """``"words<=40"`` -> ``("words", "<=", 40.0)``."""
+    from resumen.core.summary_metrics import BY_KEY
+
+    for operator in ("<=", ">="):
+        key, found, number = value.partition(operator)
+        if found:
+            key = key.strip()
+            if key not in BY_KEY:
+                raise argparse.ArgumentTypeError(f"unknown metric '{key}' in '{value}' (metrics: {', '.join(BY_KEY)})")
+            try:
+                return key, operator, float(number)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"'{value}': a number must follow {operator}") from None
+    raise argparse.ArgumentTypeError(f"'{value}': write METRIC<=VALUE or METRIC>=VALUE, e.g. words<=40")
+
+
+def violations(means: dict[str, float], constraints: list[tuple[str, str, float]]) -> list[float]:
+    """How far each limit is exceeded (<= 0: met), as Optuna's constrained sampling reads them."""
+    return [(means[key] - limit) if operator == "<=" else (limit - means[key]) for key, operator, limit in constraints]
+
+
 class GenerationSearch:
     """Scores settings on fixed articles, each distinct decoding once."""
 
-    def __init__(self, summarizer: Any, articles: list[str], references: list[str]) -> None:
+    def __init__(self, summarizer: Any, articles: list[str], references: list[str], objective: str = "rougeL") -> None:
+        self.objective = objective
         self.summarizer, self.articles, self.references = summarizer, articles, references
         self.cache: dict[tuple, dict[str, Any]] = {}
         self.generated = 0  # decodings actually run (the rest came from the cache)
@@ -90,20 +136,23 @@ class GenerationSearch:
     def score(self, settings: Any) -> dict[str, Any]:
         import numpy as np
 
-        from resumen.core.rouge import ROUGE_KEYS, SpanishRougeScorer
+        from resumen.core.summary_metrics import KEYS, score_rows
 
         key = decoding_key(settings)
         if key not in self.cache:
             start = time.perf_counter()
             overrides = dict(zip(("num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens"), key))
             summaries = self.summarizer.summarize(self.articles, **overrides)
-            scores = SpanishRougeScorer().score_rows([s.summary for s in summaries], self.references)
+            scores = score_rows([s.summary for s in summaries], self.references, self.articles)
             self.generated += 1
+            means = dict(zip(KEYS, (float(v) for v in scores.mean(axis=0))))
             self.cache[key] = {
                 "settings": overrides,
                 "scores": scores,
+                "means": means,
                 "seconds": round(time.perf_counter() - start, 2),
-                "rougeL": float(scores[:, ROUGE_KEYS.index("rougeL")].mean()),
+                "rougeL": means["rougeL"],
+                "objective": means[self.objective],
                 "gen_len": float(np.mean([s.output_tokens for s in summaries])),
             }
         return self.cache[key]
@@ -114,7 +163,10 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
 
     current = summarizer.generation
     lengths = sorted({max(8, current.max_new_tokens // 2), max(8, current.max_new_tokens * 3 // 4), current.max_new_tokens, current.max_new_tokens * 3 // 2})
-    searcher = GenerationSearch(summarizer, articles, references)
+    from resumen.core.summary_metrics import BY_KEY
+
+    searcher = GenerationSearch(summarizer, articles, references, args.objective)
+    maximise = BY_KEY[args.objective].higher_is_better
 
     def objective(trial: optuna.Trial) -> float:
         settings = current.with_overrides(
@@ -125,10 +177,13 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
         )
         result = searcher.score(settings)
         trial.set_user_attr("gen_len", result["gen_len"])
-        return result["rougeL"]
+        for (key, operator, limit), excess in zip(args.constraints, violations(result["means"], args.constraints)):
+            trial.set_constraint(f"{key}{operator}{limit:g}", excess)  # <= 0: met; the sampler steers towards it
+        return result["objective"]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed))
+    sampler = optuna.samplers.TPESampler(seed=args.seed)
+    study = optuna.create_study(direction="maximize" if maximise else "minimize", sampler=sampler)
     study.enqueue_trial(
         {
             "num_beams": current.num_beams,
@@ -139,28 +194,46 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
     )
     study.optimize(objective, n_trials=args.trials)
     baseline = searcher.score(current)
-    best = max(searcher.cache.values(), key=lambda r: r["rougeL"])  # ties: the first found (the current one)
-    return {"baseline": baseline, "best": best, "searcher": searcher}
+    feasible = [r for r in searcher.cache.values() if max(violations(r["means"], args.constraints), default=0) <= 0]
+    # ties: the first found (the current one); no setting within the limits: the current settings stay
+    best = max(feasible, key=lambda r: r["objective"] if maximise else -r["objective"]) if feasible else baseline
+    return {"baseline": baseline, "best": best, "searcher": searcher, "feasible": bool(feasible), "maximise": maximise}
 
 
 def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> dict[str, Any]:
-    from resumen.core.rouge import describe_difference, paired_differences
+    from resumen.core.rouge import describe_difference
+    from resumen.core.summary_metrics import paired_differences
 
-    baseline, best, searcher = found["baseline"], found["best"], found["searcher"]
-    difference = paired_differences(baseline["scores"], best["scores"])["rougeL"]
+    baseline, best, searcher, objective = found["baseline"], found["best"], found["searcher"], args.objective
+    difference = paired_differences(baseline["scores"], best["scores"])[objective]
+    limited = [key for key, _, _ in args.constraints]
+    shown = list(dict.fromkeys(["rougeL", objective, *limited]))
+
+    def values(r: dict[str, Any]) -> dict[str, float]:
+        return {key: round(r["means"][key], 2) for key in shown}
+
+    sign = -1 if found["maximise"] else 1
     trials = [
-        {**r["settings"], "rougeL": round(r["rougeL"], 2), "gen_len": round(r["gen_len"], 1), "seconds": r["seconds"]}
-        for r in sorted(searcher.cache.values(), key=lambda r: -r["rougeL"])
+        {**r["settings"], **values(r), "gen_len": round(r["gen_len"], 1), "seconds": r["seconds"]}
+        for r in sorted(searcher.cache.values(), key=lambda r: sign * r["objective"])
     ]
+    better = best["objective"] > baseline["objective"] if found["maximise"] else best["objective"] < baseline["objective"]
     return {
         "model": args.model,
         "articles": articles,
         "trials": args.trials,
         "decodings_run": searcher.generated,
-        "current": {**baseline["settings"], "rougeL": round(baseline["rougeL"], 2)},
-        "best": {**best["settings"], "rougeL": round(best["rougeL"], 2)},
-        "difference": {**difference.as_dict(), "significant": difference.excludes_zero(), "in_words": describe_difference("rougeL", difference)},
-        "better": best["rougeL"] > baseline["rougeL"],
+        "objective": objective,
+        "constraints": [f"{key}{operator}{limit:g}" for key, operator, limit in args.constraints],
+        "within_constraints": found["feasible"],
+        "current": {**baseline["settings"], **values(baseline)},
+        "best": {**best["settings"], **values(best)},
+        "difference": {
+            **difference.as_dict(),
+            "significant": difference.excludes_zero(),
+            "in_words": describe_difference(objective, difference, found["maximise"]),
+        },
+        "better": better,
         "distinct_settings": trials,
     }
 
@@ -184,8 +257,9 @@ def write_settings(export: Path, result: dict[str, Any]) -> list[str]:
     d = result["difference"]
     card += (
         f"\n{CARD_SECTION}\n\nscripts/tune_generation.py searched {result['trials']} settings on "
-        f"{result['articles']} validation articles: {changed or 'no change'}. Validation ROUGE-L (Spanish) "
-        f"{result['current']['rougeL']:.2f} -> {result['best']['rougeL']:.2f}, paired difference "
+        f"{result['articles']} validation articles: {changed or 'no change'}. Validation {result['objective']} "
+        f"{result['current'][result['objective']]:.2f} -> {result['best'][result['objective']]:.2f}"
+        f"{' within ' + ', '.join(result['constraints']) if result['constraints'] else ''}, paired difference "
         f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({'significant' if d['significant'] else 'not significant'}"
         f" at 95%). Tuned on validation: judge it on test.\n"
     )
@@ -195,21 +269,23 @@ def write_settings(export: Path, result: dict[str, Any]) -> list[str]:
 
 def print_report(result: dict[str, Any]) -> None:
     rows = result["distinct_settings"]
+    settings = ["num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens"]
+    metrics = [key for key in rows[0] if key not in (*settings, "gen_len", "seconds")] if rows else ["rougeL"]
+    limits = f" within {', '.join(result['constraints'])}" if result["constraints"] else ""
     print(
         f"{len(rows)} distinct settings from {result['trials']} trials on {result['articles']} validation articles "
-        f"({result['decodings_run']} decodings run, the rest cached):"
+        f"({result['decodings_run']} decodings run, the rest cached), objective {result['objective']}{limits}:"
     )
-    print("| num_beams | length_penalty | no_repeat_ngram_size | max_new_tokens | ROUGE-L | gen_len | seconds |")
-    print("|---|---|---|---|---|---|---|")
+    columns = [*settings, *metrics, "gen_len", "seconds"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for row in rows:
-        print(
-            f"| {row['num_beams']} | {row['length_penalty']} | {row['no_repeat_ngram_size']} | {row['max_new_tokens']} | "
-            f"{row['rougeL']:.2f} | {row['gen_len']:.1f} | {row['seconds']:.1f} |"
-        )
-    print(
-        f"current: ROUGE-L {result['current']['rougeL']:.2f}; best: ROUGE-L {result['best']['rougeL']:.2f} "
-        f"({', '.join(f'{k} {v}' for k, v in result['best'].items() if k != 'rougeL')})"
-    )
+        print("| " + " | ".join(f"{row[c]:.2f}" if c in metrics else str(row[c]) for c in columns) + " |")
+    objective = result["objective"]
+    if not result["within_constraints"]:
+        print(f"no setting met {', '.join(result['constraints'])}: the current settings stay.")
+    chosen = ", ".join(f"{k} {result['best'][k]}" for k in settings)
+    print(f"current: {objective} {result['current'][objective]:.2f}; best: {objective} {result['best'][objective]:.2f} ({chosen})")
     print(f"best vs current (paired bootstrap, same articles): {result['difference']['in_words']}")
 
 

@@ -21,6 +21,7 @@ class Batch(TypedDict, total=False):
     index: torch.Tensor  # each example's row in its split: ROUGE counts every example once under DDP
     id: list[str]  # the dataset's id (or the row number): predictions are written in input order
     reference: list[str | None]  # the reference summary, when the split has one
+    article: list[str]  # validation and test: the article as written (the metrics that read it), not its token cut
 
 
 @runtime_checkable
@@ -49,9 +50,10 @@ class SummarizerResults(Protocol):
     """What the export, the run report and a tuning trial read from the module (``Seq2SeqSummarizer`` keeps it)."""
 
     val_history: dict[int, dict[str, float]]  # epoch -> its validation metrics (kept in checkpoints)
-    test_intervals: dict[str, Any]  # after test: ROUGE key -> its bootstrap Interval (resumen/core/rouge.py); empty before
-    test_literature_intervals: dict[str, Any]  # the same for the literature-comparable scorer
-    test_scores: tuple[Any, Any] | None  # after test: (dataset indices, examples x ROUGE keys)
+    test_intervals: dict[str, Any]  # after test: metric key (resumen/core/summary_metrics.py) -> its bootstrap Interval
+    test_reference_intervals: dict[str, Any]  # the model-free metrics of the reference summaries, the same way
+    test_literature_intervals: dict[str, Any]  # ROUGE by the literature-comparable scorer
+    test_scores: tuple[Any, Any] | None  # after test: (dataset indices, examples x summary_metrics.KEYS)
 
 
 def summarizer_results(pl_module: Any) -> SummarizerResults | None:

@@ -178,9 +178,11 @@ def paired_differences(baseline: np.ndarray, other: np.ndarray, seed: int = SEED
     return dict(zip(ROUGE_KEYS, bootstrap_intervals(np.asarray(other) - np.asarray(baseline), seed=seed)))
 
 
-def describe_difference(key: str, difference: Interval) -> str:
-    """The difference in words: a user should not read noise as an improvement."""
+def describe_difference(key: str, difference: Interval, higher_is_better: bool | None = True) -> str:
+    """The difference in words: a user should not read noise as an improvement, nor a rise in a metric where lower
+    is better (unsupported names) as one."""
     if not difference.excludes_zero():
         return f"{key} {difference.mean:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}]: not significant (the 95% interval includes 0)"
     direction = "higher" if difference.mean > 0 else "lower"
-    return f"{key} {difference.mean:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}]: significantly {direction} (95%)"
+    verdict = "" if higher_is_better is None else (", better" if (difference.mean > 0) == higher_is_better else ", worse")
+    return f"{key} {difference.mean:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}]: significantly {direction} (95%{verdict})"
