@@ -133,7 +133,7 @@ def prompt_rows(args, name: str, prompts: list[str]) -> list[dict]:
     ]
 
 
-def compare_dataset(args) -> list[dict]:
+def compare_dataset(args, kept: dict[str, Any] | None = None) -> list[dict]:
     """Spanish ROUGE of each model on the test split (or a file), each through the inference core."""
     from resumen.datamodules.summarization import SummarizationDataModule
 
@@ -147,10 +147,15 @@ def compare_dataset(args) -> list[dict]:
         print(f"[{number}/{len(args.models)}] {name}: summarising {len(articles)} articles ...", file=sys.stderr, flush=True)
         score = baseline_row if is_baseline(name) else dataset_row
         rows += one_model(name, lambda name=name, score=score: score(args, name, articles, references, reference))
+        summaries = rows[-1].pop("_summaries", None)
+        if kept is not None and summaries is not None:  # for the report: each model's summaries, the data
+            kept.setdefault("summaries", {})[name] = summaries
         if "rougeL" in rows[-1]:
             row = rows[-1]
             print(f"[{number}/{len(args.models)}] {name}: ROUGE-L {row['rougeL']:.2f} in {row['generate_seconds']:.0f} s", file=sys.stderr)
     add_paired_differences(rows)
+    if kept is not None:
+        kept.update(articles=articles, references=references)
     if rows and any("rougeL" in row for row in rows):  # how long, abstractive and faithful the data's own summaries are
         rows.append({"model": REFERENCES, "examples": len(articles), **interval_cells(intervals(reference_rows(references, articles)))})
     return rows
@@ -181,6 +186,7 @@ def scored_row(row: dict[str, Any], summaries: list[str], articles: list[str], r
     literature = rouge_intervals(LiteratureRougeScorer().score_rows(summaries, references))["rougeL"]
     row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
     row["_scores"] = (np.arange(len(articles)), scores)
+    row["_summaries"] = list(summaries)
     return row
 
 
@@ -499,6 +505,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="the prompt one model is scored with (--dataset), e.g. t5-base='summarize: {text}'; repeat for several",
     )
     parser.add_argument("--plot", help="--dataset: write a PNG of each model's ROUGE with its 95%% interval")
+    parser.add_argument("--report", help="--dataset: write one self-contained HTML page: metrics, charts, examples side by side")
+    parser.add_argument("--report-examples", type=int, default=10, help="articles shown in --report (default 10)")
     add_backend_options(parser)  # --dataset; PATH@ctranslate2[:TYPE] in --models picks one model's engine
     parser.add_argument("--dataset", action="store_true", help="score ROUGE on a test split instead of prompts")
     parser.add_argument("--data-config", help="recipe YAML whose data section chooses the test split")
@@ -519,13 +527,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
     elif args.plot and not args.plot.lower().endswith(".png"):
         raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
+    if args.report and not args.dataset:
+        raise ResumenError("--report describes a test set: add --dataset.")
+    if args.report and not args.report.lower().endswith((".html", ".htm")):
+        raise ResumenError(f"--report writes an HTML page: give a file name ending in .html (got {args.report}).")
     from resumen.core.files import atomic_file, check_output_file
 
-    for option, path in (("--json-output", args.json_output), ("--markdown-output", args.markdown_output), ("--plot", args.plot if args.dataset else None)):
+    outputs = (
+        ("--json-output", args.json_output),
+        ("--markdown-output", args.markdown_output),
+        ("--plot", args.plot if args.dataset else None),
+        ("--report", args.report),
+    )
+    for option, path in outputs:
         if path:  # before any model loads: a bad output path is not found after every score is computed
             check_output_file(path, option)
     check_output(args)
-    rows = compare_dataset(args) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
+    kept: dict[str, Any] = {}
+    rows = compare_dataset(args, kept) if args.dataset else compare_prompts(args, read_inputs(args, default=DEFAULT_PROMPTS))
     # the table first: a file that still cannot be written (a full disk) leaves the scores on the screen
     print("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) if args.json else text_report(rows), flush=True)
     if args.json_output:
@@ -536,6 +555,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             handle.write((dataset_markdown(rows) if args.dataset else markdown_table(rows)) + "\n")
     if args.plot and args.dataset:
         plot_scores(rows, args.plot)
+    if args.report and kept.get("articles") is not None:
+        from resumen.app.report import build_report
+
+        with atomic_file(args.report) as handle:
+            handle.write(build_report(rows, kept.get("summaries", {}), kept["articles"], kept["references"], args.report_examples))
+        print(f"Report: {args.report}", file=sys.stderr)
     failed = [row["model"] for row in rows if "error" in row]
     if failed:  # the others' results are printed and written; the exit code still tells a script
         raise ResumenError(f"{len(failed)} of {len(args.models)} model(s) failed: {', '.join(failed)} (see above).")

@@ -91,13 +91,13 @@ def novel_ngrams(example: Example, n: int) -> float:
     return 100.0 * sum(gram not in article for gram in summary) / len(summary)
 
 
-def fragments(summary: Sequence[str], article: Sequence[str]) -> list[int]:
-    """Lengths of the extractive fragments (Grusky et al. 2018, Algorithm 1): greedily, the longest article word
-    sequence each summary position starts; a word found nowhere in the article starts none."""
+def fragment_spans(summary: Sequence[str], article: Sequence[str]) -> list[tuple[int, int]]:
+    """The extractive fragments (Grusky et al. 2018, Algorithm 1) as ``(first summary word, length)``: greedily,
+    the longest article word sequence each summary position starts; a word found nowhere in the article starts none."""
     positions: dict[str, list[int]] = {}
     for j, word in enumerate(article):
         positions.setdefault(word, []).append(j)
-    lengths, i = [], 0
+    spans, i = [], 0
     while i < len(summary):
         best = 0
         for j in positions.get(summary[i], ()):
@@ -106,11 +106,16 @@ def fragments(summary: Sequence[str], article: Sequence[str]) -> list[int]:
                 k += 1
             best = max(best, k)
         if best:
-            lengths.append(best)
+            spans.append((i, best))
             i += best
         else:
             i += 1
-    return lengths
+    return spans
+
+
+def fragments(summary: Sequence[str], article: Sequence[str]) -> list[int]:
+    """The lengths of the extractive fragments (``fragment_spans``)."""
+    return [length for _, length in fragment_spans(summary, article)]
 
 
 def coverage(example: Example) -> float:
@@ -155,9 +160,14 @@ def numbers(text: str) -> set[str]:
     return {number_value(match) for match in _NUMBER.findall(normalise(text))}
 
 
+def unsupported_number_values(summary: str, article: str) -> set[str]:
+    """The summary's numbers (canonical values) that the article never mentions."""
+    return numbers(summary) - numbers(cap_words(article, ARTICLE_WORDS))
+
+
 def unsupported_numbers(example: Example) -> float:
     """100 when the summary holds a number the article never mentions (after "1.500"/"1500"/"1,5" are made one)."""
-    return 100.0 * bool(numbers(example.summary) - numbers(cap_words(example.article or "", ARTICLE_WORDS)))
+    return 100.0 * bool(unsupported_number_values(example.summary, example.article or ""))
 
 
 def names(text: str) -> set[str]:
@@ -174,6 +184,23 @@ def names(text: str) -> set[str]:
 def unsupported_names(example: Example) -> float:
     """100 when the summary holds a name (a capitalised word inside a sentence) the article never contains."""
     return 100.0 * bool(names(example.summary) - set(example.article_words))
+
+
+def marked_spans(summary: str, article: str) -> list[tuple[int, int, str]]:
+    """Character spans of ``normalise(summary)`` to mark, for a person: ``copied`` (a word inside an extractive
+    fragment), ``unsupported`` (a number or name the article never mentions)."""
+    text = normalise(summary)
+    example = Example(summary, None, article)
+    matches = list(_WORD.finditer(text))
+    spans = []
+    aligned = len(matches) == len(example.summary_words)  # lower-casing kept every word whole (it nearly always does)
+    for first, length in fragment_spans(example.summary_words, example.article_words) if aligned else []:
+        spans.append((matches[first].start(), matches[first + length - 1].end(), "copied"))
+    missing_numbers = unsupported_number_values(summary, article)
+    spans += [(m.start(), m.end(), "unsupported") for m in _NUMBER.finditer(text) if number_value(m.group()) in missing_numbers]
+    missing_names = names(summary) - set(example.article_words)
+    spans += [(m.start(), m.end(), "unsupported") for m in matches if m.group().lower() in missing_names and _CAPITALISED.match(m.group())]
+    return sorted(spans)
 
 
 def _rouge(key: str) -> Callable[[Example], float]:
