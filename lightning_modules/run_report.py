@@ -383,8 +383,10 @@ def beyond_rouge_line(results: dict[str, Any]) -> str:
     """The headline metrics other than ROUGE in one line, the references' value beside each."""
     references = results.get("references", {})
     cells = []
-    for metric in summary_metrics.METRICS:
-        value = results.get(metric.group, {}).get(metric.key) if metric.group != "rouge" and metric.headline else None
+    for metric in (*summary_metrics.METRICS, *summary_metrics.MODEL_METRICS):
+        value = (
+            results.get(metric.group, {}).get(metric.key) if metric.group != "rouge" and (metric.headline or metric in summary_metrics.MODEL_METRICS) else None
+        )
         if value is not None:
             beside = f" (references {references[metric.key]['mean']:.1f})" if metric.key in references else ""
             cells.append(f"{metric.label} {value['mean']:.1f}{beside}")
@@ -394,7 +396,7 @@ def beyond_rouge_line(results: dict[str, Any]) -> str:
 def markdown_test_results(results: dict[str, Any]) -> str:
     references = results.get("references", {})
     rows = ""
-    for metric in summary_metrics.METRICS:
+    for metric in (*summary_metrics.METRICS, *summary_metrics.MODEL_METRICS):
         v = results.get(metric.group, {}).get(metric.key)
         if v is not None:
             beside = f"{references[metric.key]['mean']:.2f}" if metric.key in references else ""

@@ -56,6 +56,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         compile: bool = False,
         fast_cpu_dropout: bool = True,
         lora: LoraSettings = LoraSettings(),
+        test_bertscore_model: str | None = None,
+        test_bertscore_layer: int = 9,
     ) -> None:
         """Build the module and load the pretrained model.
 
@@ -99,6 +101,11 @@ class Seq2SeqSummarizer(L.LightningModule):
             lora: LoRA fine-tuning through PEFT (``--model.lora.r 16 --model.lora.alpha 32``): only low-rank
                 adapters (and the rows of added characters) train; ``fit`` exports the merged model and the
                 adapter. Off while ``r`` is 0.
+            test_bertscore_model: an encoder (hub id or local directory) for BERTScore on ``test``, e.g.
+                ``bert-base-multilingual-cased`` (its authors' choice for Spanish); ``null``: off (it loads a second
+                model: on request only, never during validation). docs/evaluation.md.
+            test_bertscore_layer: the encoder layer whose embeddings BERTScore matches (9 for
+                bert-base-multilingual-cased).
         """
         super().__init__()
         self.generation = GenerationSettings(
@@ -114,6 +121,10 @@ class Seq2SeqSummarizer(L.LightningModule):
             raise ResumenError(f"model.dropout_rate must be in [0, 1) (got {dropout_rate}): 0.0 turns dropout off.")
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora  # a dict when read from a checkpoint
         self.lora.check()
+        if test_bertscore_model is not None:  # a wrong encoder or layer is found before any data or weights load
+            from resumen.core.bertscore import check_encoder
+
+            check_encoder(test_bertscore_model, test_bertscore_layer)
         self.save_hyperparameters(ignore=["lora"])
         self.hparams["lora"] = self.lora.as_dict()  # plain values: checkpoints load with weights_only=True
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
@@ -148,6 +159,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         self.test_literature_intervals: dict[str, Interval] = {}
         self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x summary_metrics.KEYS), index order
         self._generated_this_epoch = 0
+        self._test_texts: list[tuple[int, str, str]] = []  # (index, summary, reference) for BERTScore at the end
         self._lora_applied = False
         self._compiled = False
 
@@ -383,6 +395,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         scores.update(summaries, batch["reference"], batch["index"], batch.get("article"))
         if stage == "test":
             self.test_literature_rouge.update(summaries, batch["reference"], batch["index"])
+            if self.hparams.get("test_bertscore_model"):
+                self._test_texts += list(zip(batch["index"].tolist(), summaries, batch["reference"]))
             if batch.get("article"):
                 references = summary_metrics.reference_rows(batch["reference"], batch["article"])
                 self.test_reference_metrics.update(torch.from_numpy(references), batch["index"])
@@ -425,6 +439,10 @@ class Seq2SeqSummarizer(L.LightningModule):
             self.test_intervals = summary_metrics.intervals(self.test_scores[1])
             for key, interval in self.test_intervals.items():
                 metrics[f"test/{key}_low"], metrics[f"test/{key}_high"] = interval.low, interval.high
+            bertscore = self._test_bertscore()
+            if bertscore is not None:
+                self.test_intervals["bertscore"] = bertscore
+                metrics["test/bertscore"], metrics["test/bertscore_low"], metrics["test/bertscore_high"] = bertscore.mean, bertscore.low, bertscore.high
             if self.test_reference_metrics.update_count:
                 self.test_reference_intervals = summary_metrics.intervals(self.test_reference_metrics.per_example()[1])
                 self.test_reference_metrics.reset()
@@ -438,6 +456,24 @@ class Seq2SeqSummarizer(L.LightningModule):
         scored.reset()
         gen_len.reset()
         return metrics
+
+    def _test_bertscore(self) -> Interval | None:
+        """BERTScore of the test summaries (every rank's, each example once), with its interval; None when off."""
+        if not self.hparams.get("test_bertscore_model"):
+            return None
+        from resumen.core.bertscore import bertscore_rows
+        from resumen.core.rouge import bootstrap_intervals
+
+        texts, self._test_texts = self._test_texts, []
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, texts)
+            texts = [item for part in gathered for item in part]
+        unique = sorted({index: (index, summary, reference) for index, summary, reference in texts}.values())  # pads once
+        scores = bertscore_rows(
+            [s for _, s, _ in unique], [r for _, _, r in unique], self.hparams.test_bertscore_model, self.hparams.test_bertscore_layer, str(self.device)
+        )
+        return bootstrap_intervals(scores.reshape(-1, 1))[0]
 
 
 def needs_synced_gpus(trainer: Any) -> bool:

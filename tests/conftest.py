@@ -32,6 +32,14 @@ REAL_TOKENIZERS = ROOT / "tests" / "fixtures" / "tokenizers"  # real T5 / GPT-2 
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A tiny random-weight BERT encoder (3 layers) with a WordPiece tokenizer trained on the samples: BERTScore's."""
+    from resumen.app.tiny_models import build_tiny_bert
+
+    return str(build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert"))
+
+
+@pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> str:
     from resumen.app.tiny_models import build_tiny_t5
 

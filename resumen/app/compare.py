@@ -173,21 +173,35 @@ def interval_cells(found: dict[str, Any]) -> dict[str, float]:
     return cells
 
 
-def scored_row(row: dict[str, Any], summaries: list[str], articles: list[str], references: list[str]) -> dict[str, Any]:
-    """``row`` with every metric of resumen.core.summary_metrics (mean and interval), and the per-example scores the
-    paired differences need."""
+def scored_row(args, row: dict[str, Any], summaries: list[str], articles: list[str], references: list[str]) -> dict[str, Any]:
+    """``row`` with every metric of resumen.core.summary_metrics (mean and interval), BERTScore when asked for, and
+    the per-example scores the paired differences need."""
     import numpy as np
 
     from resumen.core.rouge import LiteratureRougeScorer, rouge_intervals
-    from resumen.core.summary_metrics import intervals, score_rows
+    from resumen.core.summary_metrics import KEYS, intervals, score_rows
 
-    scores = score_rows(summaries, references, articles)
-    row.update(interval_cells(intervals(scores)))
+    scores, keys = score_rows(summaries, references, articles), KEYS
+    if "bertscore" in args.metrics:
+        from resumen.core.bertscore import bertscore_rows
+
+        bert = bertscore_rows(summaries, references, args.bertscore_model, args.bertscore_layer, metric_device(args.accelerator), args.batch_size)
+        scores, keys = np.column_stack([scores, bert]), (*KEYS, "bertscore")
+    row.update(interval_cells(intervals(scores, keys=keys)))
     literature = rouge_intervals(LiteratureRougeScorer().score_rows(summaries, references))["rougeL"]
     row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
-    row["_scores"] = (np.arange(len(articles)), scores)
+    row["_scores"] = (np.arange(len(articles)), scores, keys)
     row["_summaries"] = list(summaries)
     return row
+
+
+def metric_device(accelerator: str) -> str:
+    """Where a model-based metric runs: the device the models ran on (cuda when asked for or available)."""
+    import torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "mps" if accelerator == "mps" else "cpu"
 
 
 def baseline_row(args, name: str, articles: list[str], references: list[str], reference: Any = None) -> dict:
@@ -204,7 +218,7 @@ def baseline_row(args, name: str, articles: list[str], references: list[str], re
         "generate_seconds": round(time.perf_counter() - start, 3),
         "examples": len(articles),
     }
-    return scored_row(row, summaries, articles, references)
+    return scored_row(args, row, summaries, articles, references)
 
 
 def trained_generation(args) -> tuple[str, dict[str, Any]] | None:
@@ -303,19 +317,20 @@ def dataset_row(args, name: str, articles: list[str], references: list[str], ref
         "generation": summarizer.settings(**overrides).describe(),
         "gen_len": round(float(np.mean([s.output_tokens for s in summaries])), 2),
     }
-    return scored_row(row, [s.summary for s in summaries], articles, references)
+    return scored_row(args, row, [s.summary for s in summaries], articles, references)
 
 
 def paired(baseline: dict, row: dict) -> dict[str, dict] | None:
     """``row``'s metrics minus ``baseline``'s on the same examples, each with its interval and in words."""
-    from resumen.core.rouge import describe_difference
+    from resumen.core.rouge import ROUGE_KEYS, describe_difference
     from resumen.core.summary_metrics import BY_KEY, paired_differences
 
     if list(baseline["_scores"][0]) != list(row["_scores"][0]):
         return None
+    keys = row["_scores"][2] if len(row["_scores"]) > 2 else ROUGE_KEYS  # (indices, scores[, the columns' keys])
     return {
         key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval, BY_KEY[key].higher_is_better)}
-        for key, interval in paired_differences(baseline["_scores"][1], row["_scores"][1]).items()
+        for key, interval in paired_differences(baseline["_scores"][1], row["_scores"][1], keys=keys).items()
     }
 
 
@@ -420,7 +435,7 @@ def dataset_markdown(rows: list[dict]) -> str:
     """The dataset comparison: ROUGE with 95% intervals per model and baseline, the metrics beyond ROUGE (the
     references' own beside them), then each model's paired differences in words."""
     from resumen.core.rouge import LITERATURE_SCORER
-    from resumen.core.summary_metrics import HEADLINE, METRICS
+    from resumen.core.summary_metrics import HEADLINE, METRICS, MODEL_METRICS
 
     def interval(row: dict, key: str) -> str:
         return f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" if key in row else ""
@@ -437,7 +452,7 @@ def dataset_markdown(rows: list[dict]) -> str:
                 lit = row["literature_rougeL"]
                 cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
             rouge_table.append(cells)
-        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in METRICS if m.group != "rouge"}})
+        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in (*METRICS, *MODEL_METRICS) if m.group != "rouge"}})
     lines = [
         markdown_table(rouge_table),
         "",
@@ -452,7 +467,7 @@ def dataset_markdown(rows: list[dict]) -> str:
     ]
     from resumen.core.baselines import is_baseline
 
-    shown = list(HEADLINE)  # in words: the headline metrics; the JSON output has every one
+    shown = [*HEADLINE, *(m.key for m in MODEL_METRICS)]  # in words: the headline metrics; the JSON output has every one
     baselines = any(is_baseline(row["model"]) for row in rows)
     for row in rows:
         if "difference" in row and not (baselines and is_baseline(row["model"])):  # a baseline's is the model's, mirrored
@@ -507,6 +522,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--plot", help="--dataset: write a PNG of each model's ROUGE with its 95%% interval")
     parser.add_argument("--report", help="--dataset: write one self-contained HTML page: metrics, charts, examples side by side")
     parser.add_argument("--report-examples", type=int, default=10, help="articles shown in --report (default 10)")
+    parser.add_argument("--metrics", nargs="+", default=[], choices=["bertscore"], help="--dataset: model-based metrics to add (they load an encoder)")
+    parser.add_argument("--bertscore-model", default=None, help="BERTScore's encoder: a hub id or a local directory (default bert-base-multilingual-cased)")
+    parser.add_argument("--bertscore-layer", type=int, default=None, help="the encoder layer whose embeddings are matched (default 9)")
     add_backend_options(parser)  # --dataset; PATH@ctranslate2[:TYPE] in --models picks one model's engine
     parser.add_argument("--dataset", action="store_true", help="score ROUGE on a test split instead of prompts")
     parser.add_argument("--data-config", help="recipe YAML whose data section chooses the test split")
@@ -527,6 +545,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.max_new_tokens, args.num_beams = args.max_new_tokens or 64, args.num_beams or 1
     elif args.plot and not args.plot.lower().endswith(".png"):
         raise ResumenError(f"--plot writes a PNG: give a file name ending in .png (got {args.plot}).")
+    if args.metrics and not args.dataset:
+        raise ResumenError("--metrics scores summaries against references: add --dataset.")
+    if "bertscore" in args.metrics:  # the encoder is checked before any model generates
+        from resumen.core.bertscore import DEFAULT_ENCODER, DEFAULT_LAYER, check_encoder
+
+        args.bertscore_model, args.bertscore_layer = args.bertscore_model or DEFAULT_ENCODER, args.bertscore_layer or DEFAULT_LAYER
+        check_encoder(args.bertscore_model, args.bertscore_layer)
     if args.report and not args.dataset:
         raise ResumenError("--report describes a test set: add --dataset.")
     if args.report and not args.report.lower().endswith((".html", ".htm")):

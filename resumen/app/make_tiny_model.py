@@ -3,6 +3,7 @@
     python scripts/make_tiny_model.py --kind t5 --out .cache/tiny-t5
     python scripts/make_tiny_model.py --kind gpt2 --out .cache/tiny-gpt2
     python scripts/make_tiny_model.py --kind gemma2 --out .cache/tiny-gemma2
+    python scripts/make_tiny_model.py --kind bert --out .cache/tiny-bert      # an encoder for BERTScore tests
 
 The tokenizer is trained on the shipped Spanish sample (or ``--corpus FILE``, one text per line). T5's keeps
 Spanish accents, GPT-2's is byte-level, Gemma2's has byte fallback so any script (Chinese too) round-trips.

@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from resumen.core.summary_metrics import METRICS, marked_spans, normalise
+from resumen.core.summary_metrics import METRICS, MODEL_METRICS, SummaryMetric, marked_spans, normalise
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #1d1d1f; }
@@ -41,9 +41,15 @@ def cell(values: dict[str, Any], key: str) -> str:
     return f"{values[key]:.2f} <span class='interval'>[{values[f'{key}_low']:.2f}, {values[f'{key}_high']:.2f}]</span>"
 
 
+def shown_metrics(rows: Sequence[dict[str, Any]]) -> list[SummaryMetric]:
+    """The collection's metrics, and the model-based ones (BERTScore) that were computed."""
+    return [*METRICS, *(m for m in MODEL_METRICS if any(m.key in row for row in rows))]
+
+
 def metrics_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = "".join(f"<th title='{html.escape(m.definition)}'>{html.escape(m.label)}</th>" for m in METRICS)
-    body = "".join(f"<tr><td>{html.escape(row['model'])}</td>" + "".join(f"<td>{cell(row, m.key)}</td>" for m in METRICS) + "</tr>" for row in rows)
+    metrics = shown_metrics(rows)
+    head = "".join(f"<th title='{html.escape(m.definition)}'>{html.escape(m.label)}</th>" for m in metrics)
+    body = "".join(f"<tr><td>{html.escape(row['model'])}</td>" + "".join(f"<td>{cell(row, m.key)}</td>" for m in metrics) + "</tr>" for row in rows)
     return f"<table id='metrics'><thead><tr><th>model</th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -116,7 +122,7 @@ def build_report(
     scored = [row for row in rows if "error" not in row]
     count = scored[0].get("examples", len(articles)) if scored else 0
     better = {True: "higher is better", False: "lower is better", None: "describes, does not judge"}
-    charts = "".join(chart(scored, m.key, f"{m.label} ({better[m.higher_is_better]})") for m in METRICS)
+    charts = "".join(chart(scored, m.key, f"{m.label} ({better[m.higher_is_better]})") for m in shown_metrics(scored))
     failed = "".join(f"<li>{html.escape(row['model'])}: {html.escape(str(row['error']))}</li>" for row in rows if "error" in row)
     return (
         "<!doctype html><html lang='es'><head><meta charset='utf-8'><title>resumen evaluation report</title>"

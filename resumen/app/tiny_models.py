@@ -182,6 +182,37 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
     return _save(Gemma2ForCausalLM(config), wrapped, out_dir)
 
 
+def build_tiny_bert(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 1000, num_layers: int = 3, seed: int = 0) -> Path:
+    """Write a tiny random-weight BERT encoder with a WordPiece tokenizer trained on ``texts``: the encoder BERTScore
+    runs in tests (the real default is bert-base-multilingual-cased)."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator(list(texts or sample_corpus()), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", model_max_length=512
+    )
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return _save(BertModel(config), tokenizer, out_dir)
+
+
 def _save(model, tokenizer, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,4 +221,4 @@ def _save(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
-BUILDERS = {"t5": build_tiny_t5, "gpt2": build_tiny_gpt2, "gemma2": build_tiny_gemma2}
+BUILDERS = {"t5": build_tiny_t5, "gpt2": build_tiny_gpt2, "gemma2": build_tiny_gemma2, "bert": build_tiny_bert}

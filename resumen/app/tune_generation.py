@@ -93,10 +93,10 @@ def decoding_key(settings: Any) -> tuple:
 
 def objective_key(value: str) -> str:
     """A metric that judges (higher or lower is better): a length or abstractiveness describes, use it as a limit."""
-    from resumen.core.summary_metrics import BY_KEY, METRICS
+    from resumen.core.summary_metrics import BY_KEY, KEYS
 
-    if value not in BY_KEY:
-        raise argparse.ArgumentTypeError(f"unknown metric '{value}' (metrics: {', '.join(m.key for m in METRICS)})")
+    if value not in KEYS:  # the model-free ones and ROUGE: each trial scores them
+        raise argparse.ArgumentTypeError(f"unknown metric '{value}' (metrics: {', '.join(KEYS)})")
     if BY_KEY[value].higher_is_better is None:
         raise argparse.ArgumentTypeError(f"{value} describes a summary rather than judging it: limit it with --constraint '{value}<=N' instead")
     return value
@@ -104,14 +104,14 @@ def objective_key(value: str) -> str:
 
 def constraint(value: str) -> tuple[str, str, float]:
     """``"words<=40"`` -> ``("words", "<=", 40.0)``."""
-    from resumen.core.summary_metrics import BY_KEY
+    from resumen.core.summary_metrics import KEYS
 
     for operator in ("<=", ">="):
         key, found, number = value.partition(operator)
         if found:
             key = key.strip()
-            if key not in BY_KEY:
-                raise argparse.ArgumentTypeError(f"unknown metric '{key}' in '{value}' (metrics: {', '.join(BY_KEY)})")
+            if key not in KEYS:
+                raise argparse.ArgumentTypeError(f"unknown metric '{key}' in '{value}' (metrics: {', '.join(KEYS)})")
             try:
                 return key, operator, float(number)
             except ValueError:

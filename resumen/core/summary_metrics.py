@@ -256,8 +256,20 @@ METRICS: tuple[SummaryMetric, ...] = (
         headline=True,
     ),
 )
+# Model-based metrics, computed on request only (they load an encoder): compare.py --metrics bertscore.
+MODEL_METRICS: tuple[SummaryMetric, ...] = (
+    SummaryMetric(
+        "bertscore",
+        "BERTScore F1",
+        "semantic",
+        "reference",
+        True,
+        lambda example: float("nan"),  # batched on a device by resumen.core.bertscore, not per example here
+        "BERTScore F1 against the reference, 0-100 (Zhang et al. 2020; encoder and layer as chosen)",
+    ),
+)
 KEYS = tuple(metric.key for metric in METRICS)
-BY_KEY = {metric.key: metric for metric in METRICS}
+BY_KEY = {metric.key: metric for metric in (*METRICS, *MODEL_METRICS)}
 GROUPS = tuple(dict.fromkeys(metric.group for metric in METRICS))
 HEADLINE = tuple(metric.key for metric in METRICS if metric.headline)
 
@@ -286,24 +298,28 @@ def reference_rows(references: Sequence[str], articles: Sequence[str]) -> np.nda
     return score_rows(references, None, articles)
 
 
-def intervals(rows: np.ndarray, seed: int = SEED) -> dict[str, Interval]:
-    """Each metric's mean and 95% bootstrap interval over the examples; metrics without values are left out."""
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS))
-    known = [j for j in range(len(METRICS)) if len(rows) and not np.isnan(rows[:, j]).any()]
-    return dict(zip((KEYS[j] for j in known), bootstrap_intervals(rows[:, known], seed=seed)))
+def intervals(rows: np.ndarray, seed: int = SEED, keys: Sequence[str] = KEYS) -> dict[str, Interval]:
+    """Each metric's mean and 95% bootstrap interval over the examples (one column per key of ``keys``, ``KEYS``
+    unless a model-based metric such as BERTScore was added); metrics without values are left out."""
+    rows = np.asarray(rows, dtype=np.float64)
+    rows = rows.reshape(len(rows), -1) if rows.size else rows.reshape(0, len(keys))
+    if rows.shape[1] != len(keys):
+        raise ValueError(f"{rows.shape[1]} score columns for {len(keys)} metrics")
+    known = [j for j in range(len(keys)) if len(rows) and not np.isnan(rows[:, j]).any()]
+    return dict(zip((keys[j] for j in known), bootstrap_intervals(rows[:, known], seed=seed)))
 
 
-def paired_differences(baseline: np.ndarray, other: np.ndarray, seed: int = SEED) -> dict[str, Interval]:
+def paired_differences(baseline: np.ndarray, other: np.ndarray, seed: int = SEED, keys: Sequence[str] = KEYS) -> dict[str, Interval]:
     """``other - baseline`` for each metric both have, with a paired bootstrap interval (the same examples)."""
     if np.shape(baseline) != np.shape(other):
         raise ValueError(f"paired scores need the same examples: {np.shape(baseline)} vs {np.shape(other)}")
-    return intervals(np.asarray(other, dtype=np.float64) - np.asarray(baseline, dtype=np.float64), seed=seed)
+    return intervals(np.asarray(other, dtype=np.float64) - np.asarray(baseline, dtype=np.float64), seed=seed, keys=keys)
 
 
 def grouped(values: dict[str, object]) -> dict[str, dict[str, object]]:
     """``{key: value}`` as ``{group: {key: value}}``, in ``METRICS`` order (test_results.json's layout)."""
     result: dict[str, dict[str, object]] = {}
-    for metric in METRICS:
+    for metric in (*METRICS, *MODEL_METRICS):
         if metric.key in values:
             result.setdefault(metric.group, {})[metric.key] = values[metric.key]
     return result
