@@ -256,9 +256,11 @@ def test_a_checkpoint_is_pointed_to_its_export_first(finished_run, capsys):
 def test_compare_puts_torch_and_int8_side_by_side_with_their_paired_difference(export, sample_files):
     from resumen.app import compare
 
-    rows = compare.main(["--dataset", "--data-file", sample_files["test"], "--models", str(export), f"{export}@ctranslate2:int8"])
+    from resumen.core.summary_metrics import KEYS
+
+    *rows, references = compare.main(["--dataset", "--data-file", sample_files["test"], "--models", str(export), f"{export}@ctranslate2:int8"])
     assert [row["backend"] for row in rows] == ["torch", "ctranslate2"] and rows[1]["precision"] == "int8"
-    assert rows[1]["difference_vs"] == str(export) and set(rows[1]["difference"]) == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert rows[1]["difference_vs"] == str(export) and set(rows[1]["difference"]) == set(KEYS) and references["model"] == "(references)"
 
 
 def test_export_py_converts_an_export_and_fit_can_convert_its_own(export, tiny_t5, tmp_path):
