@@ -143,6 +143,11 @@ class RunReport(Callback):
             # {group: {metric: interval}}: "rouge" first, then length, abstractiveness, repetition, faithfulness
             **summary_metrics.grouped({key: interval.as_dict() for key, interval in scored.test_intervals.items()}),
         }
+        if scored.test_versus_baselines:  # the model minus lead-1 / lead-3 on the same articles (paired bootstrap)
+            results["versus_baselines"] = {
+                name: {key: {**d.as_dict(), "significant": d.excludes_zero()} for key, d in differences.items()}
+                for name, differences in scored.test_versus_baselines.items()
+            }
         if scored.test_reference_intervals:  # the same model-free metrics for the reference summaries
             results["references"] = {key: interval.as_dict() for key, interval in scored.test_reference_intervals.items()}
         literature = scored.test_literature_intervals
@@ -366,6 +371,9 @@ def format_test_results(results: dict[str, Any]) -> str:
     """The test scores for the console: each ROUGE with its interval, so a point of difference is not read as real."""
     lines = [f"Test ROUGE on {results['examples']} examples, mean [95% bootstrap interval]:"]
     lines += [f"  {key:<10} {v['mean']:6.2f} [{v['low']:.2f}, {v['high']:.2f}]" for key, v in results["rouge"].items()]
+    versus = baselines_line(results)
+    if versus:
+        lines.append(versus)
     beyond = beyond_rouge_line(results)
     if beyond:
         lines.append(beyond)
@@ -377,6 +385,16 @@ def format_test_results(results: dict[str, Any]) -> str:
             f"{rouge_l['mean']:.2f} [{rouge_l['low']:.2f}, {rouge_l['high']:.2f}]"
         )
     return "\n".join(lines)
+
+
+def baselines_line(results: dict[str, Any]) -> str:
+    """``Against the lead baselines (ROUGE-L, paired): beats lead-1 by +24.63 [+21.94, +27.43]; ...``."""
+    cells = []
+    for name, differences in results.get("versus_baselines", {}).items():
+        d = differences["rougeL"]
+        verdict = ("beats" if d["mean"] > 0 else "trails") if d["significant"] else "ties (not significant)"
+        cells.append(f"{verdict} {name} by {d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]")
+    return ("Against the lead baselines (ROUGE-L, paired): " + "; ".join(cells)) if cells else ""
 
 
 def beyond_rouge_line(results: dict[str, Any]) -> str:

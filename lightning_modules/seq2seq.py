@@ -20,14 +20,15 @@ from resumen.core.errors import ResumenError
 from resumen.core.generation import GenerationSettings
 from resumen.core.inference import generate_summaries
 from resumen.core.loading import check_model_kind, check_precision, check_vocab_fits, load_config, load_seq2seq_model, load_tokenizer
-from resumen.core.rouge import Interval, rouge_intervals
+from resumen.core.baselines import TEST_BASELINES, baseline_summaries
+from resumen.core.rouge import Interval, paired_differences, rouge_intervals
 from resumen.core import summary_metrics
 from resumen.core.trained_with import TrainedWith, from_checkpoint, from_model_config
 from resumen.core.vocabulary import Vocabulary
 from resumen.lightning_modules import compat
 from resumen.lightning_modules.cpu_dropout import use_cpu_dropout
 from resumen.lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
-from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SummaryScores
+from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge, SummaryScores
 from resumen.lightning_modules.model_changes import check_same_shapes, set_dropout
 from resumen.lightning_modules.optimizer import adamw_with_linear_decay
 
@@ -150,12 +151,15 @@ class Seq2SeqSummarizer(L.LightningModule):
         # every metric of resumen.core.summary_metrics (ROUGE first), per example, counted once under DDP
         self.val_metrics, self.test_metrics = SummaryScores(), SummaryScores()
         self.test_reference_metrics = IndexedMean(num_values=len(summary_metrics.KEYS))  # the references' own
+        # ROUGE of the lead baselines on the same test articles: does the model beat copying the opening?
+        self.test_baseline_rouge = {name: SpanishRouge() for name in TEST_BASELINES}
         self.val_gen_len, self.test_gen_len = IndexedMean(), IndexedMean()
         self.test_literature_rouge = LiteratureRouge()  # comparable with published MLSUM-es figures, kept apart
         self.val_history: dict[int, dict[str, float]] = {}
         # after test: each metric's bootstrap interval, and the per-example scores a paired comparison needs
         self.test_intervals: dict[str, Interval] = {}
         self.test_reference_intervals: dict[str, Interval] = {}  # the same model-free metrics for the references
+        self.test_versus_baselines: dict[str, dict[str, Interval]] = {}  # baseline -> ROUGE key -> paired difference
         self.test_literature_intervals: dict[str, Interval] = {}
         self.test_scores: tuple[Any, Any] | None = None  # (dataset indices, examples x summary_metrics.KEYS), index order
         self._generated_this_epoch = 0
@@ -400,6 +404,8 @@ class Seq2SeqSummarizer(L.LightningModule):
             if batch.get("article"):
                 references = summary_metrics.reference_rows(batch["reference"], batch["article"])
                 self.test_reference_metrics.update(torch.from_numpy(references), batch["index"])
+                for name, rouge in self.test_baseline_rouge.items():
+                    rouge.update(baseline_summaries(name, batch["article"], batch["reference"]), batch["reference"], batch["index"])
         gen_len.update(lengths.float(), batch["index"])
         return {"summaries": summaries}
 
@@ -443,6 +449,13 @@ class Seq2SeqSummarizer(L.LightningModule):
             if bertscore is not None:
                 self.test_intervals["bertscore"] = bertscore
                 metrics["test/bertscore"], metrics["test/bertscore_low"], metrics["test/bertscore_high"] = bertscore.mean, bertscore.low, bertscore.high
+            self.test_versus_baselines = {}
+            for name, rouge in self.test_baseline_rouge.items():
+                if rouge.update_count:  # the model's ROUGE minus the baseline's, paired on the same examples
+                    indices, rows = rouge.per_example()
+                    if list(indices) == list(self.test_scores[0]):
+                        self.test_versus_baselines[name] = paired_differences(rows, self.test_scores[1][:, : len(ROUGE_KEYS)])
+                    rouge.reset()
             if self.test_reference_metrics.update_count:
                 self.test_reference_intervals = summary_metrics.intervals(self.test_reference_metrics.per_example()[1])
                 self.test_reference_metrics.reset()

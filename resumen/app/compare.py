@@ -452,7 +452,8 @@ def dataset_markdown(rows: list[dict]) -> str:
                 lit = row["literature_rougeL"]
                 cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
             rouge_table.append(cells)
-        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in (*METRICS, *MODEL_METRICS) if m.group != "rouge"}})
+        computed = [m for m in MODEL_METRICS if any(m.key in r for r in rows)]  # BERTScore when asked for
+        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in (*METRICS, *computed) if m.group != "rouge"}})
     lines = [
         markdown_table(rouge_table),
         "",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from resumen.app.cli_support import main_guard
 from resumen.app.tiny_models import BUILDERS
+from resumen.core.errors import ResumenError
 
 
 def corpus_texts(path: Path) -> list[str]:
@@ -42,11 +43,19 @@ def main(argv: list[str] | None = None) -> Path:
         help="files to train the tokenizer on: text (one per line) or JSONL (the text and summary fields of each row); default: the shipped sample",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    parser.add_argument(
+        "--tie-embeddings",
+        action="store_true",
+        help="t5: one embedding matrix for input and output, so a tiny model soon copies the article's names (make demo's)",
+    )
     args = parser.parse_args(argv)
+    if args.tie_embeddings and args.kind != "t5":
+        raise ResumenError(f"--tie-embeddings shapes a T5 (got --kind {args.kind}).")
     texts = None
     if args.corpus:
         texts = [text for path in args.corpus for text in corpus_texts(Path(path))]
-    out = BUILDERS[args.kind](args.out, texts=texts, seed=args.seed)
+    options = {"tie_word_embeddings": True} if args.tie_embeddings else {}
+    out = BUILDERS[args.kind](args.out, texts=texts, seed=args.seed, **options)
     print(f"tiny {args.kind} written to {out}")
     return out
 

@@ -18,6 +18,8 @@ from resumen.core.rouge import UnicodeWordTokenizer, cap_words, normalise, split
 
 _LEAD = re.compile(r"^lead-([1-9][0-9]?)$")
 ORACLE = "oracle"
+# the baselines every test is paired with (cheap: no model, no reference); compare.py takes any
+TEST_BASELINES = ("lead-1", "lead-3")
 # the oracle looks at the article's first ORACLE_SENTENCES sentences: greedy search is quadratic in them, and news
 # puts what a summary says near the top
 ORACLE_SENTENCES = 40

@@ -52,6 +52,7 @@ class SummarizerResults(Protocol):
     val_history: dict[int, dict[str, float]]  # epoch -> its validation metrics (kept in checkpoints)
     test_intervals: dict[str, Any]  # after test: metric key (resumen/core/summary_metrics.py) -> its bootstrap Interval
     test_reference_intervals: dict[str, Any]  # the model-free metrics of the reference summaries, the same way
+    test_versus_baselines: dict[str, dict[str, Any]]  # lead-1, lead-3 -> ROUGE key -> the model's paired difference
     test_literature_intervals: dict[str, Any]  # ROUGE by the literature-comparable scorer
     test_scores: tuple[Any, Any] | None  # after test: (dataset indices, examples x summary_metrics.KEYS)
 
