@@ -188,17 +188,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
         module.apply_lora()  # a LoRA checkpoint's weights are named as in the PEFT-wrapped model
         module.model.load_state_dict(model_state_dict(checkpoint))
-        data = dict(checkpoint.get("datamodule_hyper_parameters") or {})
         record = saved if saved is not None else module.trained_with({})
-        if not record.max_source_length and data.get("max_source_length"):  # a checkpoint older than the record
-            record = TrainedWith(
-                **{
-                    **record.as_dict(),
-                    "max_source_length": data["max_source_length"],
-                    "max_target_length": data.get("max_target_length"),
-                    "base_model": settings["model_name_or_path"],
-                }
-            )
         return module, record, checkpoint
 
     # ------------------------------------------------------------------------------------------------ setup

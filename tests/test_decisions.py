@@ -80,12 +80,19 @@ def test_the_trained_with_record_round_trips_and_refuses_bad_values():
             TrainedWith.from_dict(bad, "export/config.json")
 
 
-def test_an_export_without_a_record_has_none_and_an_older_one_keeps_its_template():
-    from resumen.core.trained_with import from_model_config
+def test_an_export_without_a_record_is_a_plain_model_and_a_newer_format_is_refused():
+    from resumen.core.trained_with import FORMAT, TrainedWith, from_checkpoint, from_model_config
 
     assert from_model_config(SimpleNamespace(), "plain-t5") is None
-    older = from_model_config(SimpleNamespace(prompt_template="Resumen:\n{text}"), "old-export")
-    assert older is not None and older.prompt_template == "Resumen:\n{text}"
+    # a template without the record (a format never released) is not read: the model is a plain one
+    assert from_model_config(SimpleNamespace(prompt_template="Resumen:\n{text}"), "pre-record-export") is None
+    assert from_checkpoint({"prompt_template": "Resumen:\n{text}", "added_characters": ["ñ"]}, "pre-record.ckpt") is None
+    record = TrainedWith(max_source_length=80)
+    assert record.as_dict()["format"] == FORMAT == 1
+    unversioned = {k: v for k, v in record.as_dict().items() if k != "format"}  # what 0.1.0 wrote: format 1
+    assert TrainedWith.from_dict(unversioned, "0.1-export") == record
+    with pytest.raises(ResumenError, match="record of format 2, written by a newer resumen .* upgrade resumen"):
+        TrainedWith.from_dict({**record.as_dict(), "format": 2}, "export/config.json")
 
 
 # -------------------------------------------------------------------------------------------------- encoding

@@ -202,14 +202,18 @@ def test_the_runs_listing_shows_status_epochs_scores_and_exports_in_version_orde
     assert [row["run"] for row in rows] == ["demo/version_2", "demo/version_3", "demo/version_9", "demo/version_10"]
     assert [row["status"] for row in rows] == ["failed", "killed", "finished", "preempted"]
     finished = rows[2]
-    tested = json.loads((root / "version_9" / "test_results.json").read_text())["rouge"]["rougeL"]
+    results = json.loads((root / "version_9" / "test_results.json").read_text())
+    tested = results["rouge"]["rougeL"]
     assert finished["epochs"] == 3 and finished["best_epoch"] in (0, 1, 2) and finished["best_val_rougeL"] >= 0
     assert finished["test_rougeL"] == tested["mean"] and finished["test_rougeL_low"] == tested["low"]
+    assert finished["test_vs_lead1"] == results["versus_baselines"]["lead-1"]["rougeL"]["mean"]  # the margin over copying
+    assert finished["test_metrics"]["unsupported_names"] == results["faithfulness"]["unsupported_names"]["mean"]
     assert finished["export"].endswith("version_9/export") and "export" not in rows[0]
     assert json.loads(capsys.readouterr().out) == rows
     listing.main(["--root", str(root)])
     table = capsys.readouterr().out
     assert "demo/version_10" in table and "the training loss became NaN" in table and "[" in table
+    assert "vs lead-1" in table and f"{finished['test_vs_lead1']:+.2f}" in table
 
 
 def test_a_loss_monitored_checkpoint_is_named_after_the_loss(tiny_t5, tmp_path):
@@ -250,3 +254,32 @@ def test_one_bad_run_is_one_line_in_the_listing_never_the_end_of_it(finished_run
     listing.main(["--root", str(root)])
     table = capsys.readouterr().out
     assert "\x1b" not in table and "\x07" not in table and "\\x1b[2J" in table and len(table.splitlines()) == 2 + 6 + 5
+
+
+def test_a_test_result_is_shown_beside_its_checkpoint_and_outdated_once_another_is_best(tmp_path, capsys):
+    """fit (best epoch 8) -> test -> fit --ckpt_path last (best epoch 11, epoch 8's file deleted): the listing no longer
+    shows epoch 8's test score as the run's, and says why."""
+    import json
+
+    from resumen.app import runs as listing
+
+    run = tmp_path / "runs" / "demo" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    RunLayout(run).write_status("finished")
+    tested = {"checkpoint": "runs/demo/version_0/checkpoints/best-epoch08-rougeL78.13.ckpt", "rouge": {"rougeL": {"mean": 87.65, "low": 83.6, "high": 91.0}}}
+    (run / "test_results.json").write_text(json.dumps(tested))
+    (run / "checkpoints" / "best-epoch08-rougeL78.13.ckpt").write_bytes(b"")
+    (run / "report.json").write_text(json.dumps({"best_checkpoint": "runs/demo/version_0/checkpoints/best-epoch08-rougeL78.13.ckpt"}))
+    (row,) = listing.main(["--root", str(tmp_path / "runs"), "--json"])
+    assert "test_outdated" not in row and row["test_checkpoint"] == "best-epoch08-rougeL78.13.ckpt"
+
+    (run / "report.json").write_text(json.dumps({"best_checkpoint": "runs/demo/version_0/checkpoints/best-epoch11-rougeL79.02.ckpt"}))
+    (row,) = listing.main(["--root", str(tmp_path / "runs"), "--json"])
+    assert row["test_outdated"] == "tested best-epoch08-rougeL78.13.ckpt; the best is now best-epoch11-rougeL79.02.ckpt"
+    (run / "checkpoints" / "best-epoch08-rougeL78.13.ckpt").unlink()
+    (row,) = listing.main(["--root", str(tmp_path / "runs"), "--json"])
+    assert row["test_outdated"] == "the tested checkpoint best-epoch08-rougeL78.13.ckpt is gone"
+    capsys.readouterr()
+    listing.main(["--root", str(tmp_path / "runs")])
+    table = capsys.readouterr().out
+    assert "87.65" not in table and "test outdated: the tested checkpoint best-epoch08-rougeL78.13.ckpt is gone (run train.py test again)" in table

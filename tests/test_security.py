@@ -182,7 +182,7 @@ def test_an_export_whose_template_is_code_is_refused_before_its_weights_load(tin
     assert "config.json" in err and "only {text} is filled in" in err
 
 
-@pytest.mark.parametrize("record", ["trained_with.json", "prompt_template.txt"])  # the record, and an older adapter's file
+@pytest.mark.parametrize("record", ["trained_with.json"])  # the record (files from before it are no longer read)
 def test_an_adapter_template_is_checked_when_read(record, tiny_t5, tmp_path):
     from resumen.core.errors import ResumenError
     from resumen.core.loading import load_config

@@ -6,7 +6,8 @@
 Status: running (a process holds the run), finished, preempted (stopped by a signal: --ckpt_path last resumes it),
 failed (with the error), killed (it was running and its process is gone), or unknown (a run older than the status
 file). The best validation ROUGE-L is the epoch the best checkpoint came from (ties to the lower loss, as training
-chooses); the test ROUGE-L comes with its 95% bootstrap interval once `train.py test` ran on the run.
+chooses); the test ROUGE-L comes with its 95% bootstrap interval once `train.py test` ran on the run, and reads
+"test outdated" when the checkpoint it measured is gone or no longer the best (a resumed fit chose another).
 """
 
 from __future__ import annotations
@@ -69,9 +70,29 @@ def describe(run: Any) -> dict[str, Any]:
         from resumen.core.summary_metrics import METRICS
 
         row["test_metrics"] = {m.key: tested[m.group][m.key]["mean"] for m in METRICS if isinstance(tested.get(m.group), dict) and m.key in tested[m.group]}
+        lead = (tested.get("versus_baselines") or {}).get("lead-1", {}).get("rougeL")
+        if isinstance(lead, dict) and "mean" in lead:  # the model's test ROUGE-L minus copying the opening sentence
+            row["test_vs_lead1"] = float(lead["mean"])
+        outdated = test_outdated(run, str(tested.get("checkpoint") or ""), str(report.get("best_checkpoint") or ""))
+        row["test_checkpoint"] = Path(str(tested.get("checkpoint") or "")).name
+        if outdated:
+            row["test_outdated"] = outdated
     if (run.export / "config.json").is_file():
         row["export"] = str(run.export)
     return row
+
+
+def test_outdated(run: Any, tested: str, best: str) -> str | None:
+    """Why a run's test result no longer describes it, or None: the checkpoint it measured is gone, or a later fit
+    chose another best checkpoint (the test belongs to the checkpoint it measured, not to the run)."""
+    name = Path(tested).name
+    if not name or name in ("last.ckpt",):
+        return None
+    if not (run.directory / "checkpoints" / name).exists():
+        return f"the tested checkpoint {name} is gone"
+    if best and name.startswith("best-") and Path(best).name != name:
+        return f"tested {name}; the best is now {Path(best).name}"
+    return None
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -112,15 +133,20 @@ def printable(value: Any) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'run':<26} {'status':<11} {'epochs':>6}  {'best val ROUGE-L':<17} {'test ROUGE-L [95%]':<22} export"
+    header = f"{'run':<26} {'status':<11} {'epochs':>6}  {'best val ROUGE-L':<17} {'test ROUGE-L [95%]':<22} {'vs lead-1':>9}  export"
     lines = [header, "-" * len(header)]
     for row in rows:
         best = f"{row['best_val_rougeL']:.2f} (epoch {row['best_epoch']})" if "best_val_rougeL" in row else "-"
         test = f"{row['test_rougeL']:.2f} [{row['test_rougeL_low']:.2f}, {row['test_rougeL_high']:.2f}]" if "test_rougeL" in row else "-"
-        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test, printable(row.get("export", "-"))]
-        lines.append(f"{cells[0]:<26} {cells[1]:<11} {cells[2]:>6}  {cells[3]:<17} {cells[4]:<22} {cells[5]}")
+        versus = f"{row['test_vs_lead1']:+.2f}" if "test_vs_lead1" in row else "-"
+        if row.get("test_outdated"):  # a score of a checkpoint the run no longer has as its best: not shown as the run's
+            test, versus = "test outdated", "-"
+        cells = [printable(row["run"]), printable(row["status"]), printable(row.get("epochs", "-")), best, test, versus, printable(row.get("export", "-"))]
+        lines.append(f"{cells[0]:<26} {cells[1]:<11} {cells[2]:>6}  {cells[3]:<17} {cells[4]:<22} {cells[5]:>9}  {cells[6]}")
         if row.get("error"):
             lines.append(f"{'':<26} {printable(row['error'])}")
+        if row.get("test_outdated"):
+            lines.append(f"{'':<26} test outdated: {printable(row['test_outdated'])} (run train.py test again)")
     return "\n".join(lines)
 
 

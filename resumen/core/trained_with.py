@@ -4,8 +4,9 @@ The prompt template, the lengths, the characters added to the vocabulary, the Lo
 travel with the weights, so ``predict``, ``summarize.py``, the server and ``compare.py`` encode articles exactly as
 training did (the same template, cut to the same ``max_source_length``). In an export the record is ``config.json``'s
 ``resumen`` entry (``prompt_template`` stays beside it for other tools); in a LoRA adapter directory, the file
-``trained_with.json``; in a checkpoint, its ``trained_with`` entry. Older files without a record are read from
-what they kept (``prompt_template``, ``added_characters``, ``prompt_template.txt``).
+``trained_with.json``; in a checkpoint, its ``trained_with`` entry. The record carries its ``format``
+(``FORMAT``): a record from a newer resumen is refused with one line rather than misread. Files from before the
+record (never released) are not read: a model without a record is a plain model, with resumen's defaults.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from resumen.core.prompts import SUMMARY_TEMPLATE, validate_template
 
 CONFIG_KEY = "resumen"  # config.json entry of an export
 ADAPTER_FILE = "trained_with.json"  # beside a LoRA adapter (its config.json is PEFT's)
-LEGACY_ADAPTER_PROMPT = "prompt_template.txt"
+# The record's format: bumped when a field changes meaning; 0.1.0 wrote format 1 without saying so.
+FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class TrainedWith:
     base_model: str | None = None
     lora: dict[str, Any] | None = None
     dataset: dict[str, Any] | None = None  # name, config, revision (or local files), for cards and reports
+    format: int = FORMAT
 
     def __post_init__(self) -> None:
         validate_template(self.prompt_template, "the trained-with prompt_template")
@@ -52,6 +55,11 @@ class TrainedWith:
         """Read a saved record; unknown keys (written by a newer resumen) are ignored, bad values refused."""
         if not isinstance(values, dict):
             raise ResumenError(f"{source} holds a trained-with record that is not a mapping.")
+        written = values.get("format", 1)
+        if not isinstance(written, int) or written > FORMAT:
+            raise ResumenError(
+                f"{source} holds a trained-with record of format {written!r}, written by a newer resumen (this one reads format {FORMAT}): upgrade resumen."
+            )
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         try:
             return cls(**known)
@@ -64,12 +72,7 @@ class TrainedWith:
 def from_model_config(config: Any, source: str) -> TrainedWith | None:
     """The record in a model's ``config.json`` (an export of resumen), or ``None`` for any other model."""
     saved = getattr(config, CONFIG_KEY, None)
-    if saved is not None:
-        return TrainedWith.from_dict(saved, f"{source}'s config.json")
-    template = getattr(config, "prompt_template", None)  # an export written before the record existed
-    if template is not None:
-        return TrainedWith(prompt_template=validate_template(template, f"the prompt_template in {source}'s config.json"))
-    return None
+    return TrainedWith.from_dict(saved, f"{source}'s config.json") if saved is not None else None
 
 
 def write_to_model_config(config: Any, record: TrainedWith) -> None:
@@ -86,9 +89,6 @@ def from_adapter_dir(directory: Path) -> TrainedWith | None:
         except ValueError as error:
             raise ResumenError(f"{path} is not valid JSON ({error}).") from None
         return TrainedWith.from_dict(values, str(path))
-    legacy = directory / LEGACY_ADAPTER_PROMPT
-    if legacy.is_file():
-        return TrainedWith(prompt_template=validate_template(legacy.read_text(encoding="utf-8"), f"adapter template {legacy}"))
     return None
 
 
@@ -97,13 +97,5 @@ def write_to_adapter_dir(directory: Path, record: TrainedWith) -> None:
 
 
 def from_checkpoint(checkpoint: dict[str, Any], source: str) -> TrainedWith | None:
-    """The record in a training checkpoint (or what an older checkpoint kept: its template, added characters)."""
-    if "trained_with" in checkpoint:
-        return TrainedWith.from_dict(checkpoint["trained_with"], source)
-    if "prompt_template" in checkpoint or "added_characters" in checkpoint:
-        template = checkpoint.get("prompt_template") or SUMMARY_TEMPLATE
-        return TrainedWith(
-            prompt_template=validate_template(template, f"the prompt_template saved in {source}"),
-            added_characters=list(checkpoint.get("added_characters") or []),
-        )
-    return None
+    """The record in a training checkpoint (its ``trained_with`` entry), or None."""
+    return TrainedWith.from_dict(checkpoint["trained_with"], source) if "trained_with" in checkpoint else None
