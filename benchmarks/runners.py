@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from resumen.core.prompts import SUMMARY_TEMPLATE, format_prompt
+from resumen.core.generation import GenerationSettings
 from resumen.core.shipped import spanish_rouge_path
 from benchmarks.measure import synchronize, t5_training_flops
 
@@ -200,7 +201,7 @@ def ours_generation(model_dir: Path, files: dict[str, str], batch_size: int, max
     from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
     data = ours_datamodule(model_dir, files, batch_size, eval_batch_size=batch_size)
-    module = Seq2SeqSummarizer(str(model_dir), max_new_tokens=max_new_tokens, num_beams=num_beams)
+    module = Seq2SeqSummarizer(str(model_dir), generation=GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams))
     data.setup("predict")
     trainer = L.Trainer(
         logger=False,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+from dataclasses import asdict
+
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -43,11 +45,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         warmup_ratio: float = 0.0,
         adam_epsilon: float = 1e-8,
         fused_adamw: bool | None = None,
-        max_new_tokens: int = 128,
-        num_beams: int = 4,
+        generation: GenerationSettings = GenerationSettings(num_beams=4),
         val_num_beams: int = 1,
-        length_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
         val_generate_samples: int = 64,
         log_text_samples: int = 3,
         trust_remote_code: bool = False,
@@ -72,11 +71,12 @@ class Seq2SeqSummarizer(L.LightningModule):
             fused_adamw: use the fused AdamW kernel; ``null`` picks it when all parameters are on a GPU or all on
                 the CPU (on a 2-core Xeon its step is 5x faster than the default loop: 0.087 s vs 0.44 s for 108M
                 parameters).
-            max_new_tokens: generated summary length limit (always passed; without it generation stops near 20).
-            num_beams: beams for test and predict.
-            val_num_beams: beams during validation (1 = greedy, the fast choice while training).
-            length_penalty: beam-search length penalty (>1 favours longer summaries).
-            no_repeat_ngram_size: forbid repeating n-grams of this size (0 = off).
+            generation: how test and predict decode, and what the export's ``generation_config.json`` holds
+                (``--model.generation.num_beams 4 --model.generation.max_new_tokens 128``, ``length_penalty``,
+                ``no_repeat_ngram_size``; every field, its help and bounds: resumen/core/generation.py). They change
+                no weight, so ``fit --ckpt_path last`` may change them.
+            val_num_beams: beams during validation (1 = greedy, the fast choice while training); the other
+                decoding settings are ``generation``'s.
             val_generate_samples: how many validation examples are generated and scored each epoch (all ranks
                 together; the loss always covers every example).
             log_text_samples: article / reference / generated triples written to TensorBoard each validation (by
@@ -109,12 +109,7 @@ class Seq2SeqSummarizer(L.LightningModule):
                 bert-base-multilingual-cased).
         """
         super().__init__()
-        self.generation = GenerationSettings(
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-        )
+        self.generation = GenerationSettings(**generation) if isinstance(generation, dict) else generation  # a dict from a checkpoint
         self.val_generation = self.generation.with_beams(val_num_beams)  # greedy by default: the fast choice
         if learning_rate <= 0:
             raise ResumenError(f"learning_rate must be positive (got {learning_rate}).")
@@ -126,8 +121,9 @@ class Seq2SeqSummarizer(L.LightningModule):
             from resumen.core.bertscore import check_encoder
 
             check_encoder(test_bertscore_model, test_bertscore_layer)
-        self.save_hyperparameters(ignore=["lora"])
+        self.save_hyperparameters(ignore=["lora", "generation"])
         self.hparams["lora"] = self.lora.as_dict()  # plain values: checkpoints load with weights_only=True
+        self.hparams["generation"] = asdict(self.generation)
         config = load_config(model_name_or_path, trust_remote_code=trust_remote_code)  # read once, shared below
         # the tokenizer first: a broken tokenizer.json is reported before any weights load
         tokenizer = load_tokenizer(model_name_or_path, trust_remote_code=trust_remote_code, config=config)

@@ -115,7 +115,7 @@ def test_help_lists_documented_arguments():
     result = subprocess.run([sys.executable, "scripts/train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "--data.text_column" in result.stdout and "column holding the article" in result.stdout
-    assert "--model.max_new_tokens" in result.stdout and "--export.dirpath" in result.stdout
+    assert "--model.generation.max_new_tokens" in result.stdout and "--export.dirpath" in result.stdout
 
 
 def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch):
@@ -134,7 +134,7 @@ def test_predicting_a_file_needs_no_training_data(tiny_t5, tmp_path, monkeypatch
         f"--predictions.output_path={output}",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         "--ckpt_path=pretrained",
-        "--model.max_new_tokens=4",
+        "--model.generation.max_new_tokens=4",
     )
     assert [json.loads(line)["id"] for line in output.read_text(encoding="utf-8").splitlines()] == ["0", "1", "2"]
 
@@ -231,7 +231,7 @@ def test_a_command_builds_only_its_own_subcommands_options(monkeypatch, capsys):
     monkeypatch.setattr(LightningCLI, "_prepare_subcommand_parser", counting)
     with pytest.raises(SystemExit):
         cli_main(["validate", "--help"])
-    assert built == ["validate"] and "--model.max_new_tokens" in capsys.readouterr().out
+    assert built == ["validate"] and "--model.generation.max_new_tokens" in capsys.readouterr().out
     built.clear()
     with pytest.raises(SystemExit):
         cli_main(["--help"])

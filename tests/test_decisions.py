@@ -292,3 +292,55 @@ def test_the_gate_refuses_other_host_names_on_loopback_unless_allowed():
     assert status(Gate(app, loopback_only=True, allowed_hosts=frozenset({"resumen.internal"})), b"resumen.internal")[0] == 200
     assert status(Gate(app), b"evil.example")[0] == 200  # served on 0.0.0.0: any name (a key guards it)
     assert status(strict, b"127.0.0.1", "HEAD") == (200, b"")  # HEAD as GET, without the body
+
+
+# ----------------------------------------------------------------------------------------- decoding options
+def test_each_summary_option_is_a_flag_a_request_field_and_a_module_option_from_one_definition(capsys):
+    """resumen/core/generation.py's fields marked ``summary`` are summarize.py's flags, the server request's fields
+    and --model.generation.<name>: a new one is one field there."""
+    from resumen.app import summarize
+    from resumen.app.serving.requests import SummarizeRequest
+    from resumen.app.train import cli_main
+    from resumen.core.generation import SUMMARY_OPTIONS
+
+    assert SUMMARY_OPTIONS == ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")
+    parsed = summarize.parse_args(["--model", "m", "--num-beams", "3", "--length-penalty", "1.5", "x"])
+    assert summarize.overrides(parsed) == {"num_beams": 3, "length_penalty": 1.5}
+    assert set(SUMMARY_OPTIONS) <= set(SummarizeRequest.model_fields)
+    assert SummarizeRequest(text="hola", no_repeat_ngram_size=3).overrides() == {"no_repeat_ngram_size": 3}
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--help"])
+    shown = capsys.readouterr().out
+    assert all(f"--model.generation.{name}" in shown for name in SUMMARY_OPTIONS)
+
+
+@pytest.mark.parametrize(
+    "values,says",
+    [({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size must be at least 0"), ({"length_penalty": 9.0}, "length_penalty must be at most 5.0")],
+)
+def test_a_decoding_option_outside_its_bounds_is_one_line_everywhere(values, says):
+    from resumen.core.generation import GenerationSettings
+
+    with pytest.raises(ResumenError, match=says):
+        GenerationSettings(**values)
+
+
+def test_an_old_decoding_key_is_one_line_naming_the_new_one(tmp_path):
+    from resumen.app.cli_checks import refuse_moved_options
+
+    with pytest.raises(ResumenError, match=r"--model.num_beams is now --model.generation.num_beams"):
+        refuse_moved_options(["fit", "--model.num_beams=4"])
+    old = tmp_path / "old.yaml"
+    old.write_text("model:\n  max_new_tokens: 64\n  num_beams: 2\n")
+    with pytest.raises(ResumenError, match=r"model.max_new_tokens is now model.generation.max_new_tokens .* move max_new_tokens, num_beams under"):
+        refuse_moved_options(["fit", "--config", str(old)])
+    refuse_moved_options(["fit", "--model.generation.num_beams=4", "--config", str(tmp_path / "missing.yaml")])  # the parser's to report
+
+
+def test_decoding_options_may_change_when_a_fit_resumes():
+    from resumen.app.resume import checkpoint_differences
+
+    saved = {"hyper_parameters": {"learning_rate": 0.01, "generation": {"num_beams": 2, "max_new_tokens": 64}, "val_num_beams": 1}}
+    now = {"model": {"learning_rate": 0.01, "generation": {"num_beams": 4, "max_new_tokens": 128}, "val_num_beams": 2}}
+    assert checkpoint_differences(saved, now, None) == []
+    assert checkpoint_differences(saved, {"model": {**now["model"], "learning_rate": 0.1}}, None) == [("model.learning_rate", 0.01, 0.1)]

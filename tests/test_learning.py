@@ -7,6 +7,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from resumen.datamodules.summarization import SummarizationDataModule
 from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+from resumen.core.generation import GenerationSettings
 from resumen.app.tiny_models import build_tiny_t5
 from synthetic import first_sentence_rows, write_jsonl
 
@@ -26,7 +27,7 @@ def test_validation_rouge_l_rises_past_50_on_a_copy_task(tmp_path):
         max_source_length=64,
         max_target_length=48,
     )
-    module = Seq2SeqSummarizer(str(model), learning_rate=5e-3, warmup_ratio=0.05, max_new_tokens=32, val_generate_samples=32)
+    module = Seq2SeqSummarizer(str(model), learning_rate=5e-3, warmup_ratio=0.05, generation=GenerationSettings(max_new_tokens=32), val_generate_samples=32)
     # Stops once val/rougeL reaches 50 (epoch 10 of 20 measured, val/loss 0.22 from 4.04 then); 20 epochs at most.
     reached = EarlyStopping(monitor="val/rougeL", mode="max", stopping_threshold=50, patience=20)
     trainer = L.Trainer(

@@ -1,6 +1,7 @@
 import pytest
 
 from resumen.core.errors import ResumenError
+from resumen.core.generation import GenerationSettings
 from resumen.core.loading import check_precision, load_config, load_seq2seq_model, load_tokenizer
 from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
@@ -45,9 +46,9 @@ def test_module_loads_in_train_mode_and_rejects_bad_generation_settings(tiny_t5)
     module = Seq2SeqSummarizer(tiny_t5)
     assert module.model.training
     with pytest.raises(ResumenError, match="num_beams"):
-        Seq2SeqSummarizer(tiny_t5, num_beams=0)
+        Seq2SeqSummarizer(tiny_t5, generation=GenerationSettings(num_beams=0))
     with pytest.raises(ResumenError, match="max_new_tokens"):
-        Seq2SeqSummarizer(tiny_t5, max_new_tokens=0)
+        Seq2SeqSummarizer(tiny_t5, generation=GenerationSettings(max_new_tokens=0))
 
 
 def test_no_decay_on_biases_and_norms(tiny_t5):

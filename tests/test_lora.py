@@ -37,7 +37,7 @@ def test_lora_learns_writes_enye_and_its_merged_and_adapter_exports_generate_the
         f"--data.data_files={{train: {train}, validation: {val}, test: {val}}}",
         "--data.max_source_length=64",
         "--data.max_target_length=32",
-        "--model.max_new_tokens=24",
+        "--model.generation.max_new_tokens=24",
         "--trainer.max_epochs=8",
         "--model.learning_rate=1e-2",
         "--data.batch_size=16",

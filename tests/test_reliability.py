@@ -96,8 +96,8 @@ def test_huge_article_is_truncated_not_a_crash(tiny_t5, tmp_path):
         (["--data.prompt_template=Resume esto"], r"no \{text\} field"),
         (["--data.prompt_template=Resume {titulo}: {text}"], r"has the placeholder \{titulo\}"),
         (["--trainer.precision=16-mixed"], r"16-mixed.*overflows.*bf16-mixed.*32-true"),
-        (["--model.num_beams=0"], r"num_beams must be at least 1"),
-        (["--model.max_new_tokens=0"], r"max_new_tokens must be at least 1"),
+        (["--model.generation.num_beams=0"], r"num_beams must be at least 1"),
+        (["--model.generation.max_new_tokens=0"], r"max_new_tokens must be at least 1"),
     ],
 )
 def test_bad_settings(tiny_t5, tmp_path, capsys, in_root, extra, pattern):

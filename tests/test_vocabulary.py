@@ -142,7 +142,7 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
         f"--data.data_files={{train: {train}, validation: {val}, test: {val}}}",
         "--data.max_source_length=64",
         "--data.max_target_length=32",
-        "--model.max_new_tokens=24",
+        "--model.generation.max_new_tokens=24",
     ]
     run_train(
         "fit",
@@ -158,7 +158,7 @@ def test_extended_model_learns_to_write_enye_and_its_export_reloads(hub_t5_token
         "--trainer.enable_progress_bar=false",
     )
     predictions = tmp_path / "predictions.jsonl"
-    run_train("predict", *common, f"--predictions.output_path={predictions}", "--model.num_beams=1")
+    run_train("predict", *common, f"--predictions.output_path={predictions}", "--model.generation.num_beams=1")
     summaries = [json.loads(line)["summary"] for line in predictions.read_text("utf-8").splitlines()]
     assert len(summaries) == 16
     assert sum("ñ" in summary for summary in summaries) >= 8, summaries

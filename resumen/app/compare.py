@@ -64,7 +64,10 @@ def load_module(name: str, max_new_tokens: int, num_beams: int, trust_remote_cod
     if config.is_encoder_decoder:
         from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
 
-        module = Seq2SeqSummarizer(name, max_new_tokens=max_new_tokens, num_beams=num_beams, trust_remote_code=trust_remote_code)
+        from resumen.core.generation import GenerationSettings
+
+        generation = GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams)
+        module = Seq2SeqSummarizer(name, generation=generation, trust_remote_code=trust_remote_code)
     else:
         from resumen.lightning_modules.causal_lm import CausalLMModule
 

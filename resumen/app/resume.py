@@ -42,6 +42,10 @@ FREE_ON_RESUME = (
     "trainer.profiler",
     "trainer.default_root_dir",
     "model.compile",
+    "model.generation",  # decoding changes no weight: test and predict may decode otherwise
+    "model.val_num_beams",
+    "model.test_bertscore_model",
+    "model.test_bertscore_layer",
     "data.num_workers",
     "data.preprocessing_num_workers",
     "data.cache_dir",

@@ -88,7 +88,10 @@ def test_outdated(run: Any, tested: str, best: str) -> str | None:
     name = Path(tested).name
     if not name or name in ("last.ckpt",):
         return None
-    if not (run.directory / "checkpoints" / name).exists():
+    folder = run.directory / "checkpoints"
+    # gone: not where the test found it, and not in the run's checkpoint folder (a run listed without that folder,
+    # or with checkpoints kept elsewhere, cannot tell)
+    if folder.is_dir() and not Path(tested).exists() and not (folder / name).exists():
         return f"the tested checkpoint {name} is gone"
     if best and name.startswith("best-") and Path(best).name != name:
         return f"tested {name}; the best is now {Path(best).name}"

@@ -17,6 +17,7 @@ import sys
 
 
 from resumen.app.cli_support import main_guard
+from resumen.core.generation import add_summary_flags, summary_overrides
 from resumen.app.common import (
     add_backend_options,
     base_parser,
@@ -31,32 +32,15 @@ from resumen.app.common import (
 def parse_args(argv: list[str] | None):
     parser = base_parser(__doc__, "the newest run's export under runs/")
     parser.set_defaults(model=None, precision="32-true")
-    parser.add_argument("--num-beams", type=int, help="beam search width (default: the model's own)")
-    parser.add_argument("--max-new-tokens", type=int, help="longest summary in tokens (default: the model's own)")
-    parser.add_argument("--length-penalty", type=float, help="beam length penalty (>1 favours longer summaries)")
-    parser.add_argument("--no-repeat-ngram-size", type=int, help="forbid repeating n-grams of this size (0 = off)")
+    add_summary_flags(parser)  # --max-new-tokens, --num-beams, ...: resumen/core/generation.py's summary options
     parser.add_argument("--prompt-template", help="replace the model's own prompt (one {text} field)")
     add_backend_options(parser)
     return parser.parse_args(argv)
 
 
 def overrides(args) -> dict:
-    """The generation overrides given, checked before any model loads."""
-    from resumen.core.generation import GenerationSettings
-
-    given = {
-        "num_beams": args.num_beams,
-        "max_new_tokens": args.max_new_tokens,
-        "length_penalty": args.length_penalty,
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
-    GenerationSettings().with_overrides(**given)  # raises the one-line error for a bad value
-    if given.get("no_repeat_ngram_size", 0) < 0:
-        from resumen.core.errors import ResumenError
-
-        raise ResumenError(f"--no-repeat-ngram-size must be 0 (off) or more (got {given['no_repeat_ngram_size']}).")
-    return given
+    """The decoding options given, checked before any model loads (their bounds: resumen/core/generation.py)."""
+    return summary_overrides(args)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

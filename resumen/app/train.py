@@ -53,6 +53,7 @@ from resumen.app.cli_checks import (
     CKPT_PATH_HELP,
     DEFAULT_CHECKPOINT_NAME,
     check_before_loading,
+    refuse_moved_options,
     refuse_optimizer_options,
 )
 from resumen.app.cli_support import main_guard
@@ -113,6 +114,7 @@ class ResumenCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         argv = list(sys.argv[1:] if args is None else args)
         refuse_optimizer_options(argv)
+        refuse_moved_options(argv)
         super().parse_arguments(parser, argv)
         self._explicit = explicit_options(argv)
         refuse_security_settings_from_files(self.config, self._explicit)
@@ -356,7 +358,7 @@ def refuse_security_settings_from_files(config: Any, explicit: frozenset) -> Non
 
 
 def explicit_options(argv: list[str]) -> frozenset:
-    """The dotted options a command line gives (``--model.num_beams=4``, ``--data.batch_size 2``): they win."""
+    """The dotted options a command line gives (``--model.generation.num_beams=4``, ``--data.batch_size 2``): they win."""
     return frozenset(arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--") and "." in arg.split("=", 1)[0])
 
 

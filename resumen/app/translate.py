@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         module = Seq2SeqSummarizer(
             args.model,
-            max_new_tokens=args.max_new_tokens,
-            num_beams=args.num_beams,
+            generation=GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams),
             trust_remote_code=args.trust_remote_code,
         )
         rows = predict_rows(trainer, module, prompt_loader(texts, module.tokenizer, args.batch_size, "right"))

@@ -136,7 +136,8 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
         checkpoint = read_checkpoint_metadata(location)
         record = from_checkpoint(checkpoint, path) or TrainedWith()
         hp = checkpoint.get("hyper_parameters") or {}
-        generation = GenerationSettings(**{k: hp[k] for k in ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size") if k in hp})
+        saved = hp.get("generation") if isinstance(hp.get("generation"), dict) else {}  # the module's decoding settings
+        generation = GenerationSettings(**{k: v for k, v in saved.items() if k in GenerationSettings.__dataclass_fields__})
         base = hp.get("model_name_or_path")
     else:
         from transformers import GenerationConfig

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from resumen.core.encoding import lone_surrogate
+from resumen.core.generation import SUMMARY_FIELDS, SUMMARY_OPTIONS, request_bounds
 
 
 class Limits:
@@ -40,20 +41,16 @@ def fail(kind: str, message: str) -> PydanticCustomError:
 
 
 def check_overrides(values: dict[str, Any]) -> None:
-    """Generation overrides inside the server's bounds (a 10^9 max_new_tokens or 1,000 beams would stall a worker)."""
-    bounds = {
-        "max_new_tokens": (1, Limits.max_new_tokens),
-        "num_beams": (1, Limits.max_beams),
-        "length_penalty": (-5.0, 5.0),
-        "no_repeat_ngram_size": (0, 10),
-    }
+    """Generation overrides inside the server's bounds (a 10^9 max_new_tokens or 1,000 beams would stall a worker):
+    resumen/core/generation.py's, with the server's caps where it has none."""
+    bounds = request_bounds({"max_new_tokens": Limits.max_new_tokens, "num_beams": Limits.max_beams})
     for name, (low, high) in bounds.items():
         value = values.get(name)
         if value is None:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             raise fail("out_of_bounds", f"{name} must be a finite number")
-        if not low <= value <= high:
+        if (low is not None and value < low) or (high is not None and value > high):
             raise fail("out_of_bounds", f"{name} must be between {low} and {high} on this server (got {value})")
 
 
@@ -77,21 +74,18 @@ def check_text(text: str, what: str) -> None:
         )
 
 
-class SummarizeRequest(BaseModel):
-    """``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally a ``model`` and generation overrides."""
+class SummarizeBody(BaseModel):
+    """``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally a ``model`` and generation overrides (the fields
+    of ``SummarizeRequest`` below, one per summary option of resumen/core/generation.py)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str | None = None
     texts: list[str] | None = None
     model: str | None = None
-    max_new_tokens: int | None = None
-    num_beams: int | None = None
-    length_penalty: float | None = None
-    no_repeat_ngram_size: int | None = None
 
     @model_validator(mode="after")
-    def within_limits(self) -> SummarizeRequest:
+    def within_limits(self) -> SummarizeBody:
         if (self.text is None) == (self.texts is None):
             raise fail("bad_request", 'send either "text" (one article) or "texts" (a list of articles)')
         if self.texts is not None:
@@ -106,12 +100,7 @@ class SummarizeRequest(BaseModel):
         return self
 
     def overrides(self) -> dict[str, Any]:
-        values = {
-            "max_new_tokens": self.max_new_tokens,
-            "num_beams": self.num_beams,
-            "length_penalty": self.length_penalty,
-            "no_repeat_ngram_size": self.no_repeat_ngram_size,
-        }
+        values = {name: getattr(self, name, None) for name in SUMMARY_OPTIONS}
         return {k: v for k, v in values.items() if v is not None}
 
     def job(self) -> dict[str, Any]:
@@ -122,6 +111,14 @@ class SummarizeRequest(BaseModel):
             "model": self.model or Limits.models[0],
             "overrides": self.overrides(),
         }
+
+
+# The request body: the fields above and one optional field per summary option (their bounds are checked above).
+SummarizeRequest = create_model(
+    "SummarizeRequest",
+    __base__=SummarizeBody,
+    **{name: ((int | None) if spec.type in ("int", int) else (float | None), None) for name, spec in SUMMARY_FIELDS.items()},  # type: ignore[call-overload]
+)
 
 
 def chat_job(request: Any) -> dict[str, Any]:
