@@ -162,6 +162,8 @@ class Seq2SeqSummarizer(L.LightningModule):
         self._test_texts: list[tuple[int, str, str]] = []  # (index, summary, reference) for BERTScore at the end
         self._lora_applied = False
         self._compiled = False
+        self._cpu_dropout = False
+        self.preparation: list[str] = []  # what prepare_model did to the model, in order
 
     @classmethod
     def from_checkpoint(cls, path: str, model_name_or_path: str | None = None, trust_remote_code: bool = False):
@@ -181,8 +183,7 @@ class Seq2SeqSummarizer(L.LightningModule):
             raise ResumenError(f"the checkpoint {path} does not name its base model: pass the model it was trained from.")
         saved = from_checkpoint(checkpoint, f"checkpoint {path}")  # its template is checked before weights load
         module = cls(**settings)
-        module.on_load_checkpoint(checkpoint)  # extended vocabulary (resizes the embeddings), validation metrics
-        module.apply_lora()  # a LoRA checkpoint's weights are named as in the PEFT-wrapped model
+        module.on_load_checkpoint(checkpoint)  # its vocabulary and LoRA settings, then prepare_model: the shapes it saved
         module.model.load_state_dict(model_state_dict(checkpoint))
         record = saved if saved is not None else module.trained_with({})
         return module, record, checkpoint
@@ -201,10 +202,28 @@ class Seq2SeqSummarizer(L.LightningModule):
                 "model.extend_vocabulary needs the data module to decide the characters (SummarizationDataModule "
                 "with extend_vocabulary: true, connected to this model)."
             )
-        self.grow_embeddings()
-        self.apply_lora()
+        self.prepare_model(stage, root.type, str(self.trainer.precision))
+        if stage == "fit":
+            trainable, total = parameter_counts(self.model)
+            rank_zero_info(
+                f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
+                + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning")
+            )
+
+    def prepare_model(self, stage: str | None = None, device_type: str | None = None, precision: str | None = None) -> list[str]:
+        """The one place the module changes its own model, in this order: the embeddings grow rows for the added
+        characters (LoRA must see the final shapes), LoRA wraps the model, then for ``fit`` either ``torch.compile``
+        or, on a CPU, the bulk dropout masks (after LoRA, so its dropout layers are included; a compiled model keeps
+        torch's). Each step runs once, however often this is called (setup, a checkpoint load, ``from_checkpoint``);
+        what ran is appended to ``self.preparation`` and returned."""
+        done = []
+        grown = self.grow_embeddings()
+        if grown:
+            done.append(f"embeddings grown by {grown} rows")
+        if self.apply_lora():
+            done.append(f"LoRA r={self.lora.r} on {', '.join(self.lora.target_modules)}")
         if stage == "fit" and self.hparams.compile and not self._compiled:
-            if root.type == "cpu" and str(self.trainer.precision) == "bf16-mixed":
+            if device_type == "cpu" and precision == "bf16-mixed":
                 # measured with torch 2.13: the compiled T5 forward under CPU bf16 autocast returns a NaN loss
                 raise ResumenError(
                     "model.compile with bf16-mixed on the CPU gives NaN losses (torch.compile's CPU bf16 path, "
@@ -216,14 +235,13 @@ class Seq2SeqSummarizer(L.LightningModule):
             )
             self.model.compile()  # in place: parameter names, checkpoints and exports stay as without it
             self._compiled = True
-        if stage == "fit" and root.type == "cpu" and self.hparams.fast_cpu_dropout and not self._compiled:
-            use_cpu_dropout(self.model)  # after LoRA, so its dropout layers are included
-        if stage == "fit":
-            trainable, total = parameter_counts(self.model)
-            rank_zero_info(
-                f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
-                + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning")
-            )
+            done.append("compiled")
+        if stage == "fit" and device_type == "cpu" and self.hparams.fast_cpu_dropout and not self._compiled and not self._cpu_dropout:
+            use_cpu_dropout(self.model)
+            self._cpu_dropout = True
+            done.append("CPU dropout masks drawn in bulk")
+        self.preparation += done
+        return done
 
     # Only training steps run compiled: validation's generation changes shapes every token and would recompile.
     def on_validation_start(self) -> None:
@@ -234,13 +252,15 @@ class Seq2SeqSummarizer(L.LightningModule):
         if self._compiled:
             torch.compiler.set_stance("default")
 
-    def apply_lora(self) -> None:
-        """Wrap the model in LoRA adapters once, after the embeddings have their final rows (idempotent)."""
+    def apply_lora(self) -> bool:
+        """Wrap the model in LoRA adapters once, after the embeddings have their final rows (prepare_model's second
+        step); whether it wrapped it now."""
         if not self.lora.enabled or self._lora_applied:
-            return
+            return False
         new_ids = self.tokenizer.convert_tokens_to_ids(self.added_characters)
         self.model = apply_lora(self.model, self.lora, new_ids)
         self._lora_applied = True
+        return True
 
     @property
     def tokenizer(self) -> Any:
@@ -281,20 +301,23 @@ class Seq2SeqSummarizer(L.LightningModule):
     def use_added_characters(self, characters: list[str]) -> None:
         """Extend the shared vocabulary with these characters and grow the embeddings (idempotent)."""
         self.vocabulary.use(characters)
-        self.grow_embeddings()
+        self.prepare_model()
 
-    def grow_embeddings(self) -> None:
-        """Give the vocabulary's added characters embedding rows, each starting from a close character."""
+    def grow_embeddings(self) -> int:
+        """Give the vocabulary's added characters embedding rows, each starting from a close character
+        (prepare_model's first step); how many rows it added now."""
         characters = self.added_characters
         if characters == self._embedding_characters:
-            return
+            return 0
         if self._lora_applied:
             raise ResumenError("the vocabulary changed after the LoRA adapters were added: restore it before setup.")
         from resumen.core.vocabulary import extend_embeddings
 
         sources = extend_embeddings(self.model, self.tokenizer, characters, known_rows=len(self.vocabulary.base))
+        added = len(characters) - len(self._embedding_characters)
         self._embedding_characters = characters
         rank_zero_info("New token embeddings start from: " + ", ".join(f"{new} <- {old}" for new, old in sources.items()))
+        return added
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Per-epoch validation metrics travel with the weights: a resumed run and a later export still know them.
@@ -315,7 +338,7 @@ class Seq2SeqSummarizer(L.LightningModule):
         if saved.enabled and not self._lora_applied:
             self.lora = saved
             self.hparams["lora"] = saved.as_dict()
-            self.apply_lora()
+            self.prepare_model()
         elif self._lora_applied and saved != self.lora:
             trained = f"LoRA r={saved.r} on {saved.target_modules}" if saved.enabled else "full fine-tuning"
             raise ResumenError(

@@ -132,3 +132,25 @@ def test_memory_estimates_count_the_published_models_exactly():
     assert counts("google/flan-t5-base", 16, "all-linear")[0] == 247_577_856
     rows = table(16, "all-linear").splitlines()
     assert len(rows) == 8 and rows[2].startswith("| google/flan-t5-small | 77M | 1.1 GiB | 2.6M (3.3%) | 0.3 GiB |")
+
+
+def test_the_model_is_prepared_in_one_order_each_step_once(tiny_t5):
+    """prepare_model: embeddings grown -> LoRA -> (fit) compile or the CPU dropout masks; called again (setup, a
+    checkpoint load, from_checkpoint all call it) it does nothing; another vocabulary after LoRA is refused."""
+    from resumen.core.errors import ResumenError
+    from resumen.lightning_modules.lora import LoraSettings
+    from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
+
+    module = Seq2SeqSummarizer(tiny_t5, lora=LoraSettings(r=4, alpha=8))
+    module.vocabulary.use(["ñ", "¿"])
+    done = module.prepare_model("fit", "cpu", "32-true")
+    assert done == ["embeddings grown by 2 rows", f"LoRA r=4 on {', '.join(module.lora.target_modules)}", "CPU dropout masks drawn in bulk"]
+    assert module.prepare_model("fit", "cpu", "32-true") == [] and module.preparation == done
+    with pytest.raises(ResumenError, match="the vocabulary was extended with"):  # the shapes LoRA wrapped stay
+        module.use_added_characters(["ñ", "¿", "¡"])
+
+    compiled = Seq2SeqSummarizer(tiny_t5, compile=True)
+    with pytest.raises(ResumenError, match="compile with bf16-mixed on the CPU"):
+        compiled.prepare_model("fit", "cpu", "bf16-mixed")
+    assert compiled.prepare_model("fit", "cpu", "32-true") == ["compiled"]  # compiled: torch's own dropout masks
+    assert Seq2SeqSummarizer(tiny_t5).prepare_model("test", "cpu", "32-true") == []  # only fit trains
