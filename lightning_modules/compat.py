@@ -19,8 +19,6 @@ OVERRIDDEN = (
     # BestCheckpoint: ties on the monitored metric go to the lower loss (lightning_modules/best_checkpoint.py)
     ("lightning.pytorch.callbacks.ModelCheckpoint", "_save_monitor_checkpoint", ("self", "trainer", "monitor_candidates")),
     ("lightning.pytorch.callbacks.ModelCheckpoint", "_update_best_and_save", ("self", "current", "trainer", "monitor_candidates")),
-    # OptionalEarlyStopping: off unless --early_stopping.patience is given (lightning_modules/early_stopping.py)
-    ("lightning.pytorch.callbacks.EarlyStopping", "_should_skip_check", ("self", "trainer")),
     # ResumenCLI: a checkpoint's hyper-parameters never choose code; our --ckpt_path help (scripts/train.py)
     ("lightning.pytorch.cli.LightningCLI", "_parse_ckpt_path", ("self",)),
     ("lightning.pytorch.cli.LightningCLI", "_prepare_subcommand_parser", ("self", "klass", "subcommand")),

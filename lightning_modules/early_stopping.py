@@ -44,8 +44,15 @@ class OptionalEarlyStopping(EarlyStopping):
         )
         self.enabled = patience is not None
 
-    def _should_skip_check(self, trainer: L.Trainer) -> bool:
-        return not self.enabled or super()._should_skip_check(trainer)
+    # Off: its two public hooks do nothing (Lightning's EarlyStopping checks in one or the other), so nothing
+    # private of Lightning's is overridden.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled:
+            super().on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled:
+            super().on_train_epoch_end(trainer, pl_module)
 
     def stop_summary(self) -> dict[str, Any]:
         """For the run report: whether, when and why training stopped early."""

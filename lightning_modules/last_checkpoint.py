@@ -18,6 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from resumen.core.files import remove_stale_temporaries
 from resumen.lightning_modules import compat
+from resumen.lightning_modules.graceful_stop import GracefulStop
 from resumen.lightning_modules.run_files import checkpoint_dir, run_dir
 
 # Exit status of a preempted run: 128 + SIGTERM, what a shell reports for a process ended by SIGTERM.
@@ -82,7 +83,7 @@ class LastCheckpoint(Checkpoint):
             return
         self.save(trainer)
         self.preempted = True
-        stop = next((c for c in trainer.callbacks if hasattr(c, "reason") and hasattr(c, "exit_code")), None)
+        stop = next((c for c in trainer.callbacks if isinstance(c, GracefulStop)), None)  # its partner: who stopped it
         reason = stop.reason if stop is not None else "SIGTERM"
         verb = "Stopped" if reason.startswith("Ctrl-C") else "Preempted"
         rank_zero_info(

@@ -20,6 +20,7 @@ from resumen.core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
 from resumen.core import summary_metrics
 from resumen.core.runs import RunLayout
 from resumen.lightning_modules.best_checkpoint import checkpoint_rank
+from resumen.lightning_modules.early_stopping import OptionalEarlyStopping
 from resumen.lightning_modules.run_files import run_dir
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's): the
@@ -305,7 +306,7 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
 def early_stop(trainer: L.Trainer) -> dict[str, Any]:
     """Whether early stopping ended the run, at which epoch and why (its own words)."""
     callback = trainer.early_stopping_callback
-    return callback.stop_summary() if callback is not None and hasattr(callback, "stop_summary") else {}
+    return callback.stop_summary() if isinstance(callback, OptionalEarlyStopping) else {}
 
 
 def peak_rss_bytes() -> int:
