@@ -134,3 +134,14 @@ def test_the_demos_export_through_ctranslate2_writes_torchs_summaries(demo, monk
     difference = rows[1]["difference"]["rougeL"]
     print(f"{rows[1]['precision']} vs torch, ROUGE-L: {difference['mean']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}]")
     assert difference["low"] <= 0 <= difference["high"], difference
+
+
+def test_make_demo_scripts_runs_every_companion_script_offline(demo):
+    """The course's notebooks as the README offers them offline: GPT-2's next tokens, generation (and the pipeline),
+    translation with a causal LLM, and the comparison, each on a tiny model `make demo-scripts` builds."""
+    done = subprocess.run(["make", "demo-scripts"], cwd=demo["copy"], env=demo["env"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "Most likely next token" in out and out.count("Prompt: 'Había una vez'") == 2  # sampling, then the pipeline
+    assert "El niño juega en el parque.\n  -> " in out and ".cache/tiny-t5" in out and ".cache/tiny-gpt2" in out
+    assert "Companion scripts done" in out and not done.stderr.strip().startswith("error")
