@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from resumen.core.files import atomic_file
-from resumen.core.summary_metrics import METRICS, MODEL_METRICS
+from resumen.core.summary_metrics import ALL_METRICS
 
 CARD_FILE = "README.md"
 
@@ -46,7 +46,7 @@ def eval_results(dataset: str | None, dataset_config: str | None, split: str, sc
             metric_config=f"{metric.key}-literature" if scorer else metric.key,
             metric_value=round(float(scores[metric.key]), 2),
         )
-        for metric in (*METRICS, *MODEL_METRICS)
+        for metric in ALL_METRICS
         if metric.key in scores
     ]
 

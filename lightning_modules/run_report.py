@@ -402,7 +402,7 @@ def beyond_rouge_line(results: dict[str, Any]) -> str:
     """The headline metrics other than ROUGE in one line, the references' value beside each."""
     references = results.get("references", {})
     cells = []
-    for metric in (*summary_metrics.METRICS, *summary_metrics.MODEL_METRICS):
+    for metric in summary_metrics.ALL_METRICS:
         value = (
             results.get(metric.group, {}).get(metric.key) if metric.group != "rouge" and (metric.headline or metric in summary_metrics.MODEL_METRICS) else None
         )
@@ -415,7 +415,7 @@ def beyond_rouge_line(results: dict[str, Any]) -> str:
 def markdown_test_results(results: dict[str, Any]) -> str:
     references = results.get("references", {})
     rows = ""
-    for metric in (*summary_metrics.METRICS, *summary_metrics.MODEL_METRICS):
+    for metric in summary_metrics.ALL_METRICS:
         v = results.get(metric.group, {}).get(metric.key)
         if v is not None:
             beside = f"{references[metric.key]['mean']:.2f}" if metric.key in references else ""

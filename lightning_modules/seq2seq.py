@@ -452,12 +452,12 @@ class Seq2SeqSummarizer(L.LightningModule):
         if stage == "test":  # a test score comes with its uncertainty (seeded 95% bootstrap over the examples)
             self.test_scores = scored.per_example()
             self.test_intervals = summary_metrics.intervals(self.test_scores[1])
+            bertscore = self._test_bertscore()
+            if bertscore is not None:  # model-based, on request: one more metric with its interval
+                self.test_intervals["bertscore"] = bertscore
+                metrics["test/bertscore"] = bertscore.mean
             for key, interval in self.test_intervals.items():
                 metrics[f"test/{key}_low"], metrics[f"test/{key}_high"] = interval.low, interval.high
-            bertscore = self._test_bertscore()
-            if bertscore is not None:
-                self.test_intervals["bertscore"] = bertscore
-                metrics["test/bertscore"], metrics["test/bertscore_low"], metrics["test/bertscore_high"] = bertscore.mean, bertscore.low, bertscore.high
             self.test_versus_baselines = {}
             for name, rouge in self.test_baseline_rouge.items():
                 if rouge.update_count:  # the model's ROUGE minus the baseline's, paired on the same examples

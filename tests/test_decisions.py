@@ -301,11 +301,11 @@ def test_each_summary_option_is_a_flag_a_request_field_and_a_module_option_from_
     from resumen.app import summarize
     from resumen.app.serving.requests import SummarizeRequest
     from resumen.app.train import cli_main
-    from resumen.core.generation import SUMMARY_OPTIONS
+    from resumen.core.generation import SUMMARY_OPTIONS, summary_overrides
 
     assert SUMMARY_OPTIONS == ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")
     parsed = summarize.parse_args(["--model", "m", "--num-beams", "3", "--length-penalty", "1.5", "x"])
-    assert summarize.overrides(parsed) == {"num_beams": 3, "length_penalty": 1.5}
+    assert summary_overrides(parsed) == {"num_beams": 3, "length_penalty": 1.5}
     assert set(SUMMARY_OPTIONS) <= set(SummarizeRequest.model_fields)
     assert SummarizeRequest(text="hola", no_repeat_ngram_size=3).overrides() == {"no_repeat_ngram_size": 3}
     with pytest.raises(SystemExit):
@@ -327,13 +327,14 @@ def test_a_decoding_option_outside_its_bounds_is_one_line_everywhere(values, say
 
 def test_an_old_decoding_key_is_one_line_naming_the_new_one(tmp_path):
     from resumen.app.cli_checks import refuse_moved_options
+    from resumen.app.recipes import with_recipes
 
     with pytest.raises(ResumenError, match=r"--model.num_beams is now --model.generation.num_beams"):
         refuse_moved_options(["fit", "--model.num_beams=4"])
     old = tmp_path / "old.yaml"
     old.write_text("model:\n  max_new_tokens: 64\n  num_beams: 2\n")
     with pytest.raises(ResumenError, match=r"model.max_new_tokens is now model.generation.max_new_tokens .* move max_new_tokens, num_beams under"):
-        refuse_moved_options(["fit", "--config", str(old)])
+        with_recipes(["fit", "--config", str(old)])  # where every config file named on the command line is read
     refuse_moved_options(["fit", "--model.generation.num_beams=4", "--config", str(tmp_path / "missing.yaml")])  # the parser's to report
 
 

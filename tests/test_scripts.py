@@ -180,13 +180,15 @@ def test_compare_scores_lead_k_and_the_oracle_like_models_and_pairs_every_model_
 def test_paired_difference_says_significant_only_when_the_interval_excludes_zero():
     import numpy as np
 
+    from resumen.core.rouge import ROUGE_KEYS
+
     indices = np.arange(40)
     base = np.tile([[10.0, 5.0, 10.0, 10.0]], (40, 1))
     better = base + np.array([[3.0, 0.0, 3.0, 3.0]]) + np.linspace(-0.5, 0.5, 40)[:, None]  # rouge2: +/-0.5 noise
     rows = [
-        {"model": "a", "_scores": (indices, base)},
-        {"model": "b", "_scores": (indices, better)},
-        {"model": "c", "_scores": (indices[:-1], base[:-1])},
+        {"model": "a", "_scores": (indices, base, ROUGE_KEYS)},
+        {"model": "b", "_scores": (indices, better, ROUGE_KEYS)},
+        {"model": "c", "_scores": (indices[:-1], base[:-1], ROUGE_KEYS)},
     ]  # ROUGE columns only
     compare.add_paired_differences(rows)
     assert rows[1]["difference"]["rouge1"]["significant"] and "significantly higher" in rows[1]["difference"]["rouge1"]["in_words"]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from resumen.core.errors import ResumenError
 
@@ -40,7 +37,7 @@ def refuse_optimizer_options(argv: Any) -> None:
 
 def refuse_moved_options(argv: Any) -> None:
     """0.1's decoding options of the module moved into one group, ``model.generation`` (resumen/core/generation.py):
-    an old key on the command line, or in a config file it names, is one line naming the new key."""
+    an old key on the command line is one line naming the new key (in a config file: resumen.app.recipes.checked)."""
     from resumen.core.generation import SUMMARY_OPTIONS
 
     if not isinstance(argv, list):
@@ -49,20 +46,6 @@ def refuse_moved_options(argv: Any) -> None:
         key = str(arg).split("=", 1)[0]
         if key.startswith("--model.") and key[len("--model.") :] in SUMMARY_OPTIONS:
             raise ResumenError(f"{key} is now --model.generation.{key[len('--model.') :]} (the decoding options are one group since resumen 0.2.0).")
-    for i, arg in enumerate(argv):
-        value = argv[i + 1] if arg in ("--config", "-c") and i + 1 < len(argv) else (arg.split("=", 1)[1] if str(arg).startswith("--config=") else None)
-        if value is None or "\n" in value or not Path(value).is_file() or Path(value).stat().st_size > 1_000_000:
-            continue
-        try:
-            model = (yaml.safe_load(Path(value).read_text(encoding="utf-8")) or {}).get("model")
-        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
-            continue  # the CLI's own parser says what is wrong with it
-        moved = sorted(set(model) & set(SUMMARY_OPTIONS)) if isinstance(model, dict) else []
-        if moved:
-            raise ResumenError(
-                f"{value}: model.{moved[0]} is now model.generation.{moved[0]} (the decoding options are one group since resumen 0.2.0): "
-                f"move {', '.join(moved)} under model: generation:."
-            )
 
 
 def check_before_loading(config: Any, subcommand: str | None) -> None:

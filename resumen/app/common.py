@@ -196,6 +196,13 @@ def latest_export(root: Path = Path("runs")) -> Path | None:
     return max(exports, key=ended) if exports else None
 
 
+def accelerator_device(accelerator: str) -> str:
+    """The torch device a script's ``--accelerator`` (cpu, gpu, mps, auto) runs models on."""
+    from resumen.core.inference import resolve_device
+
+    return resolve_device({"gpu": "cuda"}.get(accelerator, accelerator))
+
+
 def load_summarizer(
     model: str,
     accelerator: str = "auto",
@@ -209,9 +216,9 @@ def load_summarizer(
 ):
     """The inference core for an export, a LoRA adapter directory, a hub id, or a training checkpoint (``.ckpt`` or a
     sharded directory: built through the training module, with the checkpoint's record and generation settings)."""
-    from resumen.core.inference import Summarizer, resolve_device, resolve_precision
+    from resumen.core.inference import Summarizer, resolve_precision
 
-    device = resolve_device({"gpu": "cuda"}.get(accelerator, accelerator))
+    device = accelerator_device(accelerator)
     path = Path(model).expanduser()
     if path.is_dir() and not (path / "config.json").exists() and (path / "export" / "config.json").is_file():
         from resumen.core.errors import ResumenError

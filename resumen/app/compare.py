@@ -36,7 +36,7 @@ from typing import Any
 
 from resumen.core.errors import ResumenError
 from resumen.core.prompts import SUMMARY_TEMPLATE, format_prompt
-from resumen.app.common import add_backend_options, base_parser, check_output, make_trainer, model_spec, predict_rows, read_inputs
+from resumen.app.common import accelerator_device, add_backend_options, base_parser, check_output, make_trainer, model_spec, predict_rows, read_inputs
 
 DEFAULT_MODELS = ["t5-base", "google/flan-t5-base", "google/flan-t5-large"]
 DEFAULT_PROMPTS = [
@@ -188,23 +188,14 @@ def scored_row(args, row: dict[str, Any], summaries: list[str], articles: list[s
     if "bertscore" in args.metrics:
         from resumen.core.bertscore import bertscore_rows
 
-        bert = bertscore_rows(summaries, references, args.bertscore_model, args.bertscore_layer, metric_device(args.accelerator), args.batch_size)
+        bert = bertscore_rows(summaries, references, args.bertscore_model, args.bertscore_layer, accelerator_device(args.accelerator), args.batch_size)
         scores, keys = np.column_stack([scores, bert]), (*KEYS, "bertscore")
     row.update(interval_cells(intervals(scores, keys=keys)))
     literature = rouge_intervals(LiteratureRougeScorer().score_rows(summaries, references))["rougeL"]
-    row["literature_rougeL"] = {"mean": round(literature.mean, 2), "low": round(literature.low, 2), "high": round(literature.high, 2)}
+    row["literature_rougeL"] = literature.as_dict()
     row["_scores"] = (np.arange(len(articles)), scores, keys)
     row["_summaries"] = list(summaries)
     return row
-
-
-def metric_device(accelerator: str) -> str:
-    """Where a model-based metric runs: the device the models ran on (cuda when asked for or available)."""
-    import torch
-
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return "cuda"
-    return "mps" if accelerator == "mps" else "cpu"
 
 
 def baseline_row(args, name: str, articles: list[str], references: list[str], reference: Any = None) -> dict:
@@ -325,12 +316,12 @@ def dataset_row(args, name: str, articles: list[str], references: list[str], ref
 
 def paired(baseline: dict, row: dict) -> dict[str, dict] | None:
     """``row``'s metrics minus ``baseline``'s on the same examples, each with its interval and in words."""
-    from resumen.core.rouge import ROUGE_KEYS, describe_difference
+    from resumen.core.rouge import describe_difference
     from resumen.core.summary_metrics import BY_KEY, paired_differences
 
     if list(baseline["_scores"][0]) != list(row["_scores"][0]):
         return None
-    keys = row["_scores"][2] if len(row["_scores"]) > 2 else ROUGE_KEYS  # (indices, scores[, the columns' keys])
+    keys = row["_scores"][2]  # (indices, scores, the columns' keys)
     return {
         key: {**interval.as_dict(), "significant": interval.excludes_zero(), "in_words": describe_difference(key, interval, BY_KEY[key].higher_is_better)}
         for key, interval in paired_differences(baseline["_scores"][1], row["_scores"][1], keys=keys).items()
@@ -438,11 +429,12 @@ def dataset_markdown(rows: list[dict]) -> str:
     """The dataset comparison: ROUGE with 95% intervals per model and baseline, the metrics beyond ROUGE (the
     references' own beside them), then each model's paired differences in words."""
     from resumen.core.rouge import LITERATURE_SCORER
-    from resumen.core.summary_metrics import HEADLINE, METRICS, MODEL_METRICS
+    from resumen.core.summary_metrics import HEADLINE, MODEL_METRICS, shown_metrics
 
     def interval(row: dict, key: str) -> str:
         return f"{row[key]:.2f} [{row[f'{key}_low']:.2f}, {row[f'{key}_high']:.2f}]" if key in row else ""
 
+    metrics = shown_metrics(rows)  # BERTScore too when it was asked for
     rouge_table, beyond_table = [], []
     for row in rows:
         if "error" in row:
@@ -450,13 +442,12 @@ def dataset_markdown(rows: list[dict]) -> str:
             continue
         if row["model"] != REFERENCES:
             cells = {"model": row["model"], "examples": row["examples"], "prompt": row.get("prompt_template", "").replace("\n", "\\n")}
-            cells.update({m.key: interval(row, m.key) for m in METRICS if m.group == "rouge"})
+            cells.update({m.key: interval(row, m.key) for m in metrics if m.group == "rouge"})
             if "literature_rougeL" in row:
                 lit = row["literature_rougeL"]
                 cells["rougeL, literature-comparable"] = f"{lit['mean']:.2f} [{lit['low']:.2f}, {lit['high']:.2f}]"
             rouge_table.append(cells)
-        computed = [m for m in MODEL_METRICS if any(m.key in r for r in rows)]  # BERTScore when asked for
-        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in (*METRICS, *computed) if m.group != "rouge"}})
+        beyond_table.append({"model": row["model"], **{m.label: interval(row, m.key) for m in metrics if m.group != "rouge"}})
     lines = [
         markdown_table(rouge_table),
         "",
@@ -472,17 +463,19 @@ def dataset_markdown(rows: list[dict]) -> str:
     from resumen.core.baselines import is_baseline
 
     shown = [*HEADLINE, *(m.key for m in MODEL_METRICS)]  # in words: the headline metrics; the JSON output has every one
+
+    def in_words(model: str, versus: str, difference: dict) -> list[str]:
+        return [f"\n{model} vs {versus} (paired bootstrap, same examples):", *(f"- {difference[key]['in_words']}" for key in shown if key in difference)]
+
     baselines = any(is_baseline(row["model"]) for row in rows)
     for row in rows:
         if "difference" in row and not (baselines and is_baseline(row["model"])):  # a baseline's is the model's, mirrored
-            lines.append(f"\n{row['model']} vs {row['difference_vs']} (paired bootstrap, same examples):")
-            lines += [f"- {row['difference'][key]['in_words']}" for key in shown if key in row["difference"]]
+            lines += in_words(row["model"], row["difference_vs"], row["difference"])
         elif "difference_error" in row:
             lines.append(f"\n{row['model']}: {row['difference_error']}")
         for name, difference in row.get("versus_baselines", {}).items():
             if name != row.get("difference_vs"):
-                lines.append(f"\n{row['model']} vs {name} (paired bootstrap, same examples):")
-                lines += [f"- {difference[key]['in_words']}" for key in shown if key in difference]
+                lines += in_words(row["model"], name, difference)
     return "\n".join(lines)
 
 

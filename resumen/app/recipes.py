@@ -49,14 +49,35 @@ OLD_CLASS_PATH = re.compile(r"class_path:\s*[\"']?((?:lightning_modules|datamodu
 
 
 def checked(value: str) -> str:
-    """``value``, resolved; a config file naming a 0.1 class path is one line naming the new one."""
+    """``value``, resolved; a config file written for 0.1 (a class path from before the ``resumen`` name, a decoding
+    option from before ``model.generation``) is one line naming the new key, the file read once for both."""
     resolved = resolve(value)
     path = Path(resolved).expanduser()
     if path.is_file() and path.stat().st_size < 1_000_000:
-        old = OLD_CLASS_PATH.search(path.read_text(encoding="utf-8", errors="replace"))
+        text = path.read_text(encoding="utf-8", errors="replace")
+        old = OLD_CLASS_PATH.search(text)
         if old:
             raise ResumenError(f"{value} names class_path {old.group(1)}: since resumen 0.2.0 it is resumen.{old.group(1)} (edit the file).")
+        moved = moved_decoding_options(text)
+        if moved:
+            raise ResumenError(
+                f"{value}: model.{moved[0]} is now model.generation.{moved[0]} (the decoding options are one group since resumen 0.2.0): "
+                f"move {', '.join(moved)} under model: generation:."
+            )
     return resolved
+
+
+def moved_decoding_options(text: str) -> list[str]:
+    """The decoding options a config's ``model:`` section sets directly, as 0.1 did (now under ``generation:``)."""
+    import yaml
+
+    from resumen.core.generation import SUMMARY_OPTIONS
+
+    try:
+        model = (yaml.safe_load(text) or {}).get("model")
+    except (yaml.YAMLError, AttributeError):
+        return []  # the CLI's own parser says what is wrong with it
+    return sorted(set(model) & set(SUMMARY_OPTIONS)) if isinstance(model, dict) else []
 
 
 def with_recipes(argv: list[str]) -> list[str]:

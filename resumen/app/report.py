@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from resumen.core.summary_metrics import METRICS, MODEL_METRICS, SummaryMetric, marked_spans, normalise
+from resumen.core.summary_metrics import marked_spans, normalise, shown_metrics
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #1d1d1f; }
@@ -39,11 +39,6 @@ def cell(values: dict[str, Any], key: str) -> str:
     if key not in values:
         return ""
     return f"{values[key]:.2f} <span class='interval'>[{values[f'{key}_low']:.2f}, {values[f'{key}_high']:.2f}]</span>"
-
-
-def shown_metrics(rows: Sequence[dict[str, Any]]) -> list[SummaryMetric]:
-    """The collection's metrics, and the model-based ones (BERTScore) that were computed."""
-    return [*METRICS, *(m for m in MODEL_METRICS if any(m.key in row for row in rows))]
 
 
 def metrics_table(rows: Sequence[dict[str, Any]]) -> str:

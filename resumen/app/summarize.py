@@ -38,17 +38,12 @@ def parse_args(argv: list[str] | None):
     return parser.parse_args(argv)
 
 
-def overrides(args) -> dict:
-    """The decoding options given, checked before any model loads (their bounds: resumen/core/generation.py)."""
-    return summary_overrides(args)
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     from resumen.core.errors import ResumenError
     from resumen.core.prompts import validate_template
 
-    settings = overrides(args)
+    settings = summary_overrides(args)  # checked before any model loads (bounds: resumen/core/generation.py)
     if args.prompt_template is not None:
         validate_template(args.prompt_template, "--prompt-template")
     articles = read_inputs(args)

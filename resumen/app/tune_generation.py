@@ -128,7 +128,10 @@ class GenerationSearch:
     """Scores settings on fixed articles, each distinct decoding once."""
 
     def __init__(self, summarizer: Any, articles: list[str], references: list[str], objective: str = "rougeL") -> None:
+        from resumen.core.summary_metrics import BY_KEY
+
         self.objective = objective
+        self.sign = 1.0 if BY_KEY[objective].higher_is_better else -1.0  # "goal": the objective, higher is better
         self.summarizer, self.articles, self.references = summarizer, articles, references
         self.cache: dict[tuple, dict[str, Any]] = {}
         self.generated = 0  # decodings actually run (the rest came from the cache)
@@ -151,8 +154,7 @@ class GenerationSearch:
                 "scores": scores,
                 "means": means,
                 "seconds": round(time.perf_counter() - start, 2),
-                "rougeL": means["rougeL"],
-                "objective": means[self.objective],
+                "goal": self.sign * means[self.objective],
                 "gen_len": float(np.mean([s.output_tokens for s in summaries])),
             }
         return self.cache[key]
@@ -163,10 +165,7 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
 
     current = summarizer.generation
     lengths = sorted({max(8, current.max_new_tokens // 2), max(8, current.max_new_tokens * 3 // 4), current.max_new_tokens, current.max_new_tokens * 3 // 2})
-    from resumen.core.summary_metrics import BY_KEY
-
     searcher = GenerationSearch(summarizer, articles, references, args.objective)
-    maximise = BY_KEY[args.objective].higher_is_better
 
     def objective(trial: optuna.Trial) -> float:
         settings = current.with_overrides(
@@ -179,11 +178,11 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
         trial.set_user_attr("gen_len", result["gen_len"])
         for (key, operator, limit), excess in zip(args.constraints, violations(result["means"], args.constraints)):
             trial.set_constraint(f"{key}{operator}{limit:g}", excess)  # <= 0: met; the sampler steers towards it
-        return result["objective"]
+        return result["goal"]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=args.seed)
-    study = optuna.create_study(direction="maximize" if maximise else "minimize", sampler=sampler)
+    study = optuna.create_study(direction="maximize", sampler=sampler)  # the goal: a lower-is-better objective negated
     study.enqueue_trial(
         {
             "num_beams": current.num_beams,
@@ -196,13 +195,13 @@ def search(args: argparse.Namespace, summarizer: Any, articles: list[str], refer
     baseline = searcher.score(current)
     feasible = [r for r in searcher.cache.values() if max(violations(r["means"], args.constraints), default=0) <= 0]
     # ties: the first found (the current one); no setting within the limits: the current settings stay
-    best = max(feasible, key=lambda r: r["objective"] if maximise else -r["objective"]) if feasible else baseline
-    return {"baseline": baseline, "best": best, "searcher": searcher, "feasible": bool(feasible), "maximise": maximise}
+    best = max(feasible, key=lambda r: r["goal"]) if feasible else baseline
+    return {"baseline": baseline, "best": best, "searcher": searcher, "feasible": bool(feasible)}
 
 
 def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> dict[str, Any]:
     from resumen.core.rouge import describe_difference
-    from resumen.core.summary_metrics import paired_differences
+    from resumen.core.summary_metrics import BY_KEY, paired_differences
 
     baseline, best, searcher, objective = found["baseline"], found["best"], found["searcher"], args.objective
     difference = paired_differences(baseline["scores"], best["scores"])[objective]
@@ -212,12 +211,10 @@ def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> di
     def values(r: dict[str, Any]) -> dict[str, float]:
         return {key: round(r["means"][key], 2) for key in shown}
 
-    sign = -1 if found["maximise"] else 1
     trials = [
         {**r["settings"], **values(r), "gen_len": round(r["gen_len"], 1), "seconds": r["seconds"]}
-        for r in sorted(searcher.cache.values(), key=lambda r: sign * r["objective"])
+        for r in sorted(searcher.cache.values(), key=lambda r: -r["goal"])
     ]
-    better = best["objective"] > baseline["objective"] if found["maximise"] else best["objective"] < baseline["objective"]
     return {
         "model": args.model,
         "articles": articles,
@@ -231,9 +228,9 @@ def report(args: argparse.Namespace, found: dict[str, Any], articles: int) -> di
         "difference": {
             **difference.as_dict(),
             "significant": difference.excludes_zero(),
-            "in_words": describe_difference(objective, difference, found["maximise"]),
+            "in_words": describe_difference(objective, difference, BY_KEY[objective].higher_is_better),
         },
-        "better": better,
+        "better": best["goal"] > baseline["goal"],
         "distinct_settings": trials,
     }
 

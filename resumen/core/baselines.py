@@ -36,10 +36,15 @@ def lead(article: str, k: int) -> str:
     return " ".join(split_sentences(article)[:k])
 
 
+def oracle_scorer() -> rouge_scorer.RougeScorer:
+    """What the oracle maximises: ROUGE-1 and ROUGE-2 on the Spanish scorer's words."""
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2"], tokenizer=UnicodeWordTokenizer())
+
+
 def oracle(article: str, reference: str, scorer: rouge_scorer.RougeScorer | None = None) -> str:
     """Greedy extractive oracle: add the sentence that raises ROUGE-1 + ROUGE-2 F most, while it rises; the chosen
     sentences in article order."""
-    scorer = scorer or rouge_scorer.RougeScorer(["rouge1", "rouge2"], tokenizer=UnicodeWordTokenizer())
+    scorer = scorer or oracle_scorer()
     sentences = split_sentences(cap_words(normalise(article)))[:ORACLE_SENTENCES]
     reference = cap_words(normalise(reference))
     chosen: list[int] = []
@@ -67,7 +72,7 @@ def baseline_summaries(name: str, articles: Sequence[str], references: Sequence[
     if name == ORACLE:
         if any(reference is None for reference in references):
             raise ValueError("the oracle needs a reference summary for every article")
-        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], tokenizer=UnicodeWordTokenizer())
+        scorer = oracle_scorer()  # one for every article
         return [oracle(article, reference or "", scorer) for article, reference in zip(articles, references)]
     match = _LEAD.match(name)
     if match is None:

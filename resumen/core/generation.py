@@ -98,25 +98,24 @@ class GenerationSettings:
 
 # The options that decide a summariser's output: flags of summarize.py, fields of a server request, and
 # --model.generation.<name> of the fine-tuning module, all from the metadata above.
-SUMMARY_OPTIONS = tuple(spec.name for spec in fields(GenerationSettings) if spec.metadata["summary"])
 SUMMARY_FIELDS = {spec.name: spec for spec in fields(GenerationSettings) if spec.metadata["summary"]}
+SUMMARY_OPTIONS = tuple(SUMMARY_FIELDS)
 
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def value_type(spec: Any) -> type:
+    """A summary option's value type (``int`` or ``float``; annotations are strings under postponed evaluation)."""
+    return int if spec.type in ("int", int) else float
 
 
-def add_summary_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] = SUMMARY_OPTIONS, default_note: str = "the model's own") -> None:
-    """``--max-new-tokens``, ``--num-beams``, ... (those of ``names``) with their help from the metadata."""
-    for name in names:
-        spec = SUMMARY_FIELDS[name]
-        kind = int if spec.type in ("int", int) else float
-        parser.add_argument(flag(name), type=kind, default=None, help=f"{spec.metadata['help']} (default: {default_note})")
+def add_summary_flags(parser: argparse.ArgumentParser) -> None:
+    """``--max-new-tokens``, ``--num-beams``, ... with their help from the metadata (default: the model's own)."""
+    for name, spec in SUMMARY_FIELDS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=value_type(spec), default=None, help=f"{spec.metadata['help']} (default: the model's own)")
 
 
-def summary_overrides(args: argparse.Namespace, names: tuple[str, ...] = SUMMARY_OPTIONS) -> dict[str, Any]:
+def summary_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The summary options given on a command line (``None``: not given), checked by building the settings."""
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in SUMMARY_OPTIONS if getattr(args, name, None) is not None}
     GenerationSettings().with_overrides(**given)  # a bad value is one line before any model loads
     return given
 

@@ -21,7 +21,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+", re.UNICODE)  # a word: Unicode letters and digits (``_`` separates, as in rouge_score)
 # Invisible characters that split a word in two: zero-width space/non-joiner/joiner, word joiner, BOM, soft hyphen.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 # A candidate sentence end: . ! ? or … (closing quotes or brackets may follow), then space, then what can open a
@@ -44,7 +44,7 @@ MAX_WORDS = 1000
 
 def cap_words(text: str, limit: int = MAX_WORDS) -> str:
     """``text`` up to the end of its ``limit``-th word (the whole text when it is shorter)."""
-    for count, match in enumerate(_WORD.finditer(text), start=1):
+    for count, match in enumerate(WORD.finditer(text), start=1):
         if count == limit:
             return text[: match.end()]
     return text
@@ -59,7 +59,12 @@ class UnicodeWordTokenizer:
     """The tokenizer interface ``rouge_score`` expects: normalised, lower-cased Unicode words, no stemming."""
 
     def tokenize(self, text: str) -> list[str]:
-        return _WORD.findall(normalise(text).lower())
+        return words(text)
+
+
+def words(text: str) -> list[str]:
+    """The scorer's words: normalised, lower case, Unicode letters and digits (the metrics beyond ROUGE count these)."""
+    return WORD.findall(normalise(text).lower())
 
 
 def split_sentences(text: str) -> list[str]:

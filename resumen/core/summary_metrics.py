@@ -22,9 +22,20 @@ from functools import cached_property, partial
 
 import numpy as np
 
-from resumen.core.rouge import ROUGE_KEYS, SEED, SPANISH_ABBREVIATIONS, Interval, SpanishRougeScorer, bootstrap_intervals, cap_words, normalise, split_sentences
+from resumen.core.rouge import (
+    ROUGE_KEYS,
+    SEED,
+    SPANISH_ABBREVIATIONS,
+    WORD,
+    Interval,
+    SpanishRougeScorer,
+    bootstrap_intervals,
+    cap_words,
+    normalise,
+    split_sentences,
+    words,
+)
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # a number as written in Spanish or English news: 1.500, 1,5, 3,50, 1.500.000, 1,500, 2019, 7
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
 _THOUSANDS = re.compile(r"^\d{1,3}([.,])\d{3}(?:\1\d{3})*$")
@@ -39,7 +50,7 @@ class Example:
     summary: str
     reference: str | None = None
     article: str | None = None
-    rouge_scorer: SpanishRougeScorer = field(default_factory=SpanishRougeScorer, repr=False)
+    rouge_scorer: SpanishRougeScorer | None = field(default=None, repr=False)  # shared by score_rows; built if needed
 
     @cached_property
     def summary_words(self) -> list[str]:
@@ -50,8 +61,13 @@ class Example:
         return words(cap_words(self.article or "", ARTICLE_WORDS))
 
     @cached_property
+    def fragment_lengths(self) -> list[int]:
+        """The extractive fragments' lengths, found once for coverage and density."""
+        return fragments(self.summary_words, self.article_words)
+
+    @cached_property
     def rouge(self) -> dict[str, float]:
-        return self.rouge_scorer.score(self.summary, self.reference or "")
+        return (self.rouge_scorer or SpanishRougeScorer()).score(self.summary, self.reference or "")
 
 
 # Articles are read up to their first ARTICLE_WORDS words (MLSUM-es articles average about 800): the fragment search
@@ -71,11 +87,6 @@ class SummaryMetric:
     compute: Callable[[Example], float]
     definition: str
     headline: bool = False  # shown where space is short: the runs listing, the HParams tab, the console
-
-
-def words(text: str) -> list[str]:
-    """The ROUGE scorer's words: normalised, lower case, Unicode letters and digits."""
-    return _WORD.findall(normalise(text).lower())
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -121,14 +132,14 @@ def fragments(summary: Sequence[str], article: Sequence[str]) -> list[int]:
 def coverage(example: Example) -> float:
     """% of summary words inside an extractive fragment (Grusky et al. 2018)."""
     n = len(example.summary_words)
-    return 100.0 * sum(fragments(example.summary_words, example.article_words)) / n if n else 0.0
+    return 100.0 * sum(example.fragment_lengths) / n if n else 0.0
 
 
 def density(example: Example) -> float:
     """Mean squared fragment length per summary word: 1 for word-by-word copying, the summary's length for a single
     copied span (Grusky et al. 2018)."""
     n = len(example.summary_words)
-    return sum(f * f for f in fragments(example.summary_words, example.article_words)) / n if n else 0.0
+    return sum(f * f for f in example.fragment_lengths) / n if n else 0.0
 
 
 def compression(example: Example) -> float:
@@ -175,7 +186,7 @@ def names(text: str) -> set[str]:
     titles and abbreviations ("Sr.", "Dra.", "EE. UU.") are not names."""
     found = set()
     for sentence in split_sentences(text):
-        for word in _WORD.findall(sentence)[1:]:
+        for word in WORD.findall(sentence)[1:]:
             if _CAPITALISED.match(word) and word.lower() not in SPANISH_ABBREVIATIONS:
                 found.add(word.lower())
     return found
@@ -191,7 +202,7 @@ def marked_spans(summary: str, article: str) -> list[tuple[int, int, str]]:
     fragment), ``unsupported`` (a number or name the article never mentions)."""
     text = normalise(summary)
     example = Example(summary, None, article)
-    matches = list(_WORD.finditer(text))
+    matches = list(WORD.finditer(text))
     spans = []
     aligned = len(matches) == len(example.summary_words)  # lower-casing kept every word whole (it nearly always does)
     for first, length in fragment_spans(example.summary_words, example.article_words) if aligned else []:
@@ -268,8 +279,9 @@ MODEL_METRICS: tuple[SummaryMetric, ...] = (
         "BERTScore F1 against the reference, 0-100 (Zhang et al. 2020; encoder and layer as chosen)",
     ),
 )
+ALL_METRICS = (*METRICS, *MODEL_METRICS)  # what a result may hold, in the order results list them
 KEYS = tuple(metric.key for metric in METRICS)
-BY_KEY = {metric.key: metric for metric in (*METRICS, *MODEL_METRICS)}
+BY_KEY = {metric.key: metric for metric in ALL_METRICS}
 GROUPS = tuple(dict.fromkeys(metric.group for metric in METRICS))
 HEADLINE = tuple(metric.key for metric in METRICS if metric.headline)
 
@@ -316,10 +328,15 @@ def paired_differences(baseline: np.ndarray, other: np.ndarray, seed: int = SEED
     return intervals(np.asarray(other, dtype=np.float64) - np.asarray(baseline, dtype=np.float64), seed=seed, keys=keys)
 
 
+def shown_metrics(rows: Sequence[dict[str, object]]) -> list[SummaryMetric]:
+    """The collection's metrics, and the model-based ones (BERTScore) some row of ``rows`` holds."""
+    return [*METRICS, *(m for m in MODEL_METRICS if any(m.key in row for row in rows))]
+
+
 def grouped(values: dict[str, object]) -> dict[str, dict[str, object]]:
     """``{key: value}`` as ``{group: {key: value}}``, in ``METRICS`` order (test_results.json's layout)."""
     result: dict[str, dict[str, object]] = {}
-    for metric in (*METRICS, *MODEL_METRICS):
+    for metric in ALL_METRICS:
         if metric.key in values:
             result.setdefault(metric.group, {})[metric.key] = values[metric.key]
     return result

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from resumen.core.encoding import lone_surrogate
-from resumen.core.generation import SUMMARY_FIELDS, SUMMARY_OPTIONS, request_bounds
+from resumen.core.generation import SUMMARY_FIELDS, SUMMARY_OPTIONS, request_bounds, value_type
 
 
 class Limits:
@@ -117,7 +117,7 @@ class SummarizeBody(BaseModel):
 SummarizeRequest = create_model(
     "SummarizeRequest",
     __base__=SummarizeBody,
-    **{name: ((int | None) if spec.type in ("int", int) else (float | None), None) for name, spec in SUMMARY_FIELDS.items()},  # type: ignore[call-overload]
+    **{name: (value_type(spec) | None, None) for name, spec in SUMMARY_FIELDS.items()},  # type: ignore[call-overload]
 )
 
 
