@@ -1,4 +1,4 @@
-"""Every use of a Lightning (or torch) internal, in one place, each with a test (tests/test_compat.py).
+"""Every use of a Lightning (or torch, or LitServe) internal, in one place, each with a test (tests/test_compat.py).
 
 Lightning has no public API for these; when an upgrade moves one, its test fails first, naming it. The version
 tested is pinned in pyproject.toml (``lightning>=2.6,<2.7``). The functions below are the internals resumen reads or
@@ -88,3 +88,10 @@ def logger_version(logger: Any) -> int | str | None:
 def set_logger_version(logger: Any, version: int | str) -> None:
     """Point a logger (TensorBoard, CSV) at ``version_N`` before it creates its directory."""
     logger._version = version
+
+
+def put_routes_first(app: Any, routes: list[Any]) -> None:
+    """Make ``routes`` answer before LitServe's own (its ``GET /`` says "litserve running"): FastAPI appends routes
+    and the router matches the first, and LitServer adds its routes in its constructor, with no hook before them."""
+    for index, route in enumerate(routes):
+        app.router.routes.insert(index, route)

@@ -103,3 +103,28 @@ def test_a_loggers_version_is_set_before_it_makes_its_directory(tmp_path):
         assert compat.logger_version(logger) is None
         compat.set_logger_version(logger, 7)
         assert logger.version == 7 and logger.log_dir.endswith("version_7")
+
+
+def test_routes_put_first_answer_before_litserve_own():
+    """The page and /models are ours: LitServer's constructor adds its own GET / ("litserve running") first."""
+    import litserve as ls
+    from fastapi.responses import PlainTextResponse
+    from fastapi.routing import APIRoute
+    from fastapi.testclient import TestClient
+
+    class Echo(ls.LitAPI):
+        def setup(self, device):
+            pass
+
+        def predict(self, x):
+            return x
+
+    server = ls.LitServer(Echo(), accelerator="cpu")
+    client = TestClient(server.app)
+    assert "litserve" in client.get("/").text.lower()
+
+    async def page():
+        return PlainTextResponse("our page")
+
+    compat.put_routes_first(server.app, [APIRoute("/", page, methods=["GET"])])
+    assert client.get("/").text == "our page"

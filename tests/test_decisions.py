@@ -3,6 +3,7 @@ may change on resume, when a run is finished, the trained-with record, how artic
 a resumed run continues, and the CLI's up-front checks. (The end-to-end tests check the same promises as a user meets
 them; these say which rule broke.)"""
 
+import inspect
 from types import SimpleNamespace
 
 import pytest
@@ -294,20 +295,48 @@ def test_the_gate_refuses_other_host_names_on_loopback_unless_allowed():
     assert status(strict, b"127.0.0.1", "HEAD") == (200, b"")  # HEAD as GET, without the body
 
 
+# ----------------------------------------------------------------------------------------- server limits
+def test_two_servers_in_one_process_keep_their_own_limits_and_a_body_crosses_to_a_worker_as_its_job():
+    """Limits are each server's own (constructor arguments, no class globals): a body one server refuses, another
+    accepts; the validated body pickles as a plain job dict, so a worker needs neither the class nor the limits."""
+    import pickle
+
+    from pydantic import ValidationError
+
+    from resumen.app.serving.apis import SummarizeAPI
+    from resumen.app.serving.requests import Limits, summarize_request
+
+    strict, roomy = Limits(models=("a",), max_chars=10, max_beams=2), Limits(models=("b", "c"), max_chars=100, max_beams=8)
+    body = {"text": "El Betis ganó al Celta.", "num_beams": 4}
+    with pytest.raises(ValidationError, match="at most 10"):
+        summarize_request(strict)(**body)
+    accepted = summarize_request(roomy)(**body)
+    assert pickle.loads(pickle.dumps(accepted)) == {"texts": [body["text"]], "single": True, "model": "b", "overrides": {"num_beams": 4}}
+    with pytest.raises(ValidationError, match="between 1 and 2"):
+        summarize_request(strict)(text="hola", num_beams=4)
+    with pytest.raises(ValidationError, match="unknown model 'a'"):
+        summarize_request(roomy)(text="hola", model="a")
+    api = SummarizeAPI({"b": "path-b", "c": "path-c"}, {}, roomy, max_batch_size=2)
+    assert inspect.signature(api.decode_request).parameters["request"].annotation is summarize_request(roomy)
+    worker_copy = pickle.loads(pickle.dumps(api))
+    assert worker_copy.limits == roomy and worker_copy.decode_request({"texts": ["x"]}) == {"texts": ["x"]}
+
+
 # ----------------------------------------------------------------------------------------- decoding options
 def test_each_summary_option_is_a_flag_a_request_field_and_a_module_option_from_one_definition(capsys):
     """resumen/core/generation.py's fields marked ``summary`` are summarize.py's flags, the server request's fields
     and --model.generation.<name>: a new one is one field there."""
     from resumen.app import summarize
-    from resumen.app.serving.requests import SummarizeRequest
+    from resumen.app.serving.requests import Limits, summarize_request
     from resumen.app.train import cli_main
     from resumen.core.generation import SUMMARY_OPTIONS, summary_overrides
 
     assert SUMMARY_OPTIONS == ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")
     parsed = summarize.parse_args(["--model", "m", "--num-beams", "3", "--length-penalty", "1.5", "x"])
     assert summary_overrides(parsed) == {"num_beams": 3, "length_penalty": 1.5}
-    assert set(SUMMARY_OPTIONS) <= set(SummarizeRequest.model_fields)
-    assert SummarizeRequest(text="hola", no_repeat_ngram_size=3).overrides() == {"no_repeat_ngram_size": 3}
+    request = summarize_request(Limits(models=("m",)))
+    assert set(SUMMARY_OPTIONS) <= set(request.model_fields)
+    assert request(text="hola", no_repeat_ngram_size=3).overrides() == {"no_repeat_ngram_size": 3}
     with pytest.raises(SystemExit):
         cli_main(["fit", "--help"])
     shown = capsys.readouterr().out

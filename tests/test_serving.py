@@ -353,9 +353,7 @@ def test_a_request_that_runs_too_long_is_a_504_and_its_batch_neighbours_get_thei
     from resumen.app.serving.apis import SummarizeAPI
     from resumen.app.serving.requests import Limits
 
-    Limits.models = ("tuned",)
-    api = SummarizeAPI(max_batch_size=4, api_path="/summarize")
-    api.configure({"tuned": str(export)}, {"timeout": 2.0, "precision": "32-true"})
+    api = SummarizeAPI({"tuned": str(export)}, {"timeout": 2.0, "precision": "32-true"}, Limits(models=("tuned",)), max_batch_size=4)
     api.setup("cpu")
     summarizer = api.summarizers["tuned"]
     real = summarizer.summarize

@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.timeout <= args.batch_timeout:
         raise ResumenError(f"--timeout ({args.timeout}) must be longer than --batch-timeout ({args.batch_timeout}).")
     models = named_models(args.model)
-    Limits.models, Limits.max_chars, Limits.max_texts = tuple(models), args.max_chars, args.max_texts
-    Limits.max_new_tokens, Limits.max_beams = args.max_new_tokens_limit, args.max_beams
+    limits = Limits(tuple(models), args.max_chars, args.max_texts, args.max_new_tokens_limit, args.max_beams)
     options = {
         "max_batch_size": args.max_batch_size,
         "batch_timeout": args.batch_timeout,
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     check_port_free(LITSERVE_HOSTS[args.host], args.port)
     check_models_serve(models, options)
     allowed = frozenset(name.lower() for name in args.allowed_host)
-    server = build_server(models, options, api_key, openai_route=not args.no_openai, loopback_only=loopback, allowed_hosts=allowed)
+    server = build_server(models, options, limits, api_key, openai_route=not args.no_openai, loopback_only=loopback, allowed_hosts=allowed)
     print(f"Serving {', '.join(models)} on http://{args.host}:{args.port} (the page is at /)", file=sys.stderr)
     stop_on_sigterm()
     from resumen.app.serving.apis import die_with_parent

@@ -20,7 +20,7 @@ from fastapi import BackgroundTasks
 from fastapi.responses import JSONResponse
 from litserve.specs.openai import ChatCompletionRequest
 
-from resumen.app.serving.requests import Limits, SummarizeRequest, chat_job
+from resumen.app.serving.requests import Limits, chat_job, summarize_request
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -44,21 +44,26 @@ class ChatSpec(ls.OpenAISpec):
     """OpenAI's chat route, with each request checked before LitServe queues it: a bad request (``n`` other than 1,
     an unknown model, an empty message, ``max_tokens: 0``) is a 4xx, never a 200 stream whose only event is an error."""
 
+    def __init__(self, limits: Limits) -> None:
+        """``limits``: the server's bounds, checked in the HTTP process."""
+        super().__init__()
+        self.limits = limits
+
     async def chat_completion(self, request: ChatCompletionRequest, background_tasks: BackgroundTasks):
-        chat_job(request)
+        chat_job(request, self.limits)
         return await super().chat_completion(request, background_tasks)
 
 
 class ModelsMixin:
     """Loading the served models in a worker (each worker holds its own copy)."""
 
-    def configure(self, models: dict[str, str], options: dict[str, Any]) -> None:
+    def configure(self, models: dict[str, str], options: dict[str, Any], limits: Limits) -> None:
         import os
 
         self.server_pid = os.getpid()
         self.model_paths = dict(models)
         self.options = dict(options)
-        self.limits = Limits.as_dict() | {"models": tuple(models)}
+        self.limits = limits
 
     def setup(self, device: str) -> None:
         import os
@@ -67,8 +72,6 @@ class ModelsMixin:
 
         if os.getpid() != self.server_pid:  # a worker process (not a test calling setup in its own process)
             die_with_parent(self.server_pid)
-        for key, value in self.limits.items():  # the worker validates nothing, but keeps the bounds it serves
-            setattr(Limits, key, value)
         self.summarizers = {}
         for name, spec in self.model_paths.items():
             path, backend, compute_type = model_spec(spec, self.options.get("backend", "torch"), self.options.get("compute_type"))
@@ -86,8 +89,22 @@ class ModelsMixin:
 
 
 class SummarizeAPI(ModelsMixin, ls.LitAPI):
-    def decode_request(self, request: SummarizeRequest) -> dict[str, Any]:
-        return request.job()
+    def __init__(self, models: dict[str, str], options: dict[str, Any], limits: Limits, max_batch_size: int = 1, batch_timeout: float = 0.0) -> None:
+        """``models``: name -> path (or ``path@ctranslate2[:type]``); ``options``: how to load them (serve.py's);
+        ``limits``: the bounds requests are checked against; ``max_batch_size``/``batch_timeout``: LitServe's batching."""
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/summarize")
+        self.configure(models, options, limits)
+
+    @property
+    def decode_request(self):  # type: ignore[override]
+        """LitServe makes this function's annotation the route's body type: the request class of this server's limits
+        (a property, so the API pickles for its workers without that class; the worker receives the job dict)."""
+        request_type = summarize_request(self.limits)
+
+        def decode_request(request: request_type) -> dict[str, Any]:  # type: ignore[valid-type]
+            return request if isinstance(request, dict) else request.job()
+
+        return decode_request
 
     def batch(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(inputs)
@@ -130,8 +147,13 @@ class SummarizeAPI(ModelsMixin, ls.LitAPI):
 
 
 class ChatAPI(ModelsMixin, ls.LitAPI):
+    def __init__(self, models: dict[str, str], options: dict[str, Any], limits: Limits) -> None:
+        """``models``, ``options``, ``limits``: as ``SummarizeAPI``'s; OpenAI's chat spec, checked with ``limits``."""
+        super().__init__(spec=ChatSpec(limits))
+        self.configure(models, options, limits)
+
     def decode_request(self, request: Any) -> dict[str, Any]:
-        return chat_job(request)
+        return chat_job(request, self.limits)
 
     def predict(self, job: dict[str, Any]):
         summarizer = self.summarizers[job["model"]]

@@ -15,6 +15,8 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from resumen.app.serving.requests import Limits
+
 PAGE = Path(__file__).with_name("page.html")
 OPEN_PATHS = ("/health", "/", "/favicon.ico")  # the page loads without the key, then asks for it
 HEAD_PATHS = ("/health", "/", "/models", "/v1/models")  # answered like GET without the body (load balancers, curl -I)
@@ -163,6 +165,7 @@ def describe_model(name: str, spec: str, backend: str = "torch", compute_type: s
 def build_server(
     models: dict[str, str],
     options: dict[str, Any],
+    limits: Limits,
     api_key: str | None,
     openai_route: bool = True,
     loopback_only: bool = False,
@@ -174,27 +177,22 @@ def build_server(
     import litserve as ls
     from fastapi.routing import APIRoute
 
-    from resumen.app.serving.apis import ChatAPI, ChatSpec, SummarizeAPI
-    from resumen.app.serving.requests import Limits
+    from resumen.app.serving.apis import ChatAPI, SummarizeAPI
+    from resumen.lightning_modules.compat import put_routes_first
 
     descriptions = [
         describe_model(name, spec, options.get("backend", "torch"), options.get("compute_type")) for name, spec in models.items()
     ]  # also checks every path early
-    summarize = SummarizeAPI(max_batch_size=options["max_batch_size"], batch_timeout=options["batch_timeout"], api_path="/summarize")
-    summarize.configure(models, options)
-    apis: list[Any] = [summarize]
+    apis: list[Any] = [SummarizeAPI(models, options, limits, max_batch_size=options["max_batch_size"], batch_timeout=options["batch_timeout"])]
     if openai_route:
-        chat = ChatAPI(spec=ChatSpec())
-        chat.configure(models, options)
-        apis.append(chat)
-    per_request = Limits.max_chars * 4 + 2_000  # UTF-8 and JSON escapes, bounded before the body is parsed
+        apis.append(ChatAPI(models, options, limits))
     server = ls.LitServer(
         apis,
         accelerator=options["accelerator"],
         devices=options["devices"],
         workers_per_device=options["workers_per_device"],
         timeout=options["timeout"],
-        max_payload_size=per_request * Limits.max_texts,
+        max_payload_size=limits.payload_bytes(),
         middlewares=[(Gate, {"key": api_key, "loopback_only": loopback_only, "allowed_hosts": allowed_hosts})],
     )
     install_error_handlers(server.app)
@@ -203,14 +201,13 @@ def build_server(
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     async def list_models() -> JSONResponse:
-        return JSONResponse({"models": descriptions, "limits": Limits.as_dict(), "openai_route": openai_route})
+        return JSONResponse({"models": descriptions, "limits": limits.as_dict(), "openai_route": openai_route})
 
     async def list_openai_models() -> JSONResponse:  # what OpenAI clients call (client.models.list())
         return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "resumen"} for name in models]})
 
-    # The page replaces LitServe's "litserve running" at "/": the router matches the first route added.
-    server.app.router.routes.insert(0, APIRoute("/", page, methods=["GET"], include_in_schema=False))
-    server.app.router.routes.insert(1, APIRoute("/models", list_models, methods=["GET"]))
+    routes = [APIRoute("/", page, methods=["GET"], include_in_schema=False), APIRoute("/models", list_models, methods=["GET"])]
     if openai_route:
-        server.app.router.routes.insert(2, APIRoute("/v1/models", list_openai_models, methods=["GET"]))
+        routes.append(APIRoute("/v1/models", list_openai_models, methods=["GET"]))
+    put_routes_first(server.app, routes)  # the page replaces LitServe's "litserve running" at "/"
     return server
