@@ -49,6 +49,7 @@ class LastCheckpoint(Checkpoint):
         self.path: Path | None = None
         self.config_path: Path | None = None
         self.preempted = False
+        self.stopper: GracefulStop | None = None  # its partner (lightning_modules/fit_callbacks.py): who stopped the fit
         self._last_saved_step = -1
 
     # --------------------------------------------------------------------------------------------- setup
@@ -83,8 +84,7 @@ class LastCheckpoint(Checkpoint):
             return
         self.save(trainer)
         self.preempted = True
-        stop = next((c for c in trainer.callbacks if isinstance(c, GracefulStop)), None)  # its partner: who stopped it
-        reason = stop.reason if stop is not None else "SIGTERM"
+        reason = self.stopper.reason if self.stopper is not None else "SIGTERM"
         verb = "Stopped" if reason.startswith("Ctrl-C") else "Preempted"
         rank_zero_info(
             f"{verb} by {reason} at step {trainer.global_step}: saved {self.path}.\n"

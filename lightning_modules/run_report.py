@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 from typing import Any
 
 import lightning as L
@@ -22,6 +21,7 @@ from resumen.core.runs import RunLayout
 from resumen.lightning_modules.best_checkpoint import checkpoint_rank
 from resumen.lightning_modules.early_stopping import OptionalEarlyStopping
 from resumen.lightning_modules.run_files import run_dir
+from resumen.lightning_modules.training_monitors import Throughput
 
 # Validation metrics shown in TensorBoard's HParams tab, taken from the best epoch (the checkpoint monitor's): the
 # loss, the headline metrics of resumen.core.summary_metrics, and the generated length in tokens.
@@ -43,6 +43,7 @@ class RunReport(Callback):
         """
         super().__init__()
         self.write_json = write_json
+        self.throughput: Throughput | None = None  # its partner (lightning_modules/fit_callbacks.py): the times and rates it reports
         self.report: dict[str, Any] = {}
         self.text = ""  # the report as printed; the CLI prints it once the progress bar is gone (defer_printing)
         self.test_text = ""
@@ -51,31 +52,25 @@ class RunReport(Callback):
         self._loss_sum: Any = None
         self._losses = 0
         self._hparams_writer: Any = None  # the HParams sub-run's writer, open for the length of a fit
-        self._fit_started = 0.0
-        self._validation_started = 0.0
-        self._validation_seconds = 0.0
-        self._samples = 0
-        self._tokens = 0
 
     # ------------------------------------------------------------------------------------------- counting
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.throughput is None:
+            from resumen.core.errors import ResumenError
+
+            raise ResumenError(
+                "RunReport reports the Throughput monitor's times and rates: add Throughput() to the trainer's callbacks "
+                "and call resumen.lightning_modules.fit_callbacks.connect(callbacks) (resumen-train does both)."
+            )
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_started = time.perf_counter()
-        self._validation_seconds, self._samples, self._tokens = 0.0, 0, 0
         device = trainer.strategy.root_device  # the module's own device may already be back on the CPU at the end
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         if trainer.is_global_zero:
             self._log_hparams(trainer, pl_module)
 
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._validation_started = time.perf_counter()
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._validation_seconds += time.perf_counter() - self._validation_started  # sanity check included
-
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._samples += int(batch["input_ids"].shape[0])
-        self._tokens += batch["attention_mask"].sum()  # stays a tensor: int() here would sync the GPU every step
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:  # summed on the device, read once per epoch
             self._loss_sum = loss.detach() if self._loss_sum is None else self._loss_sum + loss.detach()
@@ -97,19 +92,13 @@ class RunReport(Callback):
         directory = run_dir(trainer)
         if not trainer.is_global_zero:
             return
-        total = time.perf_counter() - self._fit_started
-        training = max(total - self._validation_seconds, 1e-9)
-        world = max(trainer.world_size, 1)  # every rank sees its own share of the batches
         scored = summarizer_results(pl_module)
         history = scored.val_history if scored is not None else {}
         self.report = {
             "interrupted": bool(trainer.interrupted),
             "epochs": trainer.fit_loop.epoch_progress.current.completed,
             "steps": trainer.global_step,
-            "seconds_total": round(total, 2),
-            "seconds_validation": round(self._validation_seconds, 2),
-            "train_samples_per_sec": round(self._samples * world / training, 2),
-            "train_tokens_per_sec": round(float(self._tokens) * world / training, 1),
+            **(self.throughput.fit_rates(max(trainer.world_size, 1)) if self.throughput is not None else {}),  # set in setup
             "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, history),
             **early_stop(trainer),

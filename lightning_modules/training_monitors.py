@@ -69,16 +69,33 @@ class LossHealth(L.Callback):
 
 class Throughput(L.Callback):
     """``train/samples_per_sec`` and ``train/tokens_per_sec`` (non-padding source tokens) over the steps since the
-    last logged one, on this rank; validation time is not counted."""
+    last logged one, on this rank; and the fit's totals the run report shows (``fit_rates``). Validation time is
+    not counted in either."""
 
     def __init__(self) -> None:
         """No settings: one window per ``log_every_n_steps``."""
         self._reset()
+        self._fit_started = 0.0
+        self._validation_started = 0.0
+        self.validation_seconds = 0.0  # the fit's validation time, sanity check included
+        self.samples = 0  # the fit's training samples on this rank
+        self._fit_tokens: torch.Tensor | None = None  # a device sum, read once when the report asks
 
     def _reset(self) -> None:
         self._started: float | None = None
         self._samples = 0  # counted on the host
         self._tokens: torch.Tensor | None = None  # a device sum, read once per window
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+        self.validation_seconds, self.samples, self._fit_tokens = 0.0, 0, None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validation_seconds += time.perf_counter() - self._validation_started
+        self._started = None  # the next window starts at the next training batch, not before validation
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._reset()
@@ -90,15 +107,30 @@ class Throughput(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         size = batch["input_ids"].shape[0]
         self._samples += size
+        self.samples += size
         tokens = batch["attention_mask"].sum()
         self._tokens = tokens if self._tokens is None else self._tokens + tokens
+        self._fit_tokens = tokens if self._fit_tokens is None else self._fit_tokens + tokens
         if not compat.should_update_logs(trainer):
             return
-        seconds = max(time.perf_counter() - self._started, 1e-9)
+        seconds = max(time.perf_counter() - (self._started or time.perf_counter()), 1e-9)
         pl_module.log_dict(
             {"train/samples_per_sec": self._samples / seconds, "train/tokens_per_sec": float(self._tokens) / seconds}, on_step=True, batch_size=size
         )
         self._reset()
+
+    def fit_rates(self, world_size: int) -> dict[str, float]:
+        """The fit so far: its time, validation time, and training samples and tokens per second on all ranks
+        (each rank counts its own share of the batches)."""
+        total = time.perf_counter() - self._fit_started
+        training = max(total - self.validation_seconds, 1e-9)
+        tokens = float(self._fit_tokens) if self._fit_tokens is not None else 0.0
+        return {
+            "seconds_total": round(total, 2),
+            "seconds_validation": round(self.validation_seconds, 2),
+            "train_samples_per_sec": round(self.samples * world_size / training, 2),
+            "train_tokens_per_sec": round(tokens * world_size / training, 1),
+        }
 
 
 class SampleSummaries(L.Callback):

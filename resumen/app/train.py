@@ -36,18 +36,14 @@ from resumen.core.prompts import parse_template
 from resumen.core.runs import RunLayout, forget_decision, received_decision, share_decision, unlock_run
 from resumen.core.torch_settings import apply_torch_settings
 from resumen.datamodules.summarization import SummarizationDataModule
-from resumen.lightning_modules.best_checkpoint import BestCheckpoint
+from resumen.lightning_modules import fit_callbacks
+from resumen.lightning_modules.graceful_stop import GracefulStop
 from resumen.lightning_modules.callbacks import HFExport, JsonlPredictionWriter
 from resumen.lightning_modules.checkpoints import AtomicCheckpointIO, check_any_checkpoint, saved_module_settings
-from resumen.lightning_modules.early_stopping import OptionalEarlyStopping
-from resumen.lightning_modules.epoch_line import EpochLine
-from resumen.lightning_modules.graceful_stop import GracefulStop
-from resumen.lightning_modules.last_checkpoint import LastCheckpoint
-from resumen.lightning_modules.rng import RandomState
 from resumen.lightning_modules.run_files import RunConfigWriter, keep_csv_history, log_dir, use_run_version
 from resumen.lightning_modules.run_report import RunReport
 from resumen.lightning_modules.seq2seq import Seq2SeqSummarizer
-from resumen.lightning_modules.training_monitors import SampleSummaries, training_monitors
+from resumen.lightning_modules.training_monitors import SampleSummaries
 from resumen.app.cli_checks import (
     CKPT_KEYWORDS,
     CKPT_PATH_HELP,
@@ -83,14 +79,9 @@ class ResumenCLI(LightningCLI):
         parser.link_arguments("model.model_name_or_path", "data.tokenizer_name")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
         parser.link_arguments("model.extend_vocabulary", "data.extend_vocabulary")
-        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
+        for group, callback in fit_callbacks.CONFIGURABLE.items():
+            parser.add_lightning_class_args(callback, group)
         parser.set_defaults(CHECKPOINT_DEFAULTS)
-        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(GracefulStop, "stop")
-        parser.add_lightning_class_args(OptionalEarlyStopping, "early_stopping")
-        parser.add_lightning_class_args(HFExport, "export")
-        parser.add_lightning_class_args(JsonlPredictionWriter, "predictions")
-        parser.add_lightning_class_args(RunReport, "report")
 
     def __init__(self, *, args: list[str] | None = None, **settings: Any) -> None:
         if args is None:  # --config NAME: a shipped recipe when no such file exists (resumen.app.recipes)
@@ -153,11 +144,9 @@ class ResumenCLI(LightningCLI):
         super().instantiate_classes()
         # Data and model meet here: one tokenizer object, and the template an exported model was trained with.
         self.datamodule.connect(self.model.vocabulary, self.model.trained_prompt_template)
-        self.trainer.callbacks.append(RandomState())  # every rank's generators in checkpoints (exact resume)
-        self.trainer.callbacks.extend(training_monitors())  # loss health, gradient norm, throughput, samples
+        self.trainer.callbacks.extend(fit_callbacks.fixed_callbacks(progress_bar=self.trainer.progress_bar_callback is not None))
+        fit_callbacks.connect(self.trainer.callbacks)
         apply_torch_settings(self.trainer.strategy.root_device, self.model.hparams.allow_tf32)
-        if self.trainer.progress_bar_callback is None:  # a log-only run (batch jobs) prints one line per epoch
-            self.trainer.callbacks.append(EpochLine())
         report = self._report()
         if report is not None:
             report.defer_printing = True
@@ -175,9 +164,7 @@ class ResumenCLI(LightningCLI):
             for each in self.trainer.loggers:  # a CSV logger keeps the rows logged before the interruption
                 if isinstance(each, CSVLogger):
                     keep_csv_history(each)
-            for callback in self.trainer.callbacks:
-                if hasattr(callback, "resuming"):  # the export of the run being resumed may be replaced at its end
-                    callback.resuming = True
+            fit_callbacks.mark_resuming(self.trainer.callbacks)  # the export of the run being resumed may be replaced
         self._restore_vocabulary(kwargs["ckpt_path"])
 
     def _fit_decision(self, ckpt_path: str | None) -> dict:
@@ -234,7 +221,7 @@ class ResumenCLI(LightningCLI):
         try:
             result = command(*args, **kwargs)
         except (SIGTERMException, StopRequested) as stopped:
-            stop = next((c for c in self.trainer.callbacks if isinstance(c, GracefulStop)), None)
+            stop = fit_callbacks.one(self.trainer.callbacks, GracefulStop)
             if run is not None:
                 if self.trainer.global_step == 0 and not self._resumed_run():
                     shutil.rmtree(run.directory, ignore_errors=True)  # stopped before its first step: nothing to list
@@ -306,7 +293,7 @@ class ResumenCLI(LightningCLI):
     # ----------------------------------------------------------------------------------------- reports
     # Printed once the command returned: the progress bar is gone, so its last redraw cannot overwrite them.
     def _report(self) -> RunReport | None:
-        return next((c for c in self.trainer.callbacks if isinstance(c, RunReport)), None)
+        return fit_callbacks.one(self.trainer.callbacks, RunReport)
 
     def after_fit(self) -> None:
         if self._finished_reason:
@@ -317,7 +304,8 @@ class ResumenCLI(LightningCLI):
         lines.append(logs_line(self.trainer))
         if checkpoint is not None and checkpoint.best_model_path and checkpoint.best_model_score is not None:
             lines.append(f"Best checkpoint ({checkpoint.monitor}={float(checkpoint.best_model_score):.2f}): {checkpoint.best_model_path}")
-        lines += [f"Hugging Face export: {c.exported_to}" for c in self.trainer.callbacks if isinstance(c, HFExport) and c.exported_to]
+        export = fit_callbacks.one(self.trainer.callbacks, HFExport)
+        lines += [f"Hugging Face export: {export.exported_to}"] if export is not None and export.exported_to else []
         rank_zero_info("\n".join(lines))
 
     def after_test(self) -> None:
@@ -329,15 +317,17 @@ class ResumenCLI(LightningCLI):
         rank_zero_info("\n".join(lines))
 
     def _samples(self) -> SampleSummaries:
-        return next(c for c in self.trainer.callbacks if isinstance(c, SampleSummaries))
+        samples = fit_callbacks.one(self.trainer.callbacks, SampleSummaries)
+        assert samples is not None  # a fixed callback
+        return samples
 
     def after_predict(self) -> None:
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, JsonlPredictionWriter) and callback.written_to and callback.written_to.is_file():
-                rows = [json.loads(line) for line in callback.written_to.read_text(encoding="utf-8").splitlines()[:3]]
-                articles = self.datamodule.first_articles("predict", len(rows))
-                lines = sample_lines([(article, row["summary"], row.get("reference")) for article, row in zip(articles, rows)])
-                rank_zero_info("\n".join(lines + [f"Predictions: {callback.written_to}"]))
+        callback = fit_callbacks.one(self.trainer.callbacks, JsonlPredictionWriter)
+        if callback is not None and callback.written_to and callback.written_to.is_file():
+            rows = [json.loads(line) for line in callback.written_to.read_text(encoding="utf-8").splitlines()[:3]]
+            articles = self.datamodule.first_articles("predict", len(rows))
+            lines = sample_lines([(article, row["summary"], row.get("reference")) for article, row in zip(articles, rows)])
+            rank_zero_info("\n".join(lines + [f"Predictions: {callback.written_to}"]))
 
 
 def refuse_security_settings_from_files(config: Any, explicit: frozenset) -> None:
