@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from resumen.core.contract import data_settings, summarization_data, summarizer_results
 from resumen.core.errors import ResumenError
+from resumen.core.loading import merge_adapter
 from resumen.core.files import atomic_directory, atomic_file, remove_stale_temporaries, write_failure
 from resumen.core.trained_with import TrainedWith, write_to_adapter_dir, write_to_model_config
 from resumen.lightning_modules.checkpoints import load_full_checkpoint, model_state_dict
@@ -165,7 +166,7 @@ def export_model(
     with atomic_directory(target) as tmp:
         if lora:
             save_adapter(model, pl_module.tokenizer, tmp / ADAPTER_DIR, record)
-            model, state_dict = model.merge_and_unload(), None
+            model, state_dict = merge_adapter(model), None
         pl_module.generation.apply_to(model.generation_config)  # test/predict's settings become the export's defaults
         write_to_model_config(model.config, record)
         model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)

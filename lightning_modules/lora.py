@@ -78,6 +78,13 @@ def apply_lora(model: Any, settings: LoraSettings, new_token_ids: list[int]) -> 
         raise ResumenError(f"model.lora could not be applied: {str(error).splitlines()[0]}") from error
 
 
+def lora_targets(model: Any) -> list[str]:
+    """The kinds of layer LoRA adapted (the last part of each adapted module's name, e.g. ``q``, ``wo`` for T5,
+    ``q_proj``, ``fc1`` for BART), in the model's order: what ``all-linear`` chose for this architecture."""
+    names = getattr(getattr(model, "base_model", None), "targeted_module_names", None) or []
+    return list(dict.fromkeys(name.rsplit(".", 1)[-1] for name in names))
+
+
 def parameter_counts(model: Any) -> tuple[int, int]:
     """(trainable, total) parameters, each shared tensor counted once."""
     seen, trainable, total = set(), 0, 0

@@ -29,7 +29,7 @@ from resumen.core.trained_with import TrainedWith, from_checkpoint, from_model_c
 from resumen.core.vocabulary import Vocabulary
 from resumen.lightning_modules import compat
 from resumen.lightning_modules.cpu_dropout import use_cpu_dropout
-from resumen.lightning_modules.lora import LoraSettings, apply_lora, parameter_counts
+from resumen.lightning_modules.lora import LoraSettings, apply_lora, lora_targets, parameter_counts
 from resumen.lightning_modules.metrics import ROUGE_KEYS, IndexedMean, LiteratureRouge, SpanishRouge, SummaryScores
 from resumen.lightning_modules.model_changes import check_same_shapes, set_dropout
 from resumen.lightning_modules.optimizer import adamw_with_linear_decay
@@ -207,7 +207,7 @@ class Seq2SeqSummarizer(L.LightningModule):
             trainable, total = parameter_counts(self.model)
             rank_zero_info(
                 f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
-                + (f", LoRA r={self.lora.r}" if self.lora.enabled else ", full fine-tuning")
+                + (f", LoRA r={self.lora.r} on {', '.join(lora_targets(self.model))}" if self.lora.enabled else ", full fine-tuning")
             )
 
     def prepare_model(self, stage: str | None = None, device_type: str | None = None, precision: str | None = None) -> list[str]:

@@ -132,6 +132,7 @@ SLOWEST_FIRST = [
     "test_serving.py",
     "test_speed_options.py",
     "test_lora.py",
+    "test_architectures.py",
     "test_runs.py",
     "test_learning.py",
     "test_vocabulary.py",

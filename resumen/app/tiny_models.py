@@ -27,8 +27,9 @@ def sample_corpus() -> list[str]:
     return lines
 
 
-def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_length: int = 512):
-    """A T5-style Unigram tokenizer (pad=0, eos=1, unk=2) that keeps Spanish accents."""
+def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_length: int = 512, pad_last: bool = False):
+    """A T5-style Unigram tokenizer (pad=0, eos=1, unk=2) that keeps Spanish accents. ``pad_last``: Marian's layout
+    instead (eos=0, unk=1, pad the last id)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -37,15 +38,18 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int = 2000, model_max_l
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " ")])
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
+    specials = ["</s>", "<unk>"] if pad_last else ["<pad>", "</s>", "<unk>"]
     trainer = trainers.UnigramTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<pad>", "</s>", "<unk>"],
+        special_tokens=specials,
         unk_token="<unk>",
         initial_alphabet=SPANISH_ALPHABET,
         show_progress=False,  # a bar for a sub-second training
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
-    tokenizer = _reproducible(tokenizer, specials=3)
+    tokenizer = _reproducible(tokenizer, specials=len(specials))
+    if pad_last:
+        tokenizer.add_special_tokens(["<pad>"])
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -137,11 +141,11 @@ def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str] | None = None, voc
     return _save(GPT2LMHeadModel(config), tokenizer, out_dir)
 
 
-def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800, seed: int = 0) -> Path:
-    """Write a Gemma2-shaped causal model whose BPE tokenizer has byte fallback (any script round-trips)."""
-    import torch
+def train_gemma_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 800):
+    """A Gemma-style BPE tokenizer with byte fallback (any script round-trips): ``<pad>``, ``<eos>``, ``<bos>``,
+    ``<unk>``, and ``<bos>`` before every text."""
     from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
-    from transformers import Gemma2Config, Gemma2ForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
     trained = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -161,7 +165,7 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     bos = tokenizer.token_to_id("<bos>")
     tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
-    wrapped = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token="<pad>",
         eos_token="<eos>",
@@ -169,6 +173,14 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
         unk_token="<unk>",
         model_max_length=512,
     )
+
+
+def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800, seed: int = 0) -> Path:
+    """Write a Gemma2-shaped causal model whose BPE tokenizer has byte fallback (any script round-trips)."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    wrapped = train_gemma_tokenizer(texts, vocab_size)
     config = Gemma2Config(
         vocab_size=len(wrapped),
         hidden_size=64,
@@ -179,11 +191,96 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
         head_dim=32,
         max_position_embeddings=512,
         pad_token_id=wrapped.pad_token_id,
-        bos_token_id=bos,
+        bos_token_id=wrapped.bos_token_id,
         eos_token_id=wrapped.eos_token_id,
     )
     torch.manual_seed(seed)
     return _save(Gemma2ForCausalLM(config), wrapped, out_dir)
+
+
+def build_tiny_t5gemma(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800, seed: int = 0) -> Path:
+    """A T5Gemma-shaped encoder-decoder (Gemma 2 blocks, RoPE, GQA, soft-capping) with the Gemma-style byte-fallback
+    tokenizer: no vocabulary extension is needed for Spanish. The decoder starts from ``<bos>``, as T5Gemma's."""
+    import torch
+    from transformers import GenerationConfig, T5GemmaConfig, T5GemmaForConditionalGeneration
+    from transformers.models.t5gemma.configuration_t5gemma import T5GemmaModuleConfig
+
+    tokenizer = train_gemma_tokenizer(texts, vocab_size)
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.bos_token_id}
+
+    def stack(is_decoder: bool) -> T5GemmaModuleConfig:
+        # sliding_window: the real models' 4096 (CTranslate2's loader reads no other), longer than any test input
+        return T5GemmaModuleConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=32,
+            query_pre_attn_scalar=32,
+            max_position_embeddings=8192,
+            sliding_window=4096,
+            is_decoder=is_decoder,
+            **ids,
+        )
+
+    config = T5GemmaConfig(encoder=stack(False), decoder=stack(True), vocab_size=len(tokenizer), tie_word_embeddings=True)
+    for name, value in {**ids, "decoder_start_token_id": tokenizer.bos_token_id}.items():
+        setattr(config, name, value)
+    torch.manual_seed(seed)
+    model = T5GemmaForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(decoder_start_token_id=tokenizer.bos_token_id, **ids)
+    return _save(model, tokenizer, out_dir)
+
+
+def build_tiny_bart(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 2000, seed: int = 0, kind: str = "bart") -> Path:
+    """A BART-shaped (learned positions, post-norm) or Marian-shaped (``kind="marian"``: sinusoidal positions,
+    scaled embeddings) encoder-decoder on the T5-style Spanish vocabulary; the decoder starts from ``</s>`` (BART)
+    or ``<pad>`` (Marian), as the real models do."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig, MarianConfig, MarianMTModel
+
+    tokenizer = train_t5_tokenizer(texts or sample_corpus(), vocab_size, pad_last=kind == "marian")
+    shape = {
+        "vocab_size": len(tokenizer),
+        "d_model": 64,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 128,
+        "decoder_ffn_dim": 128,
+        "max_position_embeddings": 1024,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if kind == "marian":
+        config, architecture = MarianConfig(**shape, decoder_start_token_id=tokenizer.pad_token_id), MarianMTModel
+    else:
+        shape["bos_token_id"] = tokenizer.eos_token_id  # no <s> in this vocabulary: BART's decoder starts from </s>
+        config, architecture = BartConfig(**shape, decoder_start_token_id=tokenizer.eos_token_id), BartForConditionalGeneration
+    torch.manual_seed(seed)
+    model = architecture(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    )
+    return _save(model, tokenizer, out_dir)
+
+
+def build_tiny_marian(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 2000, seed: int = 0) -> Path:
+    return build_tiny_bart(out_dir, texts, vocab_size, seed, kind="marian")
+
+
+def build_tiny_mt5(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 2000, seed: int = 0) -> Path:
+    """An mT5-shaped model (T5 v1.1 blocks, untied embeddings, ``model_type: mt5``) on the Spanish vocabulary."""
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    path = build_tiny_t5(out_dir, texts, vocab_size, seed=seed)
+    config = MT5Config.from_dict({**json.loads((path / "config.json").read_text()), "model_type": "mt5", "architectures": ["MT5ForConditionalGeneration"]})
+    model = MT5ForConditionalGeneration.from_pretrained(path, config=config)
+    model.save_pretrained(path)
+    return path
 
 
 def build_tiny_bert(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 1000, num_layers: int = 3, seed: int = 0) -> Path:
@@ -225,4 +322,13 @@ def _save(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
-BUILDERS = {"t5": build_tiny_t5, "gpt2": build_tiny_gpt2, "gemma2": build_tiny_gemma2, "bert": build_tiny_bert}
+BUILDERS = {
+    "t5": build_tiny_t5,
+    "mt5": build_tiny_mt5,
+    "bart": build_tiny_bart,
+    "marian": build_tiny_marian,
+    "t5gemma": build_tiny_t5gemma,
+    "gpt2": build_tiny_gpt2,
+    "gemma2": build_tiny_gemma2,
+    "bert": build_tiny_bert,
+}

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from resumen.core.errors import ResumenError, first_line
 from resumen.core.generation import GenerationSettings
@@ -22,7 +22,7 @@ CONVERSION_DIR = "ctranslate2"
 SOURCE_FILE = "resumen_source.json"  # inside the conversion: the export files it was made from
 _WEIGHT_FILES = ("config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json")
 # Bumped when resumen converts differently: conversions made by an older resumen are made again.
-CONVERTER_VERSION = 2  # 2: T5's decoder-output scaling read from scale_decoder_outputs (see _follow_t5_output_scaling)
+CONVERTER_VERSION = 2  # 2: T5's decoder-output scaling read from scale_decoder_outputs (see _LOADER_FIXES)
 
 
 def _ctranslate2():
@@ -120,7 +120,7 @@ def ensure_conversion(model: str, announce: Any = print) -> Path:
 
     remove_stale_temporaries(target.parent)  # a killed conversion's full-size temporary copy
     fingerprint = source_fingerprint(source) if source.is_dir() else {"hub id": model, "resumen converter": CONVERTER_VERSION}
-    _follow_t5_output_scaling()
+    _fit_loaders_to_transformers5()
     try:
         with atomic_directory(target) as tmp:
             converter = ctranslate2.converters.TransformersConverter(str(source) if source.is_dir() else model)
@@ -160,31 +160,83 @@ def _read_record(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _follow_t5_output_scaling() -> None:
+def _t5_output_scaling(spec: Any, model: Any) -> None:
     """transformers 5 split T5's decoder-output scaling (``config.scale_decoder_outputs``) from
     ``tie_word_embeddings``; CTranslate2 4.x still scales when the embeddings are tied. A tied model without the
     scaling (the tiny test and demo models) then converted with its logits 1/sqrt(d_model) of torch's: the same
     argmax, so greedy matched, but softer probabilities, so beam search wrote other summaries (demo test split:
-    ROUGE-L 10 points lower, repeated words). The loaders below read the flag transformers itself reads."""
-    from ctranslate2.converters import transformers as converters
+    ROUGE-L 10 points lower, repeated words). The spec follows the flag transformers itself reads."""
     from ctranslate2.specs import model_spec
 
-    for config_name in ("T5Config", "MT5Config"):
+    scale = getattr(model.config, "scale_decoder_outputs", None)
+    if scale is not None:
+        spec.decoder.scale_outputs = model.config.d_model**-0.5 if scale else model_spec.OPTIONAL
+
+
+def _bart_norm_placement(model: Any) -> None:
+    """transformers 5's ``BartConfig`` no longer carries ``normalize_before`` (BART is post-norm; mBART's and
+    Marian's loaders set it themselves), and CTranslate2's BART loader reads it."""
+    if not hasattr(model.config, "normalize_before"):
+        model.config.normalize_before = False
+
+
+def _start_tokens_from_model(config: Any, model: Any, tokenizer: Any) -> None:
+    """CTranslate2's BART and T5Gemma loaders copy the tokenizer's ``bos_token`` (T5Gemma's also as the decoder's start
+    token); a tokenizer without one (a T5-style vocabulary) wrote ``null`` into the conversion, which then failed to
+    load ("type must be string, but is null"). The model's own ``decoder_start_token_id`` says which token starts
+    the decoder; it stands in for the missing ``bos_token`` (which only starts a decoder in these models)."""
+    if config.decoder_start_token is None:
+        start = getattr(model.generation_config, "decoder_start_token_id", None)
+        start = start if start is not None else model.config.decoder_start_token_id
+        config.decoder_start_token = tokenizer.convert_ids_to_tokens(start)
+    if config.bos_token is None:
+        config.bos_token = config.decoder_start_token
+
+
+class _LoaderFix(NamedTuple):
+    """What one CTranslate2 4.x loader needs under transformers 5: hooks around its ``get_model_spec`` and after its
+    ``set_config``."""
+
+    before_spec: Any = None  # (model) -> None
+    after_spec: Any = None  # (spec, model) -> None
+    after_config: Any = None  # (config, model, tokenizer) -> None
+
+
+# config class -> its fix. Each architecture of docs/models.md's matrix converts with these (tests/test_architectures.py).
+_LOADER_FIXES: dict[str, _LoaderFix] = {
+    "T5Config": _LoaderFix(after_spec=_t5_output_scaling),
+    "MT5Config": _LoaderFix(after_spec=_t5_output_scaling),
+    "BartConfig": _LoaderFix(before_spec=_bart_norm_placement, after_config=_start_tokens_from_model),
+    "T5GemmaConfig": _LoaderFix(after_config=_start_tokens_from_model),
+}
+
+
+def _fit_loaders_to_transformers5() -> None:
+    """Wrap CTranslate2's registered loaders with ``_LOADER_FIXES`` (once per process)."""
+    from ctranslate2.converters import transformers as converters
+
+    for config_name, fix in _LOADER_FIXES.items():
         loader = converters._MODEL_LOADERS.get(config_name)  # CTranslate2's registry of loaders (no public setter)
-        if loader is None or getattr(loader, "follows_scale_decoder_outputs", False):
+        if loader is None or getattr(loader, "fitted_to_transformers5", False):
             continue
 
-        class FollowingLoader(type(loader)):  # type: ignore[misc]  # the registered loader's own class, subclassed
-            follows_scale_decoder_outputs = True
+        class FittedLoader(type(loader)):  # type: ignore[misc]  # the registered loader's own class, subclassed
+            fitted_to_transformers5 = True
 
-            def get_model_spec(self, model: Any) -> Any:
+            def get_model_spec(self, model: Any, fix: _LoaderFix = fix) -> Any:
+                if fix.before_spec is not None:
+                    fix.before_spec(model)
                 spec = super().get_model_spec(model)
-                scale = getattr(model.config, "scale_decoder_outputs", None)
-                if scale is not None:
-                    spec.decoder.scale_outputs = model.config.d_model**-0.5 if scale else model_spec.OPTIONAL
+                if fix.after_spec is not None:
+                    fix.after_spec(spec, model)
                 return spec
 
-        converters._MODEL_LOADERS[config_name] = FollowingLoader()
+            def set_config(self, config: Any, model: Any, tokenizer: Any, fix: _LoaderFix = fix) -> None:
+                super().set_config(config, model, tokenizer)
+                if fix.after_config is not None:
+                    fix.after_config(config, model, tokenizer)
+
+        converters._MODEL_LOADERS[config_name] = FittedLoader()
 
 
 # int8 products summed in int8 dot-product instructions; without them (AVX2 only) int8 GEMMs add pairs in saturating

@@ -266,7 +266,7 @@ def _load_adapter(auto_class: str, name: str, trust_remote_code: bool, dtype: An
     if rows > base.get_input_embeddings().num_embeddings:
         base.resize_token_embeddings(rows, mean_resizing=False)
     try:
-        model = PeftModel.from_pretrained(base, name).merge_and_unload()
+        model = merge_adapter(PeftModel.from_pretrained(base, name))
     except pickle.UnpicklingError as error:  # peft loads a .bin adapter weights-only: anything more is refused
         raise ResumenError(
             f"adapter '{name}' holds something other than tensors and plain values: refusing to unpickle it, since "
@@ -305,3 +305,16 @@ def check_precision(precision: str | int | None, config: Any, name: str) -> None
             f"precision '{precision}' with the T5-family model '{name}' overflows to NaN: "
             "use --trainer.precision=bf16-mixed on GPUs that support bf16, or 32-true."
         )
+
+
+def merge_adapter(peft_model: Any) -> Any:
+    """``merge_and_unload``, keeping the base model's tied output embeddings. PEFT compares the output embeddings
+    with ``get_input_embeddings()`` (the encoder's) and, for a model whose head is tied to the decoder's own
+    embeddings (T5Gemma), wrote ``tie_word_embeddings=False``: the export then loaded with a random head."""
+    tied = bool(getattr(peft_model.get_base_model().config, "tie_word_embeddings", False))
+    model = peft_model.merge_and_unload()
+    output, decoder = model.get_output_embeddings(), getattr(model, "get_decoder", lambda: None)()
+    inputs = decoder.get_input_embeddings() if decoder is not None and hasattr(decoder, "get_input_embeddings") else None
+    if tied and output is not None and inputs is not None and output.weight.data_ptr() == inputs.weight.data_ptr():
+        model.config.tie_word_embeddings = True
+    return model

@@ -1,0 +1,100 @@
+"""The architecture matrix of docs/models.md: each encoder-decoder family is fitted once (one epoch of the shipped
+sample, with LoRA: the merged export and the adapter), and each ✓ of the table is a test below. T5 (Flan-T5) itself
+is what the rest of the suite trains. Tiny random models built offline; the real sizes are docs/models.md's."""
+
+import json
+
+import pytest
+import torch
+
+from cli_helpers import demo_args, in_root
+
+ARCHITECTURES = {  # kind -> (model_type, the layers LoRA's all-linear adapts, printed in the model's order)
+    "mt5": ("mt5", ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]),
+    "bart": ("bart", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),
+    "marian": ("marian", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),
+    "t5gemma": ("t5gemma", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+}
+ARTICLES = [
+    "El Betis ganó al Celta por 3-1 en Sevilla, con dos goles de Borja Iglesias en la segunda parte.",
+    "La Junta de Andalucía aprobó ayer un plan de 120 millones de euros para la sequía, que beneficiará a 6.000 familias.",
+]
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
+def fitted(request, tmp_path_factory):
+    import logging
+
+    from resumen.app.tiny_models import BUILDERS
+    from resumen.app.train import cli_main
+
+    kind = request.param
+    root = tmp_path_factory.mktemp(kind)
+    model = BUILDERS[kind](root / "base")
+    args = demo_args("fit", str(model), root / "runs", "--trainer.max_epochs=1", "--model.lora.r=8", "--trainer.enable_progress_bar=false")
+    printed: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: printed.append(record.getMessage())  # what rank_zero_info printed
+    console = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    console.addHandler(handler)
+    try:
+        in_root(cli_main, args)
+    finally:
+        console.removeHandler(handler)
+    export = root / "runs" / "demo" / "version_0" / "export"
+    return {"kind": kind, "base": model, "export": export, "printed": "\n".join(printed)}
+
+
+def test_fit_with_lora_prints_the_layers_it_adapts_and_exports_a_merged_model_and_its_adapter(fitted):
+    from transformers import AutoConfig
+
+    model_type, layers = ARCHITECTURES[fitted["kind"]]
+    line = next(line for line in fitted["printed"].splitlines() if line.startswith("Trainable parameters"))
+    assert set(line.split("LoRA r=8 on ", 1)[1].split(", ")) == set(layers), line
+    assert AutoConfig.from_pretrained(fitted["export"]).model_type == model_type
+    assert (fitted["export"] / "model.safetensors").is_file() and (fitted["export"] / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_the_export_and_the_adapter_load_with_the_auto_classes_and_summarise_alike(fitted):
+    """The merged export (the Auto classes, through the inference core summarize.py and the server use) and the
+    adapter on its base write the same summaries."""
+    from resumen.app.common import load_summarizer
+
+    merged = load_summarizer(str(fitted["export"]), "cpu")
+    adapter = load_summarizer(str(fitted["export"] / "adapter"), "cpu")
+    written = merged.summarize(ARTICLES, num_beams=1, max_new_tokens=16)
+    assert [s.summary for s in written] == [s.summary for s in adapter.summarize(ARTICLES, num_beams=1, max_new_tokens=16)]
+    assert all(s.input_tokens > 10 and s.output_tokens >= 1 for s in written)
+
+
+def test_ctranslate2_converts_the_export_with_torchs_log_probabilities_and_greedy_summaries(fitted):
+    """Per-token log-probabilities of one target, teacher-forced, within 1e-3 of torch's; greedy summaries equal."""
+    import ctranslate2
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from resumen.app.common import load_summarizer
+    from resumen.core.ctranslate2_backend import ensure_conversion
+
+    export = fitted["export"]
+    converted = ensure_conversion(str(export), print)
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    model = AutoModelForSeq2SeqLM.from_pretrained(export).eval()
+    source = tokenizer(ARTICLES[1], return_tensors="pt")
+    target = tokenizer("El plan beneficiará a 6.000 familias.", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    start = model.generation_config.decoder_start_token_id
+    with torch.no_grad():
+        logits = model(**source, decoder_input_ids=torch.tensor([[start, *target[:-1]]])).logits
+    expected = torch.log_softmax(logits.float(), -1)[0, torch.arange(len(target)), torch.tensor(target)]
+    translator = ctranslate2.Translator(str(converted), device="cpu", compute_type="float32")
+    scored = translator.score_batch([tokenizer.convert_ids_to_tokens(source["input_ids"][0].tolist())], [tokenizer.convert_ids_to_tokens(target)])
+    got = torch.tensor(scored[0].log_probs[: len(target)])
+    assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+    torch_engine = load_summarizer(str(export), "cpu")
+    ct2_engine = load_summarizer(str(export), "cpu", backend="ctranslate2", compute_type="float32")
+    settings = {"num_beams": 1, "max_new_tokens": 16}
+    assert [s.summary for s in ct2_engine.summarize(ARTICLES, **settings)] == [s.summary for s in torch_engine.summarize(ARTICLES, **settings)]
+
+
+def test_the_trained_with_record_travels_in_every_architectures_export(fitted):
+    record = json.loads((fitted["export"] / "config.json").read_text())["resumen"]
+    assert record["base_model"] == str(fitted["base"]) and record["lora"]["r"] == 8
