@@ -67,7 +67,7 @@ def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_
     """Stopped twice, the two ways a cluster stops it: SIGTERM to the search during trial 0 (a scheduler: the search
     passes the signal on, the trial saves), then kill -9 of the search and its trial during trial 1 (the node dies).
     Each rerun of the same command resumes the interrupted trial's run; the last one finishes the study."""
-    command = tune_command(tiny_t5, tmp_path, "resume", 2, "--trainer.max_epochs=3", "--no-pruning")
+    command = tune_command(tiny_t5, tmp_path, "resume", 2, "--trainer.max_epochs=2", "--no-pruning")
     runs = tmp_path / "runs"
 
     def search_until_an_epoch_of(trial: int) -> tuple[subprocess.Popen, list[str]]:
@@ -99,7 +99,7 @@ def test_a_stopped_search_resumes_its_trial_and_finishes_the_study(tiny_t5, tmp_
     assert [row["state"] for row in result["trials"]] == ["complete", "complete"]
     for number in (0, 1):
         assert sorted(p.name for p in (runs / f"resume-trial{number}").iterdir()) == ["version_0"]  # resumed, not restarted
-        assert json.loads((runs / f"resume-trial{number}" / "version_0" / "report.json").read_text())["epochs"] == 3
+        assert json.loads((runs / f"resume-trial{number}" / "version_0" / "report.json").read_text())["epochs"] == 2
 
 
 def test_bad_search_options_are_one_line_before_any_trial(tmp_path):
