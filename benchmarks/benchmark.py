@@ -12,6 +12,7 @@ compared are interleaved and rotated over ``--repeats``; figures are median (min
 2. recipe: each recipe as shipped (ours: dynamic padding, length grouping, automatic precision; the course:
    padded to the longest, fp32), and each at the other's precision;
 3. options: ``--model.dropout_rate=0`` and ``--model.compile`` against the defaults (compile seconds, break-even);
+   lengths: a training step's time and peak memory at 512, 1024 and 2048 source tokens (what a longer article costs);
 4. variants: one switch of ours changed at a time; generation: ours (predict) vs ``Seq2SeqTrainer.predict``;
 5. padding efficiency of each padding mode, model FLOPs utilisation against a measured matmul peak;
 6. batch_sizes, scaling (tokenisation time and memory as the data grows), cli (start-up time, a real fit's memory).
@@ -75,7 +76,7 @@ PRESETS = {
         "serving_configs": ["torch_batched", "torch_unbatched"],
     },
 }
-SECTIONS = ["loop", "recipe", "options", "variants", "generation", "engines", "serving", "batch_sizes", "scaling", "cli"]  # --skip
+SECTIONS = ["loop", "recipe", "options", "variants", "lengths", "generation", "engines", "serving", "batch_sizes", "scaling", "cli"]  # --skip
 OURS, COURSE = "ours (recipe)", "course"
 AT_COURSE_PADDING = "ours, padded as the course (to the longest in the data)"
 RECIPE = {"padding": "batch", "group_by_length": True, "pad_to_multiple_of": 8}  # configs/mlsum_flan_t5_small.yaml
@@ -187,6 +188,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             save()
         if "variants" not in args.skip:
             results.setdefault("training", {})["ours_variants"] = variants(args, model_dir, files)
+            save()
+        if "lengths" not in args.skip:
+            progress("training: step time and memory at longer source lengths")
+            results["lengths"] = source_length_costs(args, model_dir, files, work)
             save()
         if "generation" not in args.skip:
             progress("evaluation with generation")
@@ -383,6 +388,32 @@ def option_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str
         "compile_seconds": compile_seconds,
         "compile_break_even_steps": compile_seconds / saved if saved > 0 else None,
     }
+
+
+def source_length_costs(args: argparse.Namespace, model_dir: Path, files: dict[str, str], work: Path) -> dict[str, Any]:
+    """What a longer article costs: our training step (Lightning, automatic precision) on batches padded to each
+    source length of ``runners.LONG_SOURCE_LENGTHS`` (512, 1024, 2048 at the small size), each in a fresh process,
+    interleaved: seconds per step, samples per second and the process's peak memory (RSS includes the libraries the
+    process imported; on CUDA also torch's peak allocation). Relative to the shortest: the cost of reading more."""
+    from benchmarks import loops
+    from benchmarks.measure import interleaved, paired_ratios
+    from benchmarks.runners import LONG_SOURCE_LENGTHS, automatic_precision
+
+    precision = automatic_precision()
+    count = args.loop_warmup + args.loop_steps
+    jobs = {}
+    for length in LONG_SOURCE_LENGTHS[args.size]:
+        batches = loops.make_batches(model_dir, files, args.batch_size, count, work / f"length-{length}.pt", padding="max_length", max_source_length=length)
+        common = {"model_dir": str(model_dir), "batches_path": str(batches), "warmup": args.loop_warmup, "steps": args.loop_steps}
+        jobs[str(length)] = ("benchmarks.loops:lightning_loop", {**common, "precision": precision})
+    runs = interleaved(jobs, args.repeats, lambda message: progress(f"lengths: {message}"))
+    shortest = next(iter(jobs))
+    table = {}
+    for length, job in runs.items():
+        row = _summarise_runs(job)  # seconds per step, samples per second, peak memory (each float field)
+        row["step_time_vs_shortest"] = paired_ratios(job, runs[shortest], "seconds_per_step")
+        table[length] = row
+    return {"batch_size": args.batch_size, "precision": precision, "steps": args.loop_steps, "by_source_length": table}
 
 
 def saved_batch_shape(path: Path) -> tuple[int, ...]:
@@ -686,6 +717,22 @@ def _option_lines(options: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _length_lines(lengths: dict[str, Any]) -> list[str]:
+    memory = "CUDA peak GiB" if any("cuda_peak_gib" in row for row in lengths["by_source_length"].values()) else "peak RSS GiB"
+    lines = [
+        "",
+        f"### A longer article: one training step at batch {lengths['batch_size']}, {lengths['precision']}",
+        "",
+        f"| source tokens | seconds/step | x the shortest | samples/s | {memory} |",
+        "|---|---|---|---|---|",
+    ]
+    for length, row in lengths["by_source_length"].items():
+        peak = row.get("cuda_peak_gib", row["peak_rss_gib"])
+        step, ratio = _cell(row["seconds_per_step"], "{:.3f}"), _cell(row["step_time_vs_shortest"])
+        lines.append(f"| {length} | {step} | {ratio} | {_cell(row['samples_per_sec'])} | {_cell(peak)} |")
+    return lines
+
+
 def _generation_lines(g: dict[str, Any]) -> list[str]:
     course, ours, ours_2x = g["seq2seqtrainer_predict"], g["ours"], g["ours_eval_batch_2x"]
     return [
@@ -786,6 +833,8 @@ def format_tables(results: dict[str, Any]) -> str:
         lines += _recipe_lines(training)
     if "options" in results:
         lines += _option_lines(results["options"])
+    if "lengths" in results:
+        lines += _length_lines(results["lengths"])
     if "generation" in results:
         lines += _generation_lines(results["generation"])
     if "engines" in results:

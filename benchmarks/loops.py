@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.measure import peak_rss_gib
 from benchmarks.phases import PhaseClock
 
 LEARNING_RATE, WEIGHT_DECAY, EPS, LOG_EVERY = 5e-5, 0.01, 1e-8, 10
@@ -57,6 +58,9 @@ def _result(clock: PhaseClock, batches: list[dict[str, torch.Tensor]]) -> dict[s
     samples = sum(b["input_ids"].shape[0] for b in timed)
     result = clock.result()
     result["samples_per_sec"] = samples / (result["seconds_per_step"] * clock.steps)
+    result["peak_rss_gib"] = peak_rss_gib()  # the process's (a fresh one: benchmarks/measure.py)
+    if torch.cuda.is_available():
+        result["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     result["batches_sha"] = _fingerprint(timed)
     return result
 

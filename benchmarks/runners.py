@@ -24,6 +24,8 @@ MAX_TARGET = 128
 # Source tokens per article: flan-t5-small's 512 (MLSUM articles exceed it); the tiny smoke run keeps steps short.
 # The model directory's tokenizer carries it (model_max_length), so every runner reads the same value.
 SOURCE_LENGTH = {"small": 512, "tiny": 128}
+# the "lengths" section: what a longer article costs a training step (T5's relative positions allow any length)
+LONG_SOURCE_LENGTHS = {"small": (512, 1024, 2048), "tiny": (128, 256, 512)}
 # Both sides score generated summaries with the same Spanish ROUGE: the course side through the evaluate module.
 SPANISH_ROUGE_MODULE = Path(spanish_rouge_path())
 SIZES = {
@@ -146,7 +148,7 @@ def ours_datamodule(model_dir: Path, files: dict[str, str], batch_size: int, **s
         max_train_samples=None,
         max_val_samples=None,
         max_test_samples=None,
-        max_source_length=source_length(model_dir),
+        max_source_length=settings.pop("max_source_length", None) or source_length(model_dir),
         max_target_length=MAX_TARGET,
         batch_size=batch_size,
         coverage_samples=0,

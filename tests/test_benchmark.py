@@ -199,3 +199,15 @@ def test_every_measured_run_is_a_process_of_its_own_with_the_threads_of_a_new_in
         run_forked("json:loads", {"s": "{"})
     with pytest.raises(RuntimeError, match=r"exit 3\): no result"):
         run_forked("os:_exit", {"status": 3})
+
+
+def test_benchmark_measures_what_a_longer_article_costs(smoke_run):
+    """docs/models.md and docs/performance.md: step time and peak memory at each source length (tiny: 128/256/512;
+    the small preset: 512/1024/2048), padded to that length; longer is never cheaper."""
+    data, stdout = smoke_run["data"], smoke_run["stdout"]
+    table = data["lengths"]["by_source_length"]
+    assert list(table) == ["128", "256", "512"]
+    steps = [table[length]["seconds_per_step"]["median"] for length in table]
+    assert all(step > 0 for step in steps) and all(table[length]["peak_rss_gib"]["median"] > 0 for length in table)
+    assert table["128"]["step_time_vs_shortest"]["median"] == 1.0 and table["512"]["step_time_vs_shortest"]["median"] > 1.0
+    assert "### A longer article" in stdout and "| 512 |" in stdout
