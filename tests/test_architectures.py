@@ -95,6 +95,49 @@ def test_ctranslate2_converts_the_export_with_torchs_log_probabilities_and_greed
     assert [s.summary for s in ct2_engine.summarize(ARTICLES, **settings)] == [s.summary for s in torch_engine.summarize(ARTICLES, **settings)]
 
 
+def test_compare_scores_the_export_its_ctranslate2_copy_and_lead_1_on_the_same_articles(fitted, sample_files):
+    """compare.py --dataset: the export and its CTranslate2 float32 copy (greedy) write the same summaries, so their
+    paired difference is 0; lead-1 is scored beside them."""
+    from resumen.app import compare
+
+    export = str(fitted["export"])
+    rows = compare.main(
+        ["--dataset", "--models", export, f"{export}@ctranslate2:float32", "lead-1", "--data-file", sample_files["test"], "--max-new-tokens", "8"]
+        + ["--num-beams", "1"]
+    )
+    by_model = {row["model"]: row for row in rows}
+    assert {export, f"{export}@ctranslate2:float32", "lead-1", "(references)"} <= set(by_model), list(by_model)
+    torch_row, ct2_row = by_model[export], by_model[f"{export}@ctranslate2:float32"]
+    assert torch_row["examples"] == ct2_row["examples"] == 5 and torch_row["rougeL"] == ct2_row["rougeL"]
+
+
 def test_the_trained_with_record_travels_in_every_architectures_export(fitted):
     record = json.loads((fitted["export"] / "config.json").read_text())["resumen"]
     assert record["base_model"] == str(fitted["base"]) and record["lora"]["r"] == 8
+
+
+def test_the_t5gemma_recipe_trains_a_t5gemma_without_vocabulary_extension(tmp_path):
+    """configs/mlsum_t5gemma_s.yaml, by name, on local files and a tiny T5Gemma: the tokenizer covers the data (the
+    coverage report says so, nothing is added), gradient clipping runs under whatever precision the CPU gets."""
+    import logging
+
+    from cli_helpers import SAMPLE_PROFILE
+    from resumen.app.tiny_models import build_tiny_t5gemma
+    from resumen.app.train import cli_main
+
+    model = build_tiny_t5gemma(tmp_path / "t5gemma")
+    printed: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: printed.append(record.getMessage())
+    console = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    console.addHandler(handler)
+    try:
+        args = ["fit", "--config", "mlsum_t5gemma_s", "--config", str(SAMPLE_PROFILE), f"--model.model_name_or_path={model}"]
+        args += [f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false"]
+        cli = in_root(cli_main, args)
+    finally:
+        console.removeHandler(handler)
+    text = "\n".join(printed)
+    assert "every character is known" in text and cli.model.vocabulary.added_characters in (None, [])
+    assert cli.trainer.gradient_clip_val == 1.0
+    assert (tmp_path / "runs" / "mlsum_t5gemma_s" / "version_0" / "export" / "model.safetensors").is_file()

@@ -12,7 +12,7 @@ from resumen.core.shipped import local_or_shipped, shipped_path
 
 def test_every_shipped_recipe_is_listed_by_name_with_its_purpose():
     listed = recipes.recipes()
-    assert sorted(listed) == ["demo", "mlsum_flan_t5_small", "trainer/ddp", "trainer/deepspeed", "trainer/fsdp"]
+    assert sorted(listed) == ["demo", "mlsum_flan_t5_small", "mlsum_t5gemma_s", "trainer/ddp", "trainer/deepspeed", "trainer/fsdp"]
     assert all(path.read_text() == (ROOT / "configs" / f"{name}.yaml").read_text() for name, path in listed.items())
     assert recipes.describe(listed["demo"]).startswith("The embedded default")
 
