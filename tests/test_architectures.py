@@ -111,6 +111,26 @@ def test_compare_scores_the_export_its_ctranslate2_copy_and_lead_1_on_the_same_a
     assert torch_row["examples"] == ct2_row["examples"] == 5 and torch_row["rougeL"] == ct2_row["rougeL"]
 
 
+# which families the CPU's bulk dropout masks reach: nn.Dropout layers are replaced; BART and Marian call
+# torch's functional dropout inside transformers' layers, so they keep torch's masks (docs/models.md)
+HAS_DROPOUT_LAYERS = {"mt5": True, "t5gemma": True, "bart": False, "marian": False}
+
+
+def test_cpu_dropout_replaces_the_dropout_layers_a_family_has(fitted):
+    """With --model.dropout_rate=0.1 (set_dropout), the dropout layers a family has get the bulk masks."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from resumen.lightning_modules.cpu_dropout import CpuDropout, use_cpu_dropout
+    from resumen.lightning_modules.model_changes import set_dropout
+
+    has_layers = HAS_DROPOUT_LAYERS[fitted["kind"]]
+    model = AutoModelForSeq2SeqLM.from_pretrained(fitted["export"])
+    set_dropout(model, 0.1)
+    layers = sum(type(m) is torch.nn.Dropout and m.p > 0 for m in model.modules())
+    assert use_cpu_dropout(model) == layers and (layers > 0) == has_layers
+    assert sum(isinstance(m, CpuDropout) for m in model.modules()) == layers
+
+
 def test_the_trained_with_record_travels_in_every_architectures_export(fitted):
     record = json.loads((fitted["export"] / "config.json").read_text())["resumen"]
     assert record["base_model"] == str(fitted["base"]) and record["lora"]["r"] == 8
