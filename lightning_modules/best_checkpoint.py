@@ -15,6 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from resumen.core.runs import epoch_number
+
 
 def checkpoint_rank(value: float, mode: str, tie: float | None, tie_mode: str) -> tuple[float, float]:
     """How good a checkpoint is, higher is better: its monitored value, then its tie-breaker (missing or NaN
@@ -93,6 +95,13 @@ class BestCheckpoint(ModelCheckpoint):
         self._candidates: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------------------- decisions
+    def format_checkpoint_name(self, metrics: dict[str, torch.Tensor], filename: str | None = None, ver: int | None = None, prefix: str | None = None) -> str:
+        """``{epoch}`` in a name counts from 1, as the console and the run report do (``best-epoch01-...`` is the
+        first epoch; Lightning's own counter starts at 0)."""
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": epoch_number(int(metrics["epoch"]))}
+        return super().format_checkpoint_name(metrics, filename, ver, prefix)
+
     def _save_monitor_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
         self._candidates = monitor_candidates  # check_monitor_top_k is not given them
         super()._save_monitor_checkpoint(trainer, monitor_candidates)

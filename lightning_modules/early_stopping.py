@@ -7,6 +7,8 @@ from typing import Any, Literal
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping
 
+from resumen.core.runs import epoch_number
+
 
 class OptionalEarlyStopping(EarlyStopping):
     """Lightning's ``EarlyStopping``, off by default, watching ``val/rougeL`` (higher is better) when on."""
@@ -58,4 +60,4 @@ class OptionalEarlyStopping(EarlyStopping):
         """For the run report: whether, when and why training stopped early."""
         if not self.enabled or not self.stopping_reason_message:
             return {}
-        return {"stopped_early_at_epoch": self.stopped_epoch, "stopped_early_because": self.stopping_reason_message}
+        return {"stopped_early_at_epoch": epoch_number(self.stopped_epoch), "stopped_early_because": self.stopping_reason_message}

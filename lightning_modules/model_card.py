@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from resumen.core.files import atomic_file
+from resumen.core.runs import epoch_number
 from resumen.core.summary_metrics import ALL_METRICS
 
 CARD_FILE = "README.md"
@@ -90,9 +91,9 @@ def build_card(
 Fine-tuned from {source} to summarise Spanish news. It was trained with the prompt `{shown}` (`{{text}}` is the
 article); `config.json` keeps it as `prompt_template`.
 
-Best checkpoint: epoch {epoch} (`{Path(checkpoint).name if checkpoint else "final weights"}`).
+Best checkpoint: epoch {epoch_number(epoch)} (`{Path(checkpoint).name if checkpoint else "final weights"}`).
 
-| validation metric (epoch {epoch}) | value |
+| validation metric (epoch {epoch_number(epoch)}) | value |
 |---|---|
 {rows}
 

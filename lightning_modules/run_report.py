@@ -17,7 +17,7 @@ from resumen.core.contract import data_settings, summarization_data, summarizer_
 from resumen.core.files import atomic_file
 from resumen.core.rouge import CONFIDENCE, LITERATURE_SCORER, RESAMPLES, SEED
 from resumen.core import summary_metrics
-from resumen.core.runs import RunLayout
+from resumen.core.runs import RunLayout, epoch_number
 from resumen.lightning_modules.best_checkpoint import checkpoint_rank
 from resumen.lightning_modules.early_stopping import OptionalEarlyStopping
 from resumen.lightning_modules.run_files import run_dir
@@ -275,7 +275,7 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
         return checkpoint_rank(values[epoch], mode, history[epoch].get(tie_breaker) if tie_breaker else None, tie_mode)
 
     epoch = max(sorted(values), key=rank)  # sorted: with no tie-breaker the first of equal values wins
-    tied = [e for e in sorted(values) if values[e] == values[epoch] and e != epoch]
+    tied = [epoch_number(e) for e in sorted(values) if values[e] == values[epoch] and e != epoch]
     if tied and tie_breaker:
         reason = f"tied on {monitor} with epoch(s) {', '.join(map(str, tied))}; {'lowest' if tie_mode == 'min' else 'highest'} {tie_breaker} of them"
     elif tied:
@@ -283,9 +283,11 @@ def best_epoch(trainer: L.Trainer, history: dict[int, dict[str, float]]) -> dict
     else:
         reason = f"{'highest' if mode == 'max' else 'lowest'} {monitor}"
     first = min(history)
-    result: dict[str, Any] = {"monitor": monitor, "best_epoch": epoch, "best_value": history[epoch].get(monitor), "best_reason": reason}
+    # epochs as people read them (resumen.core.runs.epoch_number: the first is 1); "epochs_from" says so to readers
+    result: dict[str, Any] = {"monitor": monitor, "best_epoch": epoch_number(epoch), "best_value": history[epoch].get(monitor), "best_reason": reason}
     result["best_metrics"] = {name: history[epoch][name] for name in HPARAM_METRICS if name in history[epoch]}
-    result["first_epoch"] = first
+    result["first_epoch"] = epoch_number(first)
+    result["epochs_from"] = 1
     result["first_metrics"] = {name: history[first][name] for name in HPARAM_METRICS if name in history[first]}
     if callback is not None and getattr(callback, "best_model_path", ""):
         result["best_checkpoint"] = callback.best_model_path

@@ -47,32 +47,32 @@ def fit(tmp_path, rouge, loss, **checkpoint_args):
 
 def test_a_tie_on_rouge_goes_to_the_lower_loss(tmp_path):
     trainer, callback, module = fit(tmp_path, rouge=[0, 0, 0, 0], loss=[28.3, 20.0, 12.4, 13.0])
-    assert callback.best_model_path.endswith("best-epoch=2.ckpt")  # not the untrained epoch 0
-    assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=2.ckpt"]
+    assert callback.best_model_path.endswith("best-epoch=3.ckpt")  # names count epochs from 1: the third, not the untrained first
+    assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=3.ckpt"]
     report = best_epoch(trainer, module.val_history)
-    assert report["best_epoch"] == 2 and "lowest val/loss" in report["best_reason"]
-    assert report["first_epoch"] == 0 and report["first_metrics"]["val/loss"] == pytest.approx(28.3)
+    assert report["best_epoch"] == 3 and "lowest val/loss" in report["best_reason"]  # epochs counted from 1
+    assert report["first_epoch"] == 1 and report["first_metrics"]["val/loss"] == pytest.approx(28.3)
 
 
 def test_a_higher_rouge_still_wins_over_a_lower_loss(tmp_path):
     _, callback, _ = fit(tmp_path, rouge=[0, 5, 5, 3], loss=[28.3, 20.0, 15.0, 9.0])
-    assert callback.best_model_path.endswith("best-epoch=2.ckpt")  # 5 ties with epoch 1: lower loss; 3 < 5 loses
+    assert callback.best_model_path.endswith("best-epoch=3.ckpt")  # 5 ties with epoch 2 (from 1): lower loss; 3 < 5 loses
 
 
 def test_without_a_tie_breaker_the_first_of_equal_scores_wins(tmp_path):
     trainer, callback, module = fit(tmp_path, rouge=[0, 0, 0], loss=[3.0, 2.0, 1.0], tie_breaker=None)
-    assert callback.best_model_path.endswith("best-epoch=0.ckpt")
+    assert callback.best_model_path.endswith("best-epoch=1.ckpt")
 
 
 def test_top_k_keeps_the_lower_losses_among_ties(tmp_path):
     _, callback, _ = fit(tmp_path, rouge=[0, 0, 0, 0], loss=[4.0, 2.0, 3.0, 1.0], save_top_k=2)
-    assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=1.ckpt", "best-epoch=3.ckpt"]
-    assert callback.best_model_path.endswith("best-epoch=3.ckpt")
+    assert sorted(p.name for p in tmp_path.glob("best-*.ckpt")) == ["best-epoch=2.ckpt", "best-epoch=4.ckpt"]
+    assert callback.best_model_path.endswith("best-epoch=4.ckpt")
 
 
 def test_selecting_by_loss_as_the_course_does(tmp_path):
     _, callback, _ = fit(tmp_path, rouge=[9, 1, 5], loss=[3.0, 1.0, 2.0], monitor="val/loss", mode="min", tie_breaker=None)
-    assert callback.best_model_path.endswith("best-epoch=1.ckpt")
+    assert callback.best_model_path.endswith("best-epoch=2.ckpt")
 
 
 def test_tie_values_survive_a_resume(tmp_path):
@@ -96,7 +96,7 @@ def test_run_report_prints_first_and_best_side_by_side(tmp_path):
         **best_epoch(trainer, module.val_history),
     }
     text = format_report(report)
-    assert "at epoch 2" in text and "tied on val/rougeL with epoch(s) 1; lowest val/loss of them" in text
-    first = next(line for line in text.splitlines() if line.strip().startswith("first (0)"))
-    best = next(line for line in text.splitlines() if line.strip().startswith("best (2)"))
+    assert "at epoch 3" in text and "tied on val/rougeL with epoch(s) 2; lowest val/loss of them" in text  # from 1
+    first = next(line for line in text.splitlines() if line.strip().startswith("first (1)"))
+    best = next(line for line in text.splitlines() if line.strip().startswith("best (3)"))
     assert first.split()[2:] == ["28.30", "0.00"] and best.split()[2:] == ["12.45", "7.50"]

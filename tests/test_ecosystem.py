@@ -14,12 +14,12 @@ QUIET = "--trainer.enable_progress_bar=false"
 
 def test_early_stopping_stops_a_flat_run_and_says_why(tiny_t5, tmp_path, caplog):
     runs = tmp_path / "runs"
-    # a learning rate too small to move ROUGE: val/rougeL stays flat, so patience 2 stops after epoch 2 of 20
+    # a learning rate too small to move ROUGE: val/rougeL stays flat, so patience 2 stops after epoch 3 of 20 (from 1)
     cli = in_root(run_train, *demo_args("fit", tiny_t5, runs, "--model.learning_rate=1e-9", "--early_stopping.patience=2", QUIET))
     assert cli.trainer.current_epoch == 3 and cli.trainer.max_epochs == 20
     report = json.loads((runs / "demo" / "version_0" / "report.json").read_text())
-    assert report["stopped_early_at_epoch"] == 2 and "did not improve in the last 2 records" in report["stopped_early_because"]
-    assert "stopped early after epoch 2" in caplog.text
+    assert report["stopped_early_at_epoch"] == 3 and "did not improve in the last 2 records" in report["stopped_early_because"]
+    assert "stopped early after epoch 3" in caplog.text
     assert (runs / "demo" / "version_0" / "export" / "model.safetensors").exists()  # a finished run: exported
 
 

@@ -152,3 +152,22 @@ def test_a_hub_runs_report_records_the_dataset_revision_it_asked_for():
 
     hub = {"dataset_name": "mteb/mlsum", "dataset_config": "es", "dataset_revision": "abc123", "data_files": None}
     assert data_source(hub) == {"name": "mteb/mlsum", "config": "es", "revision": "abc123"}
+
+
+def test_every_place_a_person_reads_an_epoch_counts_from_one(finished_run):
+    """The console counts epochs from 1 ("epoch 3/3"); the report, the checkpoint name, the model card, the learning
+    curve's data and runs.py say the same number for the best epoch (Lightning's own counter starts at 0)."""
+    from pathlib import Path
+
+    from resumen.app import runs as listing
+    from resumen.lightning_modules.run_report import format_report
+
+    run = finished_run["runs"] / "demo" / "version_0"
+    report = json.loads((run / "report.json").read_text())
+    assert report["epochs_from"] == 1 and report["first_epoch"] == 1 and 1 <= report["best_epoch"] <= report["epochs"] == 3
+    best = report["best_epoch"]
+    assert Path(report["best_checkpoint"]).name.startswith(f"best-epoch{best:02d}-")
+    assert f"Best checkpoint: epoch {best} (" in (run / "export" / "README.md").read_text()
+    row = next(r for r in listing.main(["--root", str(finished_run["runs"]), "--json"]) if r["run"] == "demo/version_0")
+    assert row["best_epoch"] == best
+    assert f"at epoch {best} " in format_report(report) + " "

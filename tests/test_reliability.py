@@ -447,7 +447,7 @@ def test_no_generation_in_validation_selects_the_best_by_loss(tiny_t5, tmp_path,
     with pytest.warns(UserWarning, match="best checkpoint is chosen by the lowest val/loss instead"):
         cli = train_main(fit_args(tiny_t5, tmp_path, "--model.val_generate_samples=0", "--trainer.enable_progress_bar=false"))
     checkpoint = cli.trainer.checkpoint_callback
-    assert checkpoint.monitor == "val/loss" and Path(checkpoint.best_model_path).name.startswith("best-epoch00-loss")
+    assert checkpoint.monitor == "val/loss" and Path(checkpoint.best_model_path).name.startswith("best-epoch01-loss")
     assert (Path(cli.trainer.log_dir) / "export" / "model.safetensors").is_file()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 
 from resumen.app.cli_support import main_guard
+from resumen.core.runs import epoch_number
 
 
 def run_roots(root: Path) -> list[Path]:
@@ -56,10 +57,11 @@ def describe(run: Any) -> dict[str, Any]:
     if report.get("epochs") is not None:
         row["epochs"] = int(report["epochs"])  # the finished fit's own count
     if report.get("best_epoch") is not None and report.get("monitor") == "val/rougeL":
-        row["best_val_rougeL"], row["best_epoch"] = round(float(report["best_value"]), 2), int(report["best_epoch"])
+        shown = int(report["best_epoch"]) + (0 if report.get("epochs_from") == 1 else 1)  # 0.1's reports counted from 0
+        row["best_val_rougeL"], row["best_epoch"] = round(float(report["best_value"]), 2), shown
     elif history:
         best = max(sorted(history), key=lambda e: (history[e].get("val/rougeL", float("-inf")), -history[e].get("val/loss", float("inf"))))
-        row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), int(best)
+        row["best_val_rougeL"], row["best_epoch"] = round(history[best].get("val/rougeL", float("nan")), 2), epoch_number(int(best))
     if status["status"] == "unknown" and report:
         row["status"] = "interrupted" if report.get("interrupted") else "finished"
     tested = _json(run.test_results)

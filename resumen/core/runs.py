@@ -243,3 +243,9 @@ def received_decision(root: Path, timeout: float = 600.0) -> dict[str, Any] | No
 
 def forget_decision() -> None:
     os.environ.pop(DECISION_ENV, None)
+
+
+def epoch_number(index: int) -> int:
+    """An epoch as people read it. Lightning counts epochs from 0; the console's "epoch 3/12", the run report, the
+    checkpoint names, the learning curve, the model card and ``runs.py`` all count from 1: the first epoch is 1."""
+    return index + 1
