@@ -374,3 +374,29 @@ def test_decoding_options_may_change_when_a_fit_resumes():
     now = {"model": {"learning_rate": 0.01, "generation": {"num_beams": 4, "max_new_tokens": 128}, "val_num_beams": 2}}
     assert checkpoint_differences(saved, now, None) == []
     assert checkpoint_differences(saved, {"model": {**now["model"], "learning_rate": 0.1}}, None) == [("model.learning_rate", 0.01, 0.1)]
+
+
+# ----------------------------------------------------------------------------------------- CPU threads
+def test_torch_threads_spin_briefly_before_sleeping_unless_the_user_chose():
+    from resumen.app import choose_openmp_waiting
+
+    ours: dict[str, str] = {}
+    assert choose_openmp_waiting(ours) and ours == {"GOMP_SPINCOUNT": "100000"}
+    for users in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "0"}):
+        chosen = dict(users)
+        assert not choose_openmp_waiting(chosen) and chosen == users
+
+
+def test_a_command_starts_torch_with_the_waiting_it_chose():
+    """The choice is made when the application package is imported, before torch (every command imports it first):
+    a fresh command's environment holds it when OpenMP starts."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = "import resumen.app, os, torch; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.split() == ["100000", "None"]
