@@ -175,6 +175,10 @@ def train_gemma_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 
     )
 
 
+# the Gemma 2 blocks of the tiny causal Gemma 2 and of each T5Gemma stack
+TINY_GEMMA_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32}
+
+
 def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, vocab_size: int = 800, seed: int = 0) -> Path:
     """Write a Gemma2-shaped causal model whose BPE tokenizer has byte fallback (any script round-trips)."""
     import torch
@@ -183,12 +187,7 @@ def build_tiny_gemma2(out_dir: str | Path, texts: Iterable[str] | None = None, v
     wrapped = train_gemma_tokenizer(texts, vocab_size)
     config = Gemma2Config(
         vocab_size=len(wrapped),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
+        **TINY_GEMMA_SHAPE,
         max_position_embeddings=512,
         pad_token_id=wrapped.pad_token_id,
         bos_token_id=wrapped.bos_token_id,
@@ -212,12 +211,7 @@ def build_tiny_t5gemma(out_dir: str | Path, texts: Iterable[str] | None = None, 
         # sliding_window: the real models' 4096 (CTranslate2's loader reads no other), longer than any test input
         return T5GemmaModuleConfig(
             vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=32,
+            **TINY_GEMMA_SHAPE,
             query_pre_attn_scalar=32,
             max_position_embeddings=8192,
             sliding_window=4096,
