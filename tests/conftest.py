@@ -167,6 +167,7 @@ SLOW_FILES = {
     "test_serving.py",
     "test_lora.py",
     "test_ecosystem.py",
+    "test_architectures.py",
 }
 SLOW_FIXTURES = {"finished_run"}
 

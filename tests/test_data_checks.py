@@ -72,6 +72,7 @@ print(json.dumps({{"grew_mb": (peak_rss_bytes() - before) / 2**20}}))
     return json.loads(done.stdout.strip().splitlines()[-1])["grew_mb"]
 
 
+@pytest.mark.slow  # writes and reads 200 MB
 def test_a_200_mb_file_is_checked_without_holding_it(tmp_path):
     """Constant memory: checking 200 MB of JSON lines grows the process by its blocks and pyarrow's pool (about
     40-100 MB, whatever the file's size), not by the file (reading it whole, as before, grew it by about three times
