@@ -18,9 +18,9 @@ def plot_learning_curve(history: dict[int, dict[str, float]], train_losses: dict
     from resumen.core.runs import epoch_number
 
     epochs = sorted(history)
-    shown = [epoch_number(e) for e in epochs]  # counted from 1, as the console and the report count
     if not epochs:
         return False
+    shown = [epoch_number(e) for e in epochs]  # counted from 1, as the console and the report count
     figure, (losses, rouge) = plt.subplots(1, 2, figsize=(10, 3.8))
     train = sorted(train_losses)
     if train:

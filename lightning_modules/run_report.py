@@ -92,13 +92,14 @@ class RunReport(Callback):
         directory = run_dir(trainer)
         if not trainer.is_global_zero:
             return
+        assert self.throughput is not None  # setup refused a fit without it
         scored = summarizer_results(pl_module)
         history = scored.val_history if scored is not None else {}
         self.report = {
             "interrupted": bool(trainer.interrupted),
             "epochs": trainer.fit_loop.epoch_progress.current.completed,
             "steps": trainer.global_step,
-            **(self.throughput.fit_rates(max(trainer.world_size, 1)) if self.throughput is not None else {}),  # set in setup
+            **self.throughput.fit_rates(max(trainer.world_size, 1)),
             "peak_memory": peak_memory(trainer.strategy.root_device),
             **best_epoch(trainer, history),
             **early_stop(trainer),

@@ -89,3 +89,18 @@ def test_emoji_written_as_escape_pairs_are_characters_not_lone_surrogates(small_
     path.write_text(json.dumps({"text": "Gol \U0001f600 del Betis", "summary": "Gol."}) + "\n", encoding="utf-8")
     assert "\\ud83d\\ude00" in path.read_text()
     assert sources.check_local_files([str(path)]) == "json"
+
+
+def test_under_ddp_only_rank_zero_reads_the_files(small_blocks, tmp_path, monkeypatch):
+    """Once per command, not per rank: another rank trusts rank 0's check (which stops the whole job on a bad file)
+    and only looks at what costs nothing (existence, extension, size)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    path = write_rows(tmp_path / "train.jsonl", 3000, bad_line=2500)
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert sources.check_local_files([str(path)]) == "json"
+    with pytest.raises(ResumenError, match="does not exist"):
+        sources.check_local_files([str(tmp_path / "missing.jsonl")])
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    with pytest.raises(ResumenError, match="line 2500 is not valid JSON"):
+        sources.check_local_files([str(path)])
